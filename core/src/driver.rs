@@ -1,0 +1,195 @@
+//! A runtime-agnostic async driver: [`run`] carries out a [`Session`]'s actions over a
+//! [`Transport`] and sleeps on a [`Clock`], on any executor (tokio, embassy, smol, a test's
+//! `block_on`). It makes no decision of its own: every reply goes through the
+//! [`StatusTable`] and every decision through the session.
+
+use core::future::Future;
+
+use futures::future::{Either, FusedFuture, FutureExt};
+use futures::stream::{Stream, StreamExt};
+use futures::{pin_mut, select_biased};
+
+use crate::classify::{Endpoint, Outcome, Reply, StatusTable, Step};
+use crate::event::{Event, ReleaseReason, State};
+use crate::session::{Action, Session};
+use crate::{Duration, Instant};
+
+/// The requests a session needs, as an adapter performs them. Each method returns what came
+/// back as a [`Reply`]; the adapter keeps the protocol state (the signer's `state` blob, the
+/// minted payment, the current `payment_params`) and never interprets a status.
+///
+/// Methods take `&self` so that the driver can hold a request future while it also waits for
+/// commands; use interior mutability (a `RefCell` on a single-threaded executor, a mutex
+/// elsewhere) for the state.
+// `async fn` without a `Send` bound on purpose: embedded executors are single-threaded, and a
+// std adapter's concrete future is still `Send` when its implementation is.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    /// `POST /generate-live-payment` with the latest signer state. On a 200 the adapter keeps the
+    /// minted payment and the new state for [`send_payment`](Self::send_payment).
+    async fn request_payment(&self, cycle: u32) -> Reply;
+    /// `POST {payment_url}` with the payment minted by the last successful
+    /// [`request_payment`](Self::request_payment).
+    async fn send_payment(&self) -> Reply;
+    /// `POST /refresh-payment`; on a 200, replace `payment_params` and keep `payment_url`.
+    async fn refresh(&self) -> Reply;
+    /// `POST {control_url}/stop`.
+    async fn stop(&self) -> Reply;
+}
+
+/// The time source an adapter provides. The session itself never reads a clock; only the
+/// driver does, through this trait.
+#[allow(async_fn_in_trait)]
+pub trait Clock {
+    /// The current instant.
+    fn now(&self) -> Instant;
+    /// Completes at or after `deadline`.
+    async fn sleep_until(&self, deadline: Instant);
+}
+
+/// What the application can tell a running [`run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// [`Session::start`].
+    Start,
+    /// [`Session::stop`]: `run` returns [`Exit::Stopped`] once any action in flight is answered.
+    Stop,
+    /// [`Session::close`]: `run` returns [`Exit::Released`] once the stop is answered.
+    Close,
+    /// [`Session::payment_due`].
+    PaymentDue,
+}
+
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The session is released; no further action will ever be produced.
+    Released(ReleaseReason),
+    /// The session is reserved and idle: stopped by [`Command::Stop`], or nothing to fund.
+    /// It can be started again.
+    Stopped,
+}
+
+/// Carries out one action: the signer call and, on a mint, the payment POST.
+async fn execute<T: Transport>(transport: &T, table: &StatusTable, action: Action) -> Outcome {
+    let (endpoint, reply) = match action {
+        Action::Pay { cycle } => {
+            let reply = transport.request_payment(cycle).await;
+            match table.classify(Endpoint::Signer, reply) {
+                Step::Continue => (Endpoint::Payment, transport.send_payment().await),
+                Step::Done(outcome) => return outcome,
+            }
+        }
+        Action::Refresh => (Endpoint::Refresh, transport.refresh().await),
+        Action::Stop => (Endpoint::Stop, transport.stop().await),
+    };
+    match table.classify(endpoint, reply) {
+        Step::Done(outcome) => outcome,
+        // Only the signer's answer continues an action.
+        Step::Continue => Outcome::Transient { endpoint, reply },
+    }
+}
+
+/// Starts funding `session` and drives it until it is released ([`Exit::Released`]) or stopped
+/// and idle ([`Exit::Stopped`]), reporting every event to `on_event`.
+///
+/// `commands` lets the application stop, close or signal demand while `run` waits; pass
+/// `futures::stream::pending()` if it never will. At most one request is in flight at a time; a
+/// command arriving meanwhile is applied at once and takes effect when the request is answered.
+pub async fn run<T, C, S>(
+    session: &mut Session,
+    transport: &T,
+    clock: &C,
+    table: &StatusTable,
+    commands: S,
+    mut on_event: impl FnMut(Event),
+) -> Exit
+where
+    T: Transport,
+    C: Clock,
+    S: Stream<Item = Command> + Unpin,
+{
+    let mut commands = commands.fuse();
+    session.start(clock.now());
+    let in_flight = futures::future::Fuse::terminated();
+    pin_mut!(in_flight);
+    loop {
+        while let Some(event) = session.poll_event() {
+            on_event(event);
+        }
+        if let State::Released { reason } = session.state() {
+            return Exit::Released(reason);
+        }
+        if in_flight.is_terminated() {
+            if let Some(action) = session.poll_action() {
+                in_flight.set(execute(transport, table, action).fuse());
+            } else if session.state() == State::Reserved {
+                return Exit::Stopped;
+            }
+        }
+        let sleep = match session.poll_timeout() {
+            Some(at) => Either::Left(clock.sleep_until(at)),
+            None => Either::Right(futures::future::pending::<()>()),
+        }
+        .fuse();
+        pin_mut!(sleep);
+        select_biased! {
+            outcome = in_flight => {
+                let answered = session.handle_outcome(clock.now(), outcome);
+                debug_assert!(answered.is_ok(), "driver paired an outcome with the wrong action");
+            }
+            command = commands.select_next_some() => {
+                let now = clock.now();
+                match command {
+                    Command::Start => session.start(now),
+                    Command::Stop => session.stop(now),
+                    Command::Close => session.close(now),
+                    Command::PaymentDue => session.payment_due(now),
+                }
+            }
+            () = sleep => session.handle_timeout(clock.now()),
+        }
+    }
+}
+
+/// A [`Clock`] over any monotonic millisecond or tick source, for adapters that have one.
+///
+/// `now` reads the source; `sleep` waits for a span with the runtime's own timer.
+#[derive(Debug, Clone, Copy)]
+pub struct FnClock<N, S> {
+    now: N,
+    sleep: S,
+}
+
+impl<N, S, F> FnClock<N, S>
+where
+    N: Fn() -> Instant,
+    S: Fn(Duration) -> F,
+    F: Future<Output = ()>,
+{
+    /// A clock reading `now` and sleeping with `sleep`.
+    pub const fn new(now: N, sleep: S) -> Self {
+        Self { now, sleep }
+    }
+}
+
+impl<N, S, F> Clock for FnClock<N, S>
+where
+    N: Fn() -> Instant,
+    S: Fn(Duration) -> F,
+    F: Future<Output = ()>,
+{
+    fn now(&self) -> Instant {
+        (self.now)()
+    }
+
+    async fn sleep_until(&self, deadline: Instant) {
+        loop {
+            let now = (self.now)();
+            if now >= deadline {
+                return;
+            }
+            (self.sleep)(crate::time::since(deadline, now)).await;
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! What the machine reports: [`Event`]s, drained with [`Session::poll_event`](crate::Session::poll_event).
+
+use embassy_time::{Duration, Instant};
+
+use crate::classify::{Endpoint, Reply};
+
+/// Where a session is in its funding lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The reservation is paid; the machine is not funding (before `start`, after `stop`, or
+    /// while closing).
+    Reserved,
+    /// Paying on schedule; the last cycle minted a payment (or none has run yet).
+    Funding,
+    /// Funding, and the last cycle was a signer 482: the balance was current.
+    Skipped,
+    /// Terminal: no action follows.
+    Released {
+        /// Why.
+        reason: ReleaseReason,
+    },
+}
+
+impl State {
+    /// `Funding` or `Skipped`.
+    pub const fn is_funding(self) -> bool {
+        matches!(self, Self::Funding | Self::Skipped)
+    }
+
+    /// `Released { .. }`.
+    pub const fn is_released(self) -> bool {
+        matches!(self, Self::Released { .. })
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseReason {
+    /// The client closed it ([`Session::close`](crate::Session::close)).
+    ClosedByClient,
+    /// The orchestrator answered 404: it had released the session (its balance ran out).
+    Gone,
+    /// A terminal answer made funding impossible.
+    Rejected {
+        /// Which request saw it.
+        endpoint: Endpoint,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The configured [`Budget`](crate::Budget) was used up; the session was stopped when the
+    /// credit already bought was about to run out.
+    BudgetExhausted,
+}
+
+/// Why [`Session::start`](crate::Session::start) did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotFunded {
+    /// No signer: unpriced or offchain runner.
+    Offchain,
+    /// Fixed price: the reservation paid for everything.
+    FixedPrice,
+}
+
+/// Something the application may want to log, count or react to. `Copy`, 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The [`State`] changed.
+    StateChanged {
+        /// Before.
+        from: State,
+        /// After.
+        to: State,
+    },
+    /// A payment was credited by the orchestrator.
+    PaymentAccepted {
+        /// The cycle that paid.
+        cycle: u32,
+        /// From sending the signer request to the orchestrator's 200, on the adapter's clock.
+        latency: Duration,
+    },
+    /// The signer answered 482: balance current, nothing sent.
+    CycleSkipped {
+        /// The cycle that was skipped.
+        cycle: u32,
+    },
+    /// A transient failure; funding goes on.
+    PaymentFailed {
+        /// The request that failed.
+        endpoint: Endpoint,
+        /// What came back.
+        reply: Reply,
+        /// Failures in a row, this one included.
+        consecutive: u16,
+        /// When the retry goes out.
+        next_retry: Instant,
+    },
+    /// A request failed after funding had stopped (a `stop`, a close, a budget drain): nothing
+    /// is retried.
+    PaymentAbandoned {
+        /// The request that failed.
+        endpoint: Endpoint,
+        /// What came back.
+        reply: Reply,
+    },
+    /// The signer asked for fresh payment params (480); a refresh is under way.
+    RefreshRequired {
+        /// Refreshes in this cycle, this one included.
+        attempt: u8,
+    },
+    /// Fresh payment params arrived; the cycle's payment is retried at once.
+    Refreshed {
+        /// Refreshes in this cycle.
+        attempt: u8,
+    },
+    /// The estimated runway fell under one server tick without a success.
+    AtRisk {
+        /// Estimated time until the credit runs out.
+        runway: Duration,
+    },
+    /// The deadline for a success passed: the orchestrator has probably released the session,
+    /// or will at its next tick. Funding keeps retrying so a release is confirmed (404) or averted.
+    Lapsed {
+        /// The deadline that passed.
+        deadline: Instant,
+    },
+    /// The budget is used up: no more payments; the session is stopped at `closes_at`, when the
+    /// credit already bought is about to run out.
+    BudgetExhausted {
+        /// When the stop goes out.
+        closes_at: Instant,
+    },
+    /// `start` had nothing to fund.
+    FundingNotRequired {
+        /// Why.
+        why: NotFunded,
+    },
+    /// The stop request failed; funding stays stopped and the session is reported released.
+    StopFailed {
+        /// What came back.
+        reply: Reply,
+    },
+}
+
+/// How many events fit between two drains. One input produces at most four.
+pub(crate) const EVENT_CAPACITY: usize = 4;
+
+/// A fixed ring of events; when full, the oldest is dropped (and counted by the caller).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventQueue {
+    slots: [Option<Event>; EVENT_CAPACITY],
+    head: u8,
+    len: u8,
+}
+
+impl EventQueue {
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: [None; EVENT_CAPACITY],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends `event`; returns `true` when the oldest event had to be dropped.
+    pub(crate) fn push(&mut self, event: Event) -> bool {
+        let cap = EVENT_CAPACITY as u8;
+        let dropped = self.len == cap;
+        if dropped {
+            self.head = (self.head + 1) % cap;
+            self.len -= 1;
+        }
+        let tail = (self.head + self.len) % cap;
+        self.slots[usize::from(tail)] = Some(event);
+        self.len += 1;
+        dropped
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Event> {
+        if self.len == 0 {
+            return None;
+        }
+        let event = self.slots[usize::from(self.head)].take();
+        self.head = (self.head + 1) % EVENT_CAPACITY as u8;
+        self.len -= 1;
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_stay_small() {
+        assert!(
+            core::mem::size_of::<Event>() <= 16,
+            "{}",
+            core::mem::size_of::<Event>()
+        );
+    }
+
+    #[test]
+    fn ring_is_fifo_and_drops_the_oldest_when_full() {
+        let mut q = EventQueue::new();
+        let ev = |cycle| Event::CycleSkipped { cycle };
+        for c in 0..EVENT_CAPACITY as u32 {
+            assert!(!q.push(ev(c)));
+        }
+        assert!(q.push(ev(99)));
+        assert_eq!(q.pop(), Some(ev(1)));
+        assert_eq!(q.pop(), Some(ev(2)));
+        assert_eq!(q.pop(), Some(ev(3)));
+        assert_eq!(q.pop(), Some(ev(99)));
+        assert_eq!(q.pop(), None);
+        q.push(ev(5));
+        assert_eq!(q.pop(), Some(ev(5)));
+    }
+}

@@ -1,0 +1,719 @@
+//! The session machine: when to pay, what an answer means, when the session is at risk.
+
+use embassy_time::{Duration, Instant};
+
+use crate::classify::{Endpoint, Outcome, Reply};
+use crate::config::{Config, ConfigError, FirstPayment, PaymentType};
+use crate::event::{Event, EventQueue, NotFunded, ReleaseReason, State};
+use crate::rng::SplitMix64;
+use crate::time;
+
+/// A request the adapter must carry out, then answer with exactly one
+/// [`Session::handle_outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the signer for a payment (`generate-live-payment`, with the latest state); on a 200,
+    /// POST it to the session's `payment_url`. Answer with the outcome of the last request made.
+    Pay {
+        /// Numbers payment cycles from 1; a refresh re-pay keeps its cycle's number.
+        cycle: u32,
+    },
+    /// Call `refresh-payment` and swap in the new `payment_params` (keep `payment_url`).
+    Refresh,
+    /// POST `{control_url}/stop`. Funding has already stopped.
+    Stop,
+}
+
+/// Counters, for dashboards and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// `Pay` actions issued (refresh re-pays included).
+    pub payments_sent: u32,
+    /// Payments the orchestrator credited.
+    pub payments_accepted: u32,
+    /// Cycles the signer skipped with 482.
+    pub cycles_skipped: u32,
+    /// Transient failures.
+    pub failures: u32,
+    /// Payments minted but never credited (the POST failed after a signer 200).
+    pub lost_mints: u32,
+    /// Successful refreshes.
+    pub refreshes: u32,
+    /// `AtRisk` episodes.
+    pub at_risk: u32,
+    /// `Lapsed` episodes.
+    pub lapses: u32,
+    /// Events dropped because the caller did not drain [`Session::poll_event`].
+    pub events_dropped: u32,
+    /// Estimated service time bought after the reservation (the signer's billing of mints).
+    pub billed: Duration,
+    /// Estimated rounding surplus inside `billed`: time bought beyond the time elapsed between
+    /// mints. It is extra runway, and lost when the session ends.
+    pub surplus: Duration,
+}
+
+/// The configuration in the compact form the machine keeps (milliseconds), so that a
+/// [`Session`] stays within 256 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    interval: u32,
+    server_tick: u32,
+    prepay: u32,
+    safety_margin: u32,
+    backoff_initial: u32,
+    backoff_max: u32,
+    target_runway: u32,
+    mint_margin: u32,
+    min_demand_spacing: u32,
+    max_payments: u32,
+    /// Budget on funded time (prepay included), in milliseconds; `u32::MAX` for none.
+    max_funded: u32,
+    jitter_percent: u8,
+    max_refreshes: u8,
+    whole_seconds: bool,
+    first_immediately: bool,
+    stop_on_rejection: bool,
+    unfunded: Option<NotFunded>,
+}
+
+fn millis(span: Duration) -> u32 {
+    u32::try_from(span.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn ms(value: u32) -> Duration {
+    Duration::from_millis(u64::from(value))
+}
+
+/// The instant that means "never" in the machine's optional timers.
+const NEVER: Instant = Instant::MAX;
+
+/// Funds one reserved live-runner session. Pure and time-driven: it never reads a clock,
+/// never performs I/O and never allocates.
+///
+/// # Method taxonomy
+///
+/// (A) **Getters** on `&self`: [`state`](Self::state), [`stats`](Self::stats),
+/// [`runway`](Self::runway), [`deadline`](Self::deadline), [`funded_until`](Self::funded_until).
+///
+/// (B) **Inputs** `handle_*(&mut self, now, …)`: [`handle_timeout`](Self::handle_timeout),
+/// [`handle_outcome`](Self::handle_outcome).
+///
+/// (C) **Commands**: [`start`](Self::start), [`stop`](Self::stop), [`close`](Self::close),
+/// [`payment_due`](Self::payment_due).
+///
+/// (D) **Outputs**, drained until `None` after every (B) or (C) call, in this order:
+/// [`poll_action`](Self::poll_action) (what to send), [`poll_timeout`](Self::poll_timeout)
+/// (when to call [`handle_timeout`](Self::handle_timeout) next), [`poll_event`](Self::poll_event).
+///
+/// # Contract
+///
+/// - `now` must not go backwards between inputs; an earlier instant is clamped to the latest seen
+///   (and trips a `debug_assert!`).
+/// - An early or repeated `handle_timeout` is a harmless no-op.
+/// - At most one [`Action`] is in flight; each is answered by exactly one `handle_outcome`.
+/// - Once [`State::Released`], no action is ever produced again.
+/// - Every call does a bounded amount of work.
+///
+/// # Runway
+///
+/// The machine estimates when the orchestrator's credit for the session runs out
+/// ([`funded_until`](Self::funded_until)): the reservation's prepay (10 s `live`, 60 s `lv2v`)
+/// plus what the signer billed for every mint, rounded the way the signer rounds. The
+/// [`deadline`](Self::deadline) for the next success is that instant minus
+/// [`Config::safety_margin`]; with no rounding surplus it is `last success + prepay − margin`.
+#[derive(Debug, Clone)]
+pub struct Session {
+    timing: Timing,
+    state: State,
+    /// Set while a close (or a stop after a rejection, or a budget drain end) is in progress.
+    closing: Option<ReleaseReason>,
+    last_input: Instant,
+    /// Send time of the last mint the signer billed (its `LastUpdate`).
+    last_mint: Instant,
+    /// Estimated end of the orchestrator's credit.
+    funded_until: Instant,
+    /// Send time of the latest `Pay`.
+    last_attempt: Instant,
+    /// When the next `Pay` goes out (or, while draining a budget, when the stop goes out).
+    next_pay: Instant,
+    /// The one action that exists at a time: produced, then taken by `poll_action`.
+    action: Option<Action>,
+    /// Whether `action` was taken and awaits its outcome.
+    in_flight: bool,
+    cycle: u32,
+    consecutive_failures: u16,
+    refreshes_this_cycle: u8,
+    at_risk_reported: bool,
+    lapse_reported: bool,
+    draining: bool,
+    rng: SplitMix64,
+    events: EventQueue,
+    stats: Stats,
+}
+
+impl Session {
+    /// A session whose reservation was paid at `now` (the signer's first, pre-billing call).
+    pub fn new(config: &Config, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let unfunded = if config.offchain {
+            Some(NotFunded::Offchain)
+        } else if config.payment_type == PaymentType::Fixed {
+            Some(NotFunded::FixedPrice)
+        } else {
+            None
+        };
+        let timing = Timing {
+            interval: millis(config.interval),
+            server_tick: millis(config.server_tick),
+            prepay: millis(config.prepay),
+            safety_margin: millis(config.safety_margin),
+            backoff_initial: millis(config.backoff.initial),
+            backoff_max: millis(config.backoff.max),
+            target_runway: millis(config.target_runway),
+            mint_margin: millis(config.mint_margin),
+            min_demand_spacing: millis(config.min_demand_spacing),
+            max_payments: config.budget.max_payments.unwrap_or(u32::MAX),
+            max_funded: config.budget.max_funded_time.map_or(u32::MAX, millis),
+            jitter_percent: config.backoff.jitter_percent,
+            max_refreshes: config.max_refreshes_per_cycle,
+            whole_seconds: config.payment_type.bills_whole_seconds(),
+            first_immediately: config.first_payment == FirstPayment::Immediately,
+            stop_on_rejection: config.stop_on_rejection,
+            unfunded,
+        };
+        Ok(Self {
+            funded_until: time::add(now, ms(timing.prepay)),
+            timing,
+            state: State::Reserved,
+            closing: None,
+            last_input: now,
+            last_mint: now,
+            last_attempt: now,
+            next_pay: NEVER,
+            action: None,
+            in_flight: false,
+            cycle: 0,
+            consecutive_failures: 0,
+            refreshes_this_cycle: 0,
+            at_risk_reported: false,
+            lapse_reported: false,
+            draining: false,
+            rng: SplitMix64::new(config.seed),
+            events: EventQueue::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    // ---- (A) getters ---------------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Estimated time from `now` until the orchestrator's credit runs out (zero once it has).
+    pub fn runway(&self, now: Instant) -> Duration {
+        time::since(self.funded_until, now)
+    }
+
+    /// Estimated end of the orchestrator's credit for this session.
+    pub fn funded_until(&self) -> Instant {
+        self.funded_until
+    }
+
+    /// The instant by which the next success must have landed: [`funded_until`](Self::funded_until)
+    /// minus the safety margin. `None` when nothing is funded or the session is released.
+    pub fn deadline(&self) -> Option<Instant> {
+        (self.timing.unfunded.is_none() && !self.state.is_released())
+            .then(|| time::sub(self.funded_until, ms(self.timing.safety_margin)))
+    }
+
+    /// Whether an action is in flight (taken by [`poll_action`](Self::poll_action), not answered).
+    pub fn has_action_in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    // ---- (C) commands --------------------------------------------------------------------
+
+    /// Starts funding. Idempotent; a no-op (with [`Event::FundingNotRequired`]) when there is
+    /// nothing to fund, and a no-op once closing or released.
+    pub fn start(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if let Some(why) = self.timing.unfunded {
+            self.emit(Event::FundingNotRequired { why });
+            return;
+        }
+        if self.state != State::Reserved || self.closing.is_some() {
+            return;
+        }
+        self.set_state(State::Funding);
+        self.next_pay = if self.timing.first_immediately {
+            now
+        } else {
+            time::add(now, ms(self.timing.interval))
+        };
+        self.advance(now);
+    }
+
+    /// Stops funding without releasing: back to [`State::Reserved`]. A payment already in flight
+    /// completes and is accounted for; nothing new is sent. Use it to hand funding elsewhere or
+    /// to let the session lapse deliberately.
+    pub fn stop(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if self.state.is_released() || self.closing.is_some() {
+            return;
+        }
+        self.cancel_funding();
+        self.advance(now);
+    }
+
+    /// Stops funding, then asks the orchestrator to stop the session ([`Action::Stop`], after any
+    /// action in flight is answered). [`State::Released`] follows the stop's answer. Idempotent.
+    pub fn close(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if self.state.is_released() || self.closing.is_some() {
+            return;
+        }
+        self.begin_close(ReleaseReason::ClosedByClient);
+        self.advance(now);
+    }
+
+    /// Demand-driven payment: the orchestrator (or the application) signals that a payment is due.
+    /// Pays at once, unless a payment is already under way or the last one went out less than
+    /// [`Config::min_demand_spacing`] ago, in which case it pays as soon as the spacing allows. A
+    /// flood of signals therefore cannot flood the signer. Ignored unless funding.
+    pub fn payment_due(&mut self, now: Instant) {
+        let now = self.observe(now);
+        if !self.state.is_funding() || self.closing.is_some() || self.draining {
+            return;
+        }
+        if self.action.is_none() {
+            let earliest = time::add(self.last_attempt, ms(self.timing.min_demand_spacing));
+            self.next_pay = self.next_pay.min(earliest.max(now));
+        }
+        self.advance(now);
+    }
+
+    // ---- (B) inputs ----------------------------------------------------------------------
+
+    /// Lets time pass: issues a payment that has come due, reports risk. Early or repeated calls
+    /// are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.observe(now);
+        self.advance(now);
+    }
+
+    /// Answers the action in flight. Classify replies with
+    /// [`StatusTable::classify`](crate::StatusTable::classify).
+    ///
+    /// # Errors
+    ///
+    /// [`OutcomeError::NothingInFlight`] when no action was taken by
+    /// [`poll_action`](Self::poll_action), and [`OutcomeError::Mismatch`] when the outcome cannot
+    /// answer the action in flight (e.g. `Refreshed` for a `Pay`); the machine is unchanged then.
+    pub fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
+        let now = self.observe(now);
+        let action = self
+            .action
+            .filter(|_| self.in_flight)
+            .ok_or(OutcomeError::NothingInFlight)?;
+        if !answers(action, outcome) {
+            return Err(OutcomeError::Mismatch { action, outcome });
+        }
+        self.action = None;
+        self.in_flight = false;
+        match (action, outcome) {
+            (Action::Stop, outcome) => {
+                let reply = match outcome {
+                    Outcome::Transient { reply, .. } => Some(reply),
+                    Outcome::Rejected { status, .. } => Some(Reply::Status(status)),
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    self.emit(Event::StopFailed { reply });
+                }
+                self.release(self.closing.unwrap_or(ReleaseReason::ClosedByClient));
+            }
+            (Action::Pay { .. }, Outcome::Paid) => self.on_paid(now),
+            (Action::Pay { cycle }, Outcome::Skipped) => self.on_skipped(now, cycle),
+            (Action::Pay { .. }, Outcome::RefreshRequired) => {
+                self.refreshes_this_cycle = self.refreshes_this_cycle.saturating_add(1);
+                if self.refreshes_this_cycle > self.timing.max_refreshes {
+                    self.on_failure(now, Endpoint::Signer, Reply::Status(480));
+                } else {
+                    let attempt = self.refreshes_this_cycle;
+                    self.emit(Event::RefreshRequired { attempt });
+                    if self.funding_active() {
+                        self.action = Some(Action::Refresh);
+                    }
+                }
+            }
+            (Action::Refresh, Outcome::Refreshed) => {
+                self.stats.refreshes += 1;
+                self.emit(Event::Refreshed {
+                    attempt: self.refreshes_this_cycle,
+                });
+                if self.funding_active() {
+                    self.issue_pay(now, self.cycle);
+                }
+            }
+            (_, Outcome::Gone { .. }) => self.release(ReleaseReason::Gone),
+            (_, Outcome::Rejected { endpoint, status }) => {
+                let reason = ReleaseReason::Rejected { endpoint, status };
+                if self.closing.is_some() {
+                    // Already closing: the stop goes out below.
+                } else if self.timing.stop_on_rejection {
+                    self.begin_close(reason);
+                } else {
+                    self.release(reason);
+                }
+            }
+            (_, Outcome::Transient { endpoint, reply }) => {
+                if endpoint == Endpoint::Payment {
+                    // The signer minted and billed; the orchestrator never credited it.
+                    self.last_mint = self.last_attempt;
+                    self.stats.lost_mints += 1;
+                }
+                self.on_failure(now, endpoint, reply);
+            }
+            // `answers` admits no other pair.
+            _ => {}
+        }
+        self.advance(now);
+        Ok(())
+    }
+
+    // ---- (D) outputs ---------------------------------------------------------------------
+
+    /// The next request to carry out, if any. Taking it puts it in flight.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if self.in_flight {
+            return None;
+        }
+        self.in_flight = self.action.is_some();
+        self.action
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called; never earlier than the
+    /// latest input. `None` when no timer is armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state.is_released() {
+            return None;
+        }
+        let mut at = NEVER;
+        if self.action.is_none() {
+            at = at.min(self.next_pay);
+        }
+        if self.state.is_funding() && !self.draining {
+            if !self.at_risk_reported {
+                at = at.min(self.at_risk_at());
+            }
+            if !self.lapse_reported {
+                at = at.min(self.deadline_at());
+            }
+        }
+        (at != NEVER).then(|| at.max(self.last_input))
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    // ---- internals -----------------------------------------------------------------------
+
+    fn observe(&mut self, now: Instant) -> Instant {
+        debug_assert!(
+            now >= self.last_input,
+            "time went backwards: {now} < {}",
+            self.last_input
+        );
+        self.last_input = self.last_input.max(now);
+        self.last_input
+    }
+
+    fn emit(&mut self, event: Event) {
+        if self.events.push(event) {
+            self.stats.events_dropped += 1;
+        }
+    }
+
+    fn set_state(&mut self, to: State) {
+        if self.state != to {
+            let from = self.state;
+            self.state = to;
+            self.emit(Event::StateChanged { from, to });
+        }
+    }
+
+    /// Funding and not winding down: new payments may be scheduled.
+    fn funding_active(&self) -> bool {
+        self.state.is_funding() && self.closing.is_none() && !self.draining
+    }
+
+    fn deadline_at(&self) -> Instant {
+        time::sub(self.funded_until, ms(self.timing.safety_margin))
+    }
+
+    fn at_risk_at(&self) -> Instant {
+        time::sub(self.funded_until, ms(self.timing.server_tick))
+    }
+
+    fn release(&mut self, reason: ReleaseReason) {
+        if !self.in_flight {
+            self.action = None;
+        }
+        self.next_pay = NEVER;
+        self.closing = None;
+        self.draining = false;
+        self.set_state(State::Released { reason });
+    }
+
+    fn cancel_funding(&mut self) {
+        self.next_pay = NEVER;
+        self.draining = false;
+        // A payment produced but not yet taken was never sent: drop it.
+        if !self.in_flight && matches!(self.action, Some(Action::Pay { .. } | Action::Refresh)) {
+            self.action = None;
+        }
+        if self.state.is_funding() {
+            self.set_state(State::Reserved);
+        }
+    }
+
+    fn begin_close(&mut self, reason: ReleaseReason) {
+        self.cancel_funding();
+        self.closing = Some(reason);
+    }
+
+    fn issue_pay(&mut self, now: Instant, cycle: u32) {
+        self.cycle = cycle;
+        self.action = Some(Action::Pay { cycle });
+        self.last_attempt = now;
+        self.next_pay = NEVER;
+        self.stats.payments_sent += 1;
+    }
+
+    /// Runs every timer that is due. Called at the end of every input and command.
+    fn advance(&mut self, now: Instant) {
+        if self.state.is_released() {
+            return;
+        }
+        if self.state.is_funding() && !self.draining {
+            if !self.at_risk_reported && now >= self.at_risk_at() {
+                self.at_risk_reported = true;
+                self.stats.at_risk += 1;
+                self.emit(Event::AtRisk {
+                    runway: self.runway(now),
+                });
+            }
+            if !self.lapse_reported && now >= self.deadline_at() {
+                self.lapse_reported = true;
+                self.stats.lapses += 1;
+                self.emit(Event::Lapsed {
+                    deadline: self.deadline_at(),
+                });
+            }
+        }
+        let idle = self.action.is_none();
+        if idle && self.closing.is_some() {
+            self.action = Some(Action::Stop);
+            return;
+        }
+        if !(idle && self.state.is_funding() && now >= self.next_pay) {
+            return;
+        }
+        if self.draining {
+            self.begin_close(ReleaseReason::BudgetExhausted);
+            self.action = Some(Action::Stop);
+        } else if self.budget_exhausted() {
+            // Use up what was bought, then stop the session just before the credit runs out.
+            self.draining = true;
+            self.next_pay = self.deadline_at().max(now);
+            self.emit(Event::BudgetExhausted {
+                closes_at: self.next_pay,
+            });
+            if self.next_pay == now {
+                self.advance(now);
+            }
+        } else {
+            self.refreshes_this_cycle = 0;
+            self.issue_pay(now, self.cycle.wrapping_add(1));
+        }
+    }
+
+    fn budget_exhausted(&self) -> bool {
+        let funded = self.stats.billed + ms(self.timing.prepay);
+        self.stats.payments_accepted >= self.timing.max_payments || funded >= ms(self.timing.max_funded)
+    }
+
+    fn on_success(&mut self, now: Instant) {
+        self.consecutive_failures = 0;
+        self.at_risk_reported = false;
+        self.lapse_reported = false;
+        if self.funding_active() {
+            self.next_pay = self.schedule_after_success(now).max(now);
+        }
+    }
+
+    fn on_paid(&mut self, now: Instant) {
+        let sent_at = self.last_attempt;
+        let elapsed = time::since(sent_at, self.last_mint);
+        let billed = if self.timing.whole_seconds {
+            time::ceil_secs(elapsed)
+        } else {
+            elapsed
+        };
+        self.funded_until = time::add(self.funded_until, billed);
+        self.last_mint = sent_at;
+        self.stats.payments_accepted += 1;
+        self.stats.billed += billed;
+        self.stats.surplus += time::minus(billed, elapsed);
+        self.emit(Event::PaymentAccepted {
+            cycle: self.cycle,
+            latency: time::since(now, sent_at),
+        });
+        if self.state == State::Skipped {
+            self.set_state(State::Funding);
+        }
+        self.on_success(now);
+    }
+
+    fn on_skipped(&mut self, now: Instant, cycle: u32) {
+        // A 482 means the signer's balance covers the time since its last mint and one more
+        // ticket, so the orchestrator holds at least the prepay beyond the send time.
+        let floor = time::add(self.last_attempt, ms(self.timing.prepay));
+        self.funded_until = self.funded_until.max(floor);
+        self.stats.cycles_skipped += 1;
+        self.emit(Event::CycleSkipped { cycle });
+        if self.state == State::Funding {
+            self.set_state(State::Skipped);
+        }
+        self.on_success(now);
+    }
+
+    fn on_failure(&mut self, now: Instant, endpoint: Endpoint, reply: Reply) {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.stats.failures += 1;
+        if self.funding_active() {
+            let next_retry = self.retry_at(now);
+            self.next_pay = next_retry;
+            self.emit(Event::PaymentFailed {
+                endpoint,
+                reply,
+                consecutive: self.consecutive_failures,
+                next_retry,
+            });
+        } else {
+            self.emit(Event::PaymentAbandoned { endpoint, reply });
+        }
+    }
+
+    /// Exponential backoff with seeded jitter, never under the floor, and pulled in to the
+    /// deadline when the full delay would overshoot it.
+    fn retry_at(&mut self, now: Instant) -> Instant {
+        let floor = ms(self.timing.backoff_initial);
+        let exp = u32::from(self.consecutive_failures.saturating_sub(1));
+        let base = time::doubled(floor, exp).min(ms(self.timing.backoff_max));
+        let spread = base.as_ticks() / 100 * u64::from(self.timing.jitter_percent);
+        let jittered = base.as_ticks() - spread + self.rng.below_or_eq(2 * spread);
+        let delay = Duration::from_ticks(jittered).max(floor);
+        let at = time::add(now, delay);
+        let deadline = self.deadline_at();
+        if at > deadline && deadline >= time::add(now, floor) {
+            deadline
+        } else {
+            at
+        }
+    }
+
+    /// When the next cycle goes out after a success at `now`. For `live`, the signer bills each
+    /// mint `ceil(elapsed)`, so the spacing between mints sets the price actually paid: above the
+    /// target runway, land just under a whole second after the previous mint (pay ~the price);
+    /// below it, land just over one (the rounding builds buffer).
+    fn schedule_after_success(&self, now: Instant) -> Instant {
+        let nominal = time::add(self.last_attempt, ms(self.timing.interval));
+        if !self.timing.whole_seconds {
+            return nominal;
+        }
+        let margin = ms(self.timing.mint_margin);
+        let gap = time::since(nominal, self.last_mint);
+        let one_second = Duration::from_secs(1);
+        if self.runway(now) >= ms(self.timing.target_runway) {
+            let whole = time::floor_secs(gap + margin);
+            if whole >= one_second {
+                return time::sub(time::add(self.last_mint, whole), margin);
+            }
+        } else {
+            let whole = time::floor_secs(time::minus(gap, margin));
+            if whole >= one_second {
+                return time::add(time::add(self.last_mint, whole), margin);
+            }
+        }
+        nominal
+    }
+}
+
+/// Whether `outcome` can answer `action`.
+fn answers(action: Action, outcome: Outcome) -> bool {
+    match (action, outcome) {
+        (Action::Pay { .. }, Outcome::Paid | Outcome::Skipped | Outcome::RefreshRequired) => true,
+        (
+            Action::Pay { .. },
+            Outcome::Gone { endpoint }
+            | Outcome::Rejected { endpoint, .. }
+            | Outcome::Transient { endpoint, .. },
+        ) => {
+            matches!(endpoint, Endpoint::Signer | Endpoint::Payment)
+        }
+        (Action::Refresh, Outcome::Refreshed) => true,
+        (
+            Action::Refresh,
+            Outcome::Gone { endpoint }
+            | Outcome::Rejected { endpoint, .. }
+            | Outcome::Transient { endpoint, .. },
+        ) => endpoint == Endpoint::Refresh,
+        (Action::Stop, Outcome::Stopped) => true,
+        (
+            Action::Stop,
+            Outcome::Gone { endpoint }
+            | Outcome::Rejected { endpoint, .. }
+            | Outcome::Transient { endpoint, .. },
+        ) => endpoint == Endpoint::Stop,
+        _ => false,
+    }
+}
+
+/// Why [`Session::handle_outcome`] refused an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeError {
+    /// No action is in flight.
+    NothingInFlight,
+    /// The outcome cannot answer the action in flight.
+    Mismatch {
+        /// The action in flight.
+        action: Action,
+        /// The outcome offered.
+        outcome: Outcome,
+    },
+}
+
+impl core::fmt::Display for OutcomeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NothingInFlight => f.write_str("outcome without an action in flight"),
+            Self::Mismatch { action, outcome } => {
+                write!(f, "outcome {outcome:?} cannot answer action {action:?}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for OutcomeError {}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,869 @@
+//! Inline tests of the machine, written in a small time DSL: `ms(…)`/`s(…)` build instants and
+//! spans; [`H`] holds a session, the current instant and every event seen.
+
+use std::vec::Vec;
+
+use super::*;
+use crate::config::{Budget, Config, FirstPayment, PaymentType};
+use crate::event::{Event, NotFunded, ReleaseReason, State};
+use crate::{Endpoint, Outcome, Reply};
+
+fn ms(v: u64) -> Instant {
+    Instant::from_millis(v)
+}
+
+fn span_ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+const PAID: Outcome = Outcome::Paid;
+
+fn transient(endpoint: Endpoint, reply: Reply) -> Outcome {
+    Outcome::Transient { endpoint, reply }
+}
+
+fn rejected(endpoint: Endpoint, status: u16) -> Outcome {
+    Outcome::Rejected { endpoint, status }
+}
+
+/// A session reserved at t = 0, with everything it reported.
+struct H {
+    s: Session,
+    now: Instant,
+    events: Vec<Event>,
+}
+
+impl H {
+    fn new(config: Config) -> Self {
+        Self {
+            s: Session::new(&config, ms(0)).expect("valid config"),
+            now: ms(0),
+            events: Vec::new(),
+        }
+    }
+
+    /// Reserved at 0, started at `start_ms`.
+    fn started_at(config: Config, start_ms: u64) -> Self {
+        let mut h = Self::new(config);
+        h.now = ms(start_ms);
+        h.s.start(h.now);
+        h.drain();
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.s.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        self.drain();
+        core::mem::take(&mut self.events)
+    }
+
+    #[track_caller]
+    fn action(&mut self) -> Action {
+        self.s.poll_action().expect("an action")
+    }
+
+    #[track_caller]
+    fn no_action(&mut self) {
+        assert_eq!(self.s.poll_action(), None);
+    }
+
+    #[track_caller]
+    fn answer_at(&mut self, at_ms: u64, outcome: Outcome) {
+        self.now = ms(at_ms);
+        self.s
+            .handle_outcome(self.now, outcome)
+            .expect("accepted outcome");
+        self.drain();
+    }
+
+    /// Answers after `latency_ms`.
+    #[track_caller]
+    fn answer(&mut self, latency_ms: u64, outcome: Outcome) {
+        let at = self.now.as_millis() + latency_ms;
+        self.answer_at(at, outcome);
+    }
+
+    /// Jumps to the next timeout and fires it; returns the instant.
+    #[track_caller]
+    fn next(&mut self) -> Instant {
+        let at = self.s.poll_timeout().expect("a timer");
+        assert!(at >= self.now, "timeout in the past");
+        self.now = at;
+        self.s.handle_timeout(at);
+        self.drain();
+        at
+    }
+
+    fn timeout_at(&mut self, at_ms: u64) {
+        self.now = ms(at_ms);
+        self.s.handle_timeout(self.now);
+        self.drain();
+    }
+
+    /// Runs until `until_ms`, answering every action with `respond(action, now)` after 20 ms.
+    fn run(&mut self, until_ms: u64, mut respond: impl FnMut(Action, Instant) -> Outcome) {
+        while self.now < ms(until_ms) && !self.s.state().is_released() {
+            if let Some(action) = self.s.poll_action() {
+                let outcome = respond(action, self.now);
+                self.answer(20, outcome);
+                continue;
+            }
+            match self.s.poll_timeout() {
+                Some(at) if at <= ms(until_ms) => {
+                    self.now = at;
+                    self.s.handle_timeout(at);
+                    self.drain();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
+        self.events.iter().filter(|e| pred(e)).count()
+    }
+}
+
+// ---- start, idempotence, unfunded sessions -----------------------------------------------------
+
+#[test]
+fn offchain_start_is_a_noop_with_an_explanatory_event() {
+    let mut h = H::started_at(Config::offchain(), 0);
+    h.no_action();
+    assert_eq!(h.s.poll_timeout(), None);
+    assert_eq!(h.s.state(), State::Reserved);
+    assert_eq!(
+        h.take_events(),
+        [Event::FundingNotRequired {
+            why: NotFunded::Offchain
+        }]
+    );
+    assert_eq!(h.s.deadline(), None);
+}
+
+#[test]
+fn fixed_price_start_is_a_noop() {
+    let mut h = H::started_at(Config::new(PaymentType::Fixed), 0);
+    h.no_action();
+    assert_eq!(
+        h.take_events(),
+        [Event::FundingNotRequired {
+            why: NotFunded::FixedPrice
+        }]
+    );
+}
+
+#[test]
+fn first_payment_goes_out_immediately() {
+    let mut h = H::started_at(Config::default(), 500);
+    assert_eq!(h.action(), Action::Pay { cycle: 1 });
+    assert_eq!(
+        h.take_events(),
+        [Event::StateChanged {
+            from: State::Reserved,
+            to: State::Funding
+        }]
+    );
+}
+
+#[test]
+fn first_payment_after_one_interval_like_gateway_1_0() {
+    let mut c = Config::new(PaymentType::Live);
+    c.first_payment = FirstPayment::AfterInterval;
+    let mut h = H::started_at(c, 500);
+    h.no_action();
+    assert_eq!(h.next(), ms(3_500));
+    assert_eq!(h.action(), Action::Pay { cycle: 1 });
+}
+
+#[test]
+fn start_is_idempotent() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.s.start(ms(10));
+    h.s.start(ms(20));
+    assert_eq!(h.action(), Action::Pay { cycle: 1 });
+    h.no_action();
+    assert_eq!(h.count(|e| matches!(e, Event::StateChanged { .. })), 1);
+}
+
+// ---- paying, credit model, over-payment control -------------------------------------------------
+
+#[test]
+fn paid_cycle_extends_credit_by_what_the_signer_bills() {
+    let mut h = H::started_at(Config::default(), 500);
+    h.action();
+    h.answer(20, PAID);
+    // Billed ceil(0.5 s) = 1 s beyond the 10 s prepay.
+    assert_eq!(h.s.funded_until(), ms(11_000));
+    assert_eq!(h.s.stats().billed, span_ms(1_000));
+    assert_eq!(h.s.stats().surplus, span_ms(500));
+    assert_eq!(h.s.deadline(), Some(ms(10_000)));
+    assert_eq!(h.s.runway(ms(520)), span_ms(10_480));
+    assert!(h.events.contains(&Event::PaymentAccepted {
+        cycle: 1,
+        latency: span_ms(20)
+    }));
+}
+
+#[test]
+fn below_target_runway_mints_land_just_over_a_whole_second() {
+    let mut h = H::started_at(Config::default(), 500);
+    h.action();
+    h.answer(20, PAID);
+    // Runway 10.5 s < target 15 s: build buffer, 2.05 s after the last mint (billed 3 s).
+    assert_eq!(h.s.poll_timeout(), Some(ms(2_550)));
+}
+
+#[test]
+fn at_or_above_target_runway_mints_land_just_under_a_whole_second() {
+    let mut c = Config::new(PaymentType::Live);
+    c.target_runway = Duration::from_secs(5);
+    let mut h = H::started_at(c, 500);
+    h.action();
+    h.answer(20, PAID);
+    // 2.95 s after the last mint: billed 3 s for 2.95 s.
+    assert_eq!(h.s.poll_timeout(), Some(ms(3_450)));
+}
+
+#[test]
+fn an_hour_of_clean_funding_pays_close_to_the_price_and_keeps_the_target_runway() {
+    let mut h = H::started_at(Config::default(), 300);
+    let mut min_runway = Duration::MAX;
+    while h.now < ms(3_600_000) {
+        if let Some(Action::Pay { .. }) = h.s.poll_action() {
+            if h.now > ms(60_000) {
+                min_runway = min_runway.min(h.s.runway(h.now));
+            }
+            h.answer(20, PAID);
+        } else {
+            h.next();
+        }
+    }
+    let st = h.s.stats();
+    let elapsed = 3_600_000.0;
+    let ratio = (st.billed.as_millis() as f64) / elapsed;
+    assert!(ratio < 1.02, "over-payment ratio {ratio}");
+    // After the first minute the buffer is built (runway before a mint ≥ target − one cycle)
+    // and kept.
+    assert!(min_runway >= Duration::from_secs(11), "{min_runway:?}");
+    assert_eq!(st.failures, 0);
+    assert_eq!(st.at_risk, 0);
+    assert!(st.payments_accepted > 1_200, "{}", st.payments_accepted);
+}
+
+#[test]
+fn lv2v_is_not_rounded_and_uses_the_nominal_interval() {
+    let mut h = H::started_at(Config::new(PaymentType::Lv2v), 500);
+    h.action();
+    h.answer(20, PAID);
+    assert_eq!(h.s.funded_until(), ms(60_500));
+    assert_eq!(h.s.stats().surplus, span_ms(0));
+    assert_eq!(h.s.poll_timeout(), Some(ms(3_500)));
+}
+
+// ---- 482, 480 ----------------------------------------------------------------------------------
+
+#[test]
+fn skip_482_counts_as_paid_up_and_funding_continues() {
+    let mut h = H::started_at(Config::default(), 500);
+    h.action();
+    h.answer(20, Outcome::Skipped);
+    assert_eq!(h.s.state(), State::Skipped);
+    assert!(h.events.contains(&Event::CycleSkipped { cycle: 1 }));
+    assert_eq!(h.s.stats().cycles_skipped, 1);
+    // Credit holds at least a prepay beyond the skipped cycle.
+    assert_eq!(h.s.funded_until(), ms(10_500));
+    h.next();
+    assert_eq!(h.action(), Action::Pay { cycle: 2 });
+    h.answer(20, PAID);
+    assert_eq!(h.s.state(), State::Funding);
+}
+
+#[test]
+fn refresh_on_480_then_pays_in_the_same_cycle() {
+    let mut h = H::started_at(Config::default(), 0);
+    assert_eq!(h.action(), Action::Pay { cycle: 1 });
+    h.answer(10, Outcome::RefreshRequired);
+    assert_eq!(h.action(), Action::Refresh);
+    h.answer(10, Outcome::Refreshed);
+    assert_eq!(h.action(), Action::Pay { cycle: 1 });
+    h.answer(10, PAID);
+    assert_eq!(h.s.stats().refreshes, 1);
+    assert_eq!(h.s.stats().payments_accepted, 1);
+    assert!(h.events.contains(&Event::RefreshRequired { attempt: 1 }));
+    assert!(h.events.contains(&Event::Refreshed { attempt: 1 }));
+}
+
+#[test]
+fn at_most_three_refreshes_per_cycle_then_a_retry() {
+    let mut h = H::started_at(Config::default(), 0);
+    for _ in 0..3 {
+        assert!(matches!(h.action(), Action::Pay { cycle: 1 }));
+        h.answer(10, Outcome::RefreshRequired);
+        assert_eq!(h.action(), Action::Refresh);
+        h.answer(10, Outcome::Refreshed);
+    }
+    assert_eq!(h.action(), Action::Pay { cycle: 1 });
+    h.answer(10, Outcome::RefreshRequired);
+    h.no_action();
+    assert!(matches!(
+        h.events.last(),
+        Some(Event::PaymentFailed {
+            endpoint: Endpoint::Signer,
+            reply: Reply::Status(480),
+            ..
+        })
+    ));
+    h.next();
+    // A new cycle, with a fresh refresh allowance.
+    assert_eq!(h.action(), Action::Pay { cycle: 2 });
+    h.answer(10, Outcome::RefreshRequired);
+    assert_eq!(h.action(), Action::Refresh);
+}
+
+#[test]
+fn failed_refresh_is_retried_as_a_new_cycle() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(10, Outcome::RefreshRequired);
+    h.action();
+    h.answer(10, transient(Endpoint::Refresh, Reply::Status(503)));
+    assert_eq!(h.s.state(), State::Funding);
+    h.next();
+    assert_eq!(h.action(), Action::Pay { cycle: 2 });
+}
+
+// ---- transient failures, backoff, runway ----------------------------------------------------------
+
+#[test]
+fn a_transient_payment_error_does_not_end_funding() {
+    for reply in [
+        Reply::Network,
+        Reply::Timeout,
+        Reply::Status(408),
+        Reply::Status(429),
+        Reply::Status(503),
+    ] {
+        let mut h = H::started_at(Config::default(), 0);
+        h.action();
+        h.answer(10, transient(Endpoint::Payment, reply));
+        assert_eq!(h.s.state(), State::Funding);
+        h.next();
+        assert_eq!(h.action(), Action::Pay { cycle: 2 }, "{reply:?}");
+    }
+}
+
+#[test]
+fn a_lost_mint_is_billed_but_not_credited() {
+    let mut h = H::started_at(Config::default(), 2_500);
+    h.action();
+    h.answer(10, transient(Endpoint::Payment, Reply::Status(503)));
+    assert_eq!(h.s.stats().lost_mints, 1);
+    assert_eq!(h.s.funded_until(), ms(10_000));
+    let retry = h.next();
+    h.action();
+    h.answer(10, PAID);
+    // Billed from the lost mint (2.5 s), not from the reservation.
+    let elapsed = retry.as_millis() - 2_500;
+    assert_eq!(h.s.stats().billed, span_ms(elapsed.div_ceil(1_000) * 1_000));
+}
+
+#[test]
+fn retries_back_off_exponentially_with_jitter_never_under_the_floor() {
+    let mut c = Config::new(PaymentType::Live);
+    c.prepay = Duration::from_secs(60); // keep the deadline out of the way
+    c.target_runway = Duration::from_secs(65);
+    c.seed = 42;
+    let mut h = H::started_at(c, 0);
+    let mut delays = Vec::new();
+    for _ in 0..7 {
+        h.action();
+        h.answer(10, transient(Endpoint::Signer, Reply::Status(500)));
+        let sent = h.now;
+        let Some(Event::PaymentFailed {
+            next_retry,
+            consecutive,
+            ..
+        }) = h.events.last().copied()
+        else {
+            panic!("no failure event");
+        };
+        assert_eq!(h.next(), next_retry);
+        delays.push((consecutive, (next_retry.as_millis() - sent.as_millis())));
+    }
+    for (n, delay) in &delays {
+        let base = (250u64 << (n - 1)).min(2_000);
+        assert!(
+            *delay >= (base * 80 / 100).max(250) && *delay <= base * 120 / 100,
+            "failure {n}: {delay} ms"
+        );
+    }
+    assert!(
+        delays.iter().any(|(_, d)| d % 250 != 0),
+        "jitter applied: {delays:?}"
+    );
+}
+
+#[test]
+fn same_seed_same_retries() {
+    let retries = |seed| {
+        let mut c = Config::new(PaymentType::Live);
+        c.seed = seed;
+        let mut h = H::started_at(c, 0);
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            h.action();
+            h.answer(10, transient(Endpoint::Payment, Reply::Timeout));
+            out.push(h.next());
+        }
+        out
+    };
+    assert_eq!(retries(7), retries(7));
+    assert_ne!(retries(7), retries(8));
+}
+
+#[test]
+fn a_retry_is_pulled_in_to_the_deadline() {
+    let mut c = Config::new(PaymentType::Live);
+    c.backoff.max = Duration::from_secs(5);
+    c.backoff.jitter_percent = 0;
+    let mut h = H::started_at(c, 0);
+    // Fail until the next backoff (4 s after the 4th failure) would overshoot the 9 s deadline.
+    let mut last_retry = ms(0);
+    for _ in 0..5 {
+        h.action();
+        h.answer(10, transient(Endpoint::Signer, Reply::Network));
+        last_retry = h.next();
+    }
+    let deadline = h.s.deadline().unwrap();
+    assert_eq!(deadline, ms(9_000));
+    assert!(last_retry <= deadline, "{last_retry} > {deadline}");
+}
+
+#[test]
+fn at_risk_then_lapsed_then_gone_releases_with_reason() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(20, PAID); // funded until 10 s (nothing billed for 0 s)
+    h.run(30_000, |_, _| transient(Endpoint::Signer, Reply::Network));
+    let at_risk = h
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::AtRisk { .. }))
+        .expect("AtRisk");
+    let lapsed = h
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::Lapsed { .. }))
+        .expect("Lapsed");
+    assert!(at_risk < lapsed);
+    assert!(h.events.contains(&Event::Lapsed { deadline: ms(9_000) }));
+    assert_eq!(h.s.stats().at_risk, 1);
+    assert_eq!(h.s.stats().lapses, 1);
+    // Still trying: a 404 confirms the release.
+    assert_eq!(h.s.state(), State::Funding);
+    h.next();
+    h.action();
+    h.answer(
+        20,
+        Outcome::Gone {
+            endpoint: Endpoint::Payment,
+        },
+    );
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::Gone
+        }
+    );
+    assert_eq!(h.s.poll_timeout(), None);
+    h.timeout_at(100_000);
+    h.no_action();
+}
+
+#[test]
+fn at_risk_fires_on_its_timer_when_one_server_tick_of_runway_is_left() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(20, PAID);
+    h.s.stop(h.now); // no payments, but risk is only reported while funding
+    h.s.start(h.now);
+    h.action();
+    h.answer(6_000, transient(Endpoint::Signer, Reply::Timeout));
+    assert!(h.events.contains(&Event::AtRisk {
+        runway: span_ms(3_980)
+    }));
+}
+
+#[test]
+fn success_ends_a_risk_episode() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(6_000, transient(Endpoint::Signer, Reply::Timeout));
+    assert_eq!(h.s.stats().at_risk, 1);
+    h.next();
+    h.action();
+    h.answer(20, PAID);
+    h.run(60_000, |_, _| PAID);
+    assert_eq!(h.s.stats().at_risk, 1);
+    assert_eq!(h.s.stats().lapses, 0);
+}
+
+// ---- terminal answers --------------------------------------------------------------------------
+
+#[test]
+fn gone_404_releases_and_nothing_follows() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(
+        20,
+        Outcome::Gone {
+            endpoint: Endpoint::Payment,
+        },
+    );
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::Gone
+        }
+    );
+    h.no_action();
+    h.s.start(ms(100));
+    h.s.close(ms(200));
+    h.s.payment_due(ms(300));
+    h.timeout_at(60_000);
+    h.no_action();
+    assert_eq!(h.s.poll_timeout(), None);
+}
+
+#[test]
+fn a_terminal_rejection_stops_the_session_then_reports_why() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(20, rejected(Endpoint::Payment, 403));
+    assert_eq!(h.s.state(), State::Reserved);
+    assert_eq!(h.action(), Action::Stop);
+    h.answer(20, Outcome::Stopped);
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::Rejected {
+                endpoint: Endpoint::Payment,
+                status: 403
+            }
+        }
+    );
+}
+
+#[test]
+fn without_stop_on_rejection_a_rejection_releases_at_once() {
+    let mut c = Config::new(PaymentType::Live);
+    c.stop_on_rejection = false;
+    let mut h = H::started_at(c, 0);
+    h.action();
+    h.answer(20, rejected(Endpoint::Signer, 481));
+    h.no_action();
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::Rejected {
+                endpoint: Endpoint::Signer,
+                status: 481
+            }
+        }
+    );
+}
+
+/// livepeer-gateway 1.0.0's cases: 403, 404 and 409 each end funding after one payment, and only
+/// 404 means the orchestrator released the session.
+#[test]
+fn gateway_403_404_409_end_funding_after_one_payment_and_only_404_is_released() {
+    for (outcome, gone) in [
+        (rejected(Endpoint::Payment, 403), false),
+        (
+            Outcome::Gone {
+                endpoint: Endpoint::Payment,
+            },
+            true,
+        ),
+        (rejected(Endpoint::Payment, 409), false),
+    ] {
+        let mut h = H::started_at(Config::default(), 0);
+        let mut pays = 0;
+        h.run(60_000, |action, _| match action {
+            Action::Pay { .. } => {
+                pays += 1;
+                outcome
+            }
+            Action::Stop => Outcome::Stopped,
+            Action::Refresh => Outcome::Refreshed,
+        });
+        assert_eq!(pays, 1, "{outcome:?}");
+        let State::Released { reason } = h.s.state() else {
+            panic!("{outcome:?} not terminal")
+        };
+        assert_eq!(reason == ReleaseReason::Gone, gone, "{outcome:?}");
+    }
+}
+
+/// livepeer-gateway 1.0.0's cases: a network error, 408 and 482 each reach the next cycle.
+#[test]
+fn gateway_network_error_408_and_482_reach_the_next_cycle() {
+    for first in [
+        transient(Endpoint::Signer, Reply::Network),
+        transient(Endpoint::Payment, Reply::Status(408)),
+        Outcome::Skipped,
+    ] {
+        let mut h = H::started_at(Config::default(), 0);
+        h.action();
+        h.answer(20, first);
+        h.next();
+        assert_eq!(h.action(), Action::Pay { cycle: 2 }, "{first:?}");
+    }
+}
+
+#[test]
+fn refresh_409_is_terminal() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(10, Outcome::RefreshRequired);
+    h.action();
+    h.answer(10, rejected(Endpoint::Refresh, 409));
+    assert_eq!(h.action(), Action::Stop);
+}
+
+// ---- stop, close, demand, budget ---------------------------------------------------------------
+
+#[test]
+fn close_stops_funding_before_the_stop_request_and_nothing_is_paid_after_release() {
+    let mut h = H::started_at(Config::default(), 0);
+    assert!(matches!(h.action(), Action::Pay { .. }));
+    h.s.close(ms(5));
+    // Funding stopped at once; the stop waits for the payment in flight.
+    assert_eq!(h.s.state(), State::Reserved);
+    h.no_action();
+    h.answer(20, PAID);
+    assert_eq!(h.action(), Action::Stop);
+    h.answer(20, Outcome::Stopped);
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::ClosedByClient
+        }
+    );
+    h.timeout_at(600_000);
+    h.no_action();
+    assert_eq!(h.s.stats().payments_sent, 1);
+}
+
+#[test]
+fn close_drops_a_payment_that_was_never_taken() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.s.close(ms(1));
+    assert_eq!(h.action(), Action::Stop);
+    h.s.close(ms(2)); // idempotent
+    h.no_action();
+}
+
+#[test]
+fn a_failed_stop_is_reported_and_funding_stays_stopped() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(10, PAID);
+    h.s.close(h.now);
+    assert_eq!(h.action(), Action::Stop);
+    h.answer(10, transient(Endpoint::Stop, Reply::Timeout));
+    assert!(h.events.contains(&Event::StopFailed {
+        reply: Reply::Timeout
+    }));
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::ClosedByClient
+        }
+    );
+}
+
+#[test]
+fn stop_returns_to_reserved_and_start_resumes() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.s.stop(ms(5));
+    assert_eq!(h.s.state(), State::Reserved);
+    h.answer(20, PAID); // still accounted for
+    assert_eq!(h.s.stats().payments_accepted, 1);
+    h.no_action();
+    assert_eq!(h.s.poll_timeout(), None);
+    h.s.start(ms(1_000));
+    assert_eq!(h.action(), Action::Pay { cycle: 2 });
+}
+
+#[test]
+fn a_failure_after_stop_is_abandoned_not_retried() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.s.stop(ms(5));
+    h.answer(20, transient(Endpoint::Signer, Reply::Network));
+    assert!(h.events.contains(&Event::PaymentAbandoned {
+        endpoint: Endpoint::Signer,
+        reply: Reply::Network
+    }));
+    assert_eq!(h.s.poll_timeout(), None);
+}
+
+#[test]
+fn payment_due_pays_now_but_a_flood_is_spaced() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(20, PAID);
+    h.now = ms(1_000);
+    h.s.payment_due(h.now);
+    assert_eq!(h.action(), Action::Pay { cycle: 2 });
+    h.answer(20, PAID);
+    for t in 1_030..1_040 {
+        h.now = ms(t);
+        h.s.payment_due(h.now);
+    }
+    h.no_action();
+    assert_eq!(h.s.poll_timeout(), Some(ms(1_500)));
+    h.next();
+    assert_eq!(h.action(), Action::Pay { cycle: 3 });
+    // While a payment is in flight, demand changes nothing.
+    h.s.payment_due(ms(1_510));
+    h.no_action();
+}
+
+#[test]
+fn budget_of_payments_drains_the_credit_then_stops() {
+    let mut c = Config::new(PaymentType::Live);
+    c.budget = Budget {
+        max_payments: Some(3),
+        max_funded_time: None,
+    };
+    let mut h = H::started_at(c, 0);
+    let mut pays = 0;
+    h.run(120_000, |a, _| match a {
+        Action::Pay { .. } => {
+            pays += 1;
+            PAID
+        }
+        _ => Outcome::Stopped,
+    });
+    assert_eq!(pays, 3);
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::BudgetExhausted
+        }
+    );
+    let closes_at = h.events.iter().find_map(|e| match e {
+        Event::BudgetExhausted { closes_at } => Some(*closes_at),
+        _ => None,
+    });
+    // The stop goes out at the deadline, so the credit already bought is used.
+    assert_eq!(closes_at, h.s.funded_until().checked_sub(Duration::from_secs(1)));
+    assert_eq!(h.s.stats().lapses, 0);
+}
+
+#[test]
+fn budget_of_funded_time_stops_buying() {
+    let mut c = Config::new(PaymentType::Live);
+    c.budget.max_funded_time = Some(Duration::from_secs(30));
+    let mut h = H::started_at(c, 0);
+    h.run(600_000, |a, _| {
+        if matches!(a, Action::Pay { .. }) {
+            PAID
+        } else {
+            Outcome::Stopped
+        }
+    });
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::BudgetExhausted
+        }
+    );
+    let funded = h.s.stats().billed + Duration::from_secs(10);
+    assert!(
+        funded >= Duration::from_secs(30) && funded < Duration::from_secs(34),
+        "{funded:?}"
+    );
+}
+
+// ---- contract edges ----------------------------------------------------------------------------
+
+#[test]
+fn outcomes_without_or_against_the_action_in_flight_are_refused() {
+    let mut h = H::started_at(Config::default(), 0);
+    assert_eq!(
+        h.s.handle_outcome(ms(1), PAID),
+        Err(OutcomeError::NothingInFlight)
+    );
+    let action = h.action();
+    assert_eq!(
+        h.s.handle_outcome(ms(2), Outcome::Refreshed),
+        Err(OutcomeError::Mismatch {
+            action,
+            outcome: Outcome::Refreshed
+        })
+    );
+    assert_eq!(
+        h.s.handle_outcome(ms(2), transient(Endpoint::Stop, Reply::Network)),
+        Err(OutcomeError::Mismatch {
+            action,
+            outcome: transient(Endpoint::Stop, Reply::Network)
+        })
+    );
+    // Still in flight, still answerable.
+    assert!(h.s.has_action_in_flight());
+    assert_eq!(h.s.handle_outcome(ms(3), PAID), Ok(()));
+}
+
+#[test]
+fn early_and_repeated_timeouts_are_harmless() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(20, PAID);
+    let due = h.s.poll_timeout().unwrap();
+    for t in [20, 100, 100, 1_000] {
+        h.timeout_at(t);
+        h.no_action();
+    }
+    assert_eq!(h.s.poll_timeout(), Some(due));
+}
+
+#[test]
+#[cfg_attr(debug_assertions, should_panic(expected = "time went backwards"))]
+fn time_going_backwards_is_clamped() {
+    let mut h = H::started_at(Config::default(), 5_000);
+    h.action();
+    h.answer(20, PAID);
+    h.s.handle_timeout(ms(1_000));
+    assert!(h.s.poll_timeout().unwrap() >= ms(5_020));
+}
+
+#[test]
+fn undrained_events_drop_the_oldest_and_are_counted() {
+    let mut s = Session::new(&Config::default(), ms(0)).unwrap();
+    s.start(ms(0));
+    for t in 0..6 {
+        let base = t * 3_000;
+        let _ = s.poll_action();
+        s.handle_outcome(ms(base + 5), Outcome::Skipped).unwrap();
+        s.payment_due(ms(base + 1_000));
+        s.handle_timeout(ms(base + 2_000));
+    }
+    assert!(s.stats().events_dropped > 0);
+}
+
+#[test]
+fn new_rejects_an_invalid_config() {
+    let mut c = Config::new(PaymentType::Live);
+    c.interval = Duration::from_secs(20);
+    assert!(Session::new(&c, ms(0)).is_err());
+}
