@@ -1,5 +1,7 @@
 //! What the machine reports: [`Event`]s, drained with [`Session::poll_event`](crate::Session::poll_event).
 
+use core::fmt;
+
 use embassy_time::{Duration, Instant};
 
 use crate::classify::{Endpoint, Reply};
@@ -141,6 +143,88 @@ pub enum Event {
     },
 }
 
+/// Seconds with millisecond precision, e.g. `12.345s`.
+struct Secs(u64);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}s", self.0 / 1_000, self.0 % 1_000)
+    }
+}
+
+impl fmt::Display for ReleaseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClosedByClient => f.write_str("closed by the client"),
+            Self::Gone => f.write_str("gone: the orchestrator released the session (404)"),
+            Self::Rejected { endpoint, status } => {
+                write!(f, "rejected: {} answered {status}", endpoint.as_str())
+            }
+            Self::BudgetExhausted => f.write_str("budget exhausted"),
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reserved => f.write_str("reserved"),
+            Self::Funding => f.write_str("funding"),
+            Self::Skipped => f.write_str("skipped (balance current)"),
+            Self::Released { reason } => write!(f, "released ({reason})"),
+        }
+    }
+}
+
+/// One line, no secrets (events carry none): `payment accepted: cycle 3 in 0.031s`.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::StateChanged { from, to } => write!(f, "state: {from} -> {to}"),
+            Self::PaymentAccepted { cycle, latency } => {
+                write!(
+                    f,
+                    "payment accepted: cycle {cycle} in {}",
+                    Secs(latency.as_millis())
+                )
+            }
+            Self::CycleSkipped { cycle } => write!(f, "cycle {cycle} skipped: balance current (482)"),
+            Self::PaymentFailed {
+                endpoint,
+                reply,
+                consecutive,
+                next_retry,
+            } => write!(
+                f,
+                "{} failed ({reply}), {consecutive} in a row; retry at {}",
+                endpoint.as_str(),
+                Secs(next_retry.as_millis())
+            ),
+            Self::PaymentAbandoned { endpoint, reply } => {
+                write!(f, "{} failed ({reply}) after funding stopped", endpoint.as_str())
+            }
+            Self::RefreshRequired { attempt } => write!(f, "refresh required (480), attempt {attempt}"),
+            Self::Refreshed { attempt } => write!(f, "payment params refreshed, attempt {attempt}"),
+            Self::AtRisk { runway } => write!(f, "at risk: runway {}", Secs(runway.as_millis())),
+            Self::Lapsed { deadline } => {
+                write!(
+                    f,
+                    "lapsed: no success by {}; the orchestrator has likely released",
+                    Secs(deadline.as_millis())
+                )
+            }
+            Self::BudgetExhausted { closes_at } => {
+                write!(f, "budget exhausted: stopping at {}", Secs(closes_at.as_millis()))
+            }
+            Self::FundingNotRequired { why } => match why {
+                NotFunded::Offchain => f.write_str("nothing to fund: offchain"),
+                NotFunded::FixedPrice => f.write_str("nothing to fund: fixed price"),
+            },
+            Self::StopFailed { reply } => write!(f, "stop failed ({reply}); funding stays stopped"),
+        }
+    }
+}
+
 /// How many events fit between two drains. One input produces at most four.
 pub(crate) const EVENT_CAPACITY: usize = 4;
 
@@ -197,6 +281,36 @@ mod tests {
             "{}",
             core::mem::size_of::<Event>()
         );
+    }
+
+    #[test]
+    fn events_read_as_one_line_each() {
+        use std::string::ToString;
+        let failed = Event::PaymentFailed {
+            endpoint: Endpoint::Payment,
+            reply: Reply::Status(503),
+            consecutive: 2,
+            next_retry: Instant::from_millis(12_345),
+        };
+        assert_eq!(
+            failed.to_string(),
+            "payment failed (HTTP 503), 2 in a row; retry at 12.345s"
+        );
+        let released = Event::StateChanged {
+            from: State::Funding,
+            to: State::Released {
+                reason: ReleaseReason::Gone,
+            },
+        };
+        assert_eq!(
+            released.to_string(),
+            "state: funding -> released (gone: the orchestrator released the session (404))"
+        );
+        let accepted = Event::PaymentAccepted {
+            cycle: 3,
+            latency: Duration::from_millis(31),
+        };
+        assert_eq!(accepted.to_string(), "payment accepted: cycle 3 in 0.031s");
     }
 
     #[test]

@@ -66,8 +66,9 @@ struct Timing {
     mint_margin: u32,
     min_demand_spacing: u32,
     max_payments: u32,
-    /// Budget on funded time (prepay included), in milliseconds; `u32::MAX` for none.
-    max_funded: u32,
+    /// Budget on funded time (prepay included), in whole seconds rounded up; [`NO_LIMIT`] for
+    /// none (tested explicitly, so no funded time ever reaches it by accident).
+    max_funded_secs: u32,
     jitter_percent: u8,
     max_refreshes: u8,
     whole_seconds: bool,
@@ -83,6 +84,9 @@ fn millis(span: Duration) -> u32 {
 fn ms(value: u32) -> Duration {
     Duration::from_millis(u64::from(value))
 }
+
+/// The budget value that means "no limit".
+const NO_LIMIT: u32 = u32::MAX;
 
 /// The instant that means "never" in the machine's optional timers.
 const NEVER: Instant = Instant::MAX;
@@ -172,8 +176,14 @@ impl Session {
             target_runway: millis(config.target_runway),
             mint_margin: millis(config.mint_margin),
             min_demand_spacing: millis(config.min_demand_spacing),
-            max_payments: config.budget.max_payments.unwrap_or(u32::MAX),
-            max_funded: config.budget.max_funded_time.map_or(u32::MAX, millis),
+            max_payments: config
+                .budget
+                .max_payments
+                .map_or(NO_LIMIT, |n| n.min(NO_LIMIT - 1)),
+            max_funded_secs: config.budget.max_funded_time.map_or(NO_LIMIT, |cap| {
+                u32::try_from(cap.as_ticks().div_ceil(embassy_time::TICK_HZ))
+                    .map_or(NO_LIMIT - 1, |s| s.min(NO_LIMIT - 1))
+            }),
             jitter_percent: config.backoff.jitter_percent,
             max_refreshes: config.max_refreshes_per_cycle,
             whole_seconds: config.payment_type.bills_whole_seconds(),
@@ -284,9 +294,10 @@ impl Session {
     }
 
     /// Demand-driven payment: the orchestrator (or the application) signals that a payment is due.
-    /// Pays at once, unless a payment is already under way or the last one went out less than
-    /// [`Config::min_demand_spacing`] ago, in which case it pays as soon as the spacing allows. A
-    /// flood of signals therefore cannot flood the signer. Ignored unless funding.
+    /// Pays at once, or, when the last payment went out less than [`Config::min_demand_spacing`]
+    /// ago, as soon as the spacing allows; a flood of signals therefore cannot flood the signer.
+    /// While a payment is already under way the signal changes nothing: that payment answers it.
+    /// Ignored unless funding.
     pub fn payment_due(&mut self, now: Instant) {
         let now = self.observe(now);
         if !self.state.is_funding() || self.closing.is_some() || self.draining {
@@ -345,12 +356,15 @@ impl Session {
                 self.refreshes_this_cycle = self.refreshes_this_cycle.saturating_add(1);
                 if self.refreshes_this_cycle > self.timing.max_refreshes {
                     self.on_failure(now, Endpoint::Signer, Reply::Status(480));
-                } else {
+                } else if self.funding_active() {
                     let attempt = self.refreshes_this_cycle;
                     self.emit(Event::RefreshRequired { attempt });
-                    if self.funding_active() {
-                        self.action = Some(Action::Refresh);
-                    }
+                    self.action = Some(Action::Refresh);
+                } else {
+                    self.emit(Event::PaymentAbandoned {
+                        endpoint: Endpoint::Signer,
+                        reply: Reply::Status(480),
+                    });
                 }
             }
             (Action::Refresh, Outcome::Refreshed) => {
@@ -504,22 +518,34 @@ impl Session {
         if self.state.is_released() {
             return;
         }
-        if self.state.is_funding() && !self.draining {
-            if !self.at_risk_reported && now >= self.at_risk_at() {
-                self.at_risk_reported = true;
-                self.stats.at_risk += 1;
-                self.emit(Event::AtRisk {
-                    runway: self.runway(now),
-                });
-            }
-            if !self.lapse_reported && now >= self.deadline_at() {
-                self.lapse_reported = true;
-                self.stats.lapses += 1;
-                self.emit(Event::Lapsed {
-                    deadline: self.deadline_at(),
-                });
-            }
+        // Payments (and the budget check) before risk, so that a budget drain suppresses the risk
+        // events it makes meaningless: one input then emits at most four events.
+        self.advance_payments(now);
+        self.report_risk(now);
+    }
+
+    fn report_risk(&mut self, now: Instant) {
+        if !self.state.is_funding() || self.draining {
+            return;
         }
+        if !self.lapse_reported && now >= self.deadline_at() {
+            // A lapse is the worse news; an at-risk warning in the same instant adds nothing.
+            self.lapse_reported = true;
+            self.at_risk_reported = true;
+            self.stats.lapses += 1;
+            self.emit(Event::Lapsed {
+                deadline: self.deadline_at(),
+            });
+        } else if !self.at_risk_reported && now >= self.at_risk_at() {
+            self.at_risk_reported = true;
+            self.stats.at_risk += 1;
+            self.emit(Event::AtRisk {
+                runway: self.runway(now),
+            });
+        }
+    }
+
+    fn advance_payments(&mut self, now: Instant) {
         let idle = self.action.is_none();
         if idle && self.closing.is_some() {
             self.action = Some(Action::Stop);
@@ -539,7 +565,7 @@ impl Session {
                 closes_at: self.next_pay,
             });
             if self.next_pay == now {
-                self.advance(now);
+                self.advance_payments(now);
             }
         } else {
             self.refreshes_this_cycle = 0;
@@ -549,7 +575,11 @@ impl Session {
 
     fn budget_exhausted(&self) -> bool {
         let funded = self.stats.billed + ms(self.timing.prepay);
-        self.stats.payments_accepted >= self.timing.max_payments || funded >= ms(self.timing.max_funded)
+        let cap = self.timing.max_funded_secs;
+        let over_time = cap != NO_LIMIT && funded >= Duration::from_secs(u64::from(cap));
+        let over_count =
+            self.timing.max_payments != NO_LIMIT && self.stats.payments_accepted >= self.timing.max_payments;
+        over_time || over_count
     }
 
     fn on_success(&mut self, now: Instant) {

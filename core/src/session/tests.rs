@@ -867,3 +867,57 @@ fn new_rejects_an_invalid_config() {
     c.interval = Duration::from_secs(20);
     assert!(Session::new(&c, ms(0)).is_err());
 }
+
+#[test]
+fn no_budget_means_no_limit_even_after_fifty_days() {
+    // Regression: an unlimited funded-time budget was once a 49.7-day one (u32::MAX ms).
+    let mut h = H::started_at(Config::default(), 0);
+    h.run(55 * 24 * 3_600_000, |_, _| PAID);
+    assert!(h.s.state().is_funding(), "{:?}", h.s.state());
+    assert!(h.s.stats().billed > Duration::from_secs(55 * 24 * 3_600));
+}
+
+#[test]
+fn a_480_after_stop_is_abandoned_not_refreshed() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.s.stop(ms(5));
+    h.answer(20, Outcome::RefreshRequired);
+    h.no_action();
+    assert_eq!(h.count(|e| matches!(e, Event::RefreshRequired { .. })), 0);
+    assert!(h.events.contains(&Event::PaymentAbandoned {
+        endpoint: Endpoint::Signer,
+        reply: Reply::Status(480)
+    }));
+}
+
+#[test]
+fn a_lapse_in_the_same_instant_as_the_risk_reports_only_the_lapse() {
+    let mut h = H::started_at(Config::default(), 0);
+    h.action();
+    h.answer(9_500, transient(Endpoint::Signer, Reply::Timeout));
+    assert_eq!(h.count(|e| matches!(e, Event::Lapsed { .. })), 1);
+    assert_eq!(h.count(|e| matches!(e, Event::AtRisk { .. })), 0);
+}
+
+/// Regression (found by the scenario harness): a late answer that also exhausts the budget once
+/// produced six events in one input and lost two of them.
+#[test]
+fn one_input_never_overflows_the_event_queue() {
+    let mut c = Config::new(PaymentType::Live);
+    c.budget.max_payments = Some(2);
+    let mut h = H::started_at(c, 0);
+    h.action();
+    h.answer(20, PAID);
+    h.next();
+    h.action();
+    h.answer(20, Outcome::Skipped);
+    h.next();
+    h.action();
+    h.answer(20_000, PAID);
+    assert_eq!(h.s.stats().events_dropped, 0);
+    assert!(h.events.contains(&Event::PaymentAccepted {
+        cycle: 3,
+        latency: span_ms(20_000)
+    }));
+}

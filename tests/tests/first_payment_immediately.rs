@@ -1,0 +1,54 @@
+//! The first payment after `start` goes out at the start instant by default, and one interval
+//! (3 s) later with `FirstPayment::AfterInterval` (livepeer-gateway 1.0.0's behaviour).
+
+use livepay_core::{Config, Event, FirstPayment, PaymentType};
+use livepay_tests::{Call, Commands, START, Script, at_ms, drive, secs};
+
+#[test]
+fn by_default_the_first_request_goes_out_at_the_start_instant() {
+    let report = drive(
+        Config::new(PaymentType::Live),
+        Script::new(),
+        Commands::new(),
+        secs(1),
+    );
+
+    report.assert_exit(None);
+    assert_eq!(
+        report.calls,
+        [
+            (START, Call::RequestPayment { cycle: 1 }),
+            (at_ms(20), Call::SendPayment),
+        ],
+        "{}",
+        report.timeline()
+    );
+    assert_eq!(
+        report.first_event(|e| matches!(e, Event::PaymentAccepted { .. })),
+        Some((
+            at_ms(40),
+            Event::PaymentAccepted {
+                cycle: 1,
+                latency: livepay_core::Duration::from_millis(40)
+            }
+        ))
+    );
+}
+
+#[test]
+fn after_interval_the_first_request_goes_out_one_interval_later() {
+    let mut config = Config::new(PaymentType::Live);
+    config.first_payment = FirstPayment::AfterInterval;
+    assert_eq!(config.interval, livepay_core::Duration::from_secs(3));
+
+    let report = drive(config, Script::new(), Commands::new(), secs(4));
+
+    report.assert_exit(None);
+    assert_eq!(
+        report.calls.first(),
+        Some(&(secs(3), Call::RequestPayment { cycle: 1 })),
+        "{}",
+        report.timeline()
+    );
+    assert_eq!(report.times_of(Call::SendPayment), [at_ms(3_020)]);
+}
