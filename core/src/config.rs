@@ -93,7 +93,10 @@ pub struct Config {
     pub budget: Budget,
     /// Runway (estimated time until credit runs out, measured right after a success) at or above
     /// which the machine economises by landing mints just under a whole second apart; below it, it
-    /// lets the signer's rounding build buffer. Default prepay + one server tick.
+    /// lets the signer's rounding build buffer. Default 60 s (or prepay + one server tick if
+    /// larger): enough to ride out a 30 s outage or several back-to-back 5 s request timeouts.
+    /// Building it costs about 50 s of service once per session; the simulation's policy
+    /// comparison shows why the 15 s a prepay-plus-tick target gives is too thin.
     pub target_runway: Duration,
     /// Distance from a whole-second boundary that a scheduled mint keeps, to absorb network
     /// jitter between the client's send time and the signer's clock. Default 50 ms.
@@ -132,7 +135,11 @@ impl Config {
                 max_funded_time: None,
                 max_payments: None,
             },
-            target_runway: Duration::from_ticks(prepay.as_ticks() + server_tick.as_ticks()),
+            target_runway: {
+                let floor = prepay.as_ticks() + server_tick.as_ticks();
+                let default = Duration::from_secs(60).as_ticks();
+                Duration::from_ticks(if floor > default { floor } else { default })
+            },
             mint_margin: Duration::from_millis(50),
             min_demand_spacing: Duration::from_millis(500),
             stop_on_rejection: true,
@@ -250,7 +257,11 @@ mod tests {
         assert_eq!(c.backoff.initial, Duration::from_millis(250));
         assert_eq!(c.max_refreshes_per_cycle, 3);
         assert_eq!(c.first_payment, FirstPayment::Immediately);
-        assert_eq!(c.target_runway, Duration::from_secs(15));
+        assert_eq!(c.target_runway, Duration::from_secs(60));
+        assert_eq!(
+            Config::new(PaymentType::Lv2v).target_runway,
+            Duration::from_secs(65)
+        );
         assert_eq!(Config::new(PaymentType::Lv2v).prepay, Duration::from_secs(60));
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(Config::new(PaymentType::Lv2v).validate(), Ok(()));

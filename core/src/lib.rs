@@ -66,10 +66,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod classify;
+#[cfg(feature = "alloc")]
+pub mod client;
 pub mod config;
 pub mod driver;
 pub mod event;

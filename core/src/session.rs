@@ -582,12 +582,21 @@ impl Session {
         over_time || over_count
     }
 
-    fn on_success(&mut self, now: Instant) {
+    /// `minted`: the cycle minted (a 200), as opposed to a 482.
+    fn on_success(&mut self, now: Instant, minted: bool) {
         self.consecutive_failures = 0;
         self.at_risk_reported = false;
         self.lapse_reported = false;
         if self.funding_active() {
-            self.next_pay = self.schedule_after_success(now).max(now);
+            let scheduled = if minted {
+                self.schedule_after_mint(now)
+            } else {
+                // Balance current: chasing the rounding would only meet another 482.
+                time::add(self.last_attempt, ms(self.timing.interval))
+            };
+            // Never poll the signer in a tight loop, whatever the schedule says.
+            let floor = time::add(self.last_attempt, ms(self.timing.min_demand_spacing));
+            self.next_pay = scheduled.max(floor).max(now);
         }
     }
 
@@ -611,7 +620,7 @@ impl Session {
         if self.state == State::Skipped {
             self.set_state(State::Funding);
         }
-        self.on_success(now);
+        self.on_success(now, true);
     }
 
     fn on_skipped(&mut self, now: Instant, cycle: u32) {
@@ -624,7 +633,7 @@ impl Session {
         if self.state == State::Funding {
             self.set_state(State::Skipped);
         }
-        self.on_success(now);
+        self.on_success(now, false);
     }
 
     fn on_failure(&mut self, now: Instant, endpoint: Endpoint, reply: Reply) {
@@ -662,11 +671,11 @@ impl Session {
         }
     }
 
-    /// When the next cycle goes out after a success at `now`. For `live`, the signer bills each
+    /// When the next cycle goes out after a mint answered at `now`. For `live`, the signer bills each
     /// mint `ceil(elapsed)`, so the spacing between mints sets the price actually paid: above the
     /// target runway, land just under a whole second after the previous mint (pay ~the price);
     /// below it, land just over one (the rounding builds buffer).
-    fn schedule_after_success(&self, now: Instant) -> Instant {
+    fn schedule_after_mint(&self, now: Instant) -> Instant {
         let nominal = time::add(self.last_attempt, ms(self.timing.interval));
         if !self.timing.whole_seconds {
             return nominal;
@@ -679,11 +688,10 @@ impl Session {
             if whole >= one_second {
                 return time::sub(time::add(self.last_mint, whole), margin);
             }
-        } else {
-            let whole = time::floor_secs(time::minus(gap, margin));
-            if whole >= one_second {
-                return time::add(time::add(self.last_mint, whole), margin);
-            }
+        } else if gap > one_second + margin {
+            // Build buffer as fast as the rounding allows: a mint just over one second after the
+            // last is billed two seconds, so the runway grows ~0.9 s per second.
+            return time::add(time::add(self.last_mint, one_second), margin);
         }
         nominal
     }

@@ -1,5 +1,5 @@
 //! A network partition shorter than the runway is ridden out by retries: no lapse, funding
-//! continues. A longer one is reported as `AtRisk` (one server tick of runway left), then
+//! continues. One longer than the runway is reported as `AtRisk` (one server tick of runway left), then
 //! `Lapsed` (the deadline passed), while funding keeps retrying until a 404 confirms the release.
 
 use livepay_core::{Config, Duration, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply};
@@ -45,14 +45,16 @@ fn a_6_s_outage_is_ridden_out_without_a_lapse() {
 }
 
 #[test]
-fn a_20_s_outage_is_at_risk_then_lapsed_then_gone() {
-    let (from, to) = (secs(20), secs(40));
+fn a_60_s_outage_is_at_risk_then_lapsed_then_gone() {
+    // 20 s of funding builds ~28 s of runway (each mint 1.05 s after the last is billed 2 s):
+    // a 60 s outage outlasts it.
+    let (from, to) = (secs(20), secs(80));
     let script =
         Script::new()
             .outage(from..to, Reply::Network)
             .starting_at(Endpoint::Payment, to, Reply::Status(404));
     let config = Config::new(PaymentType::Live);
-    let report = drive(config, script, Commands::new(), secs(60));
+    let report = drive(config, script, Commands::new(), secs(120));
 
     report.assert_exit(Some(Exit::Released(ReleaseReason::Gone)));
     let at_risk: EventFilter<'_> = &|e| matches!(e, Event::AtRisk { .. });

@@ -26,7 +26,11 @@ fn a_482_stream_skips_cycles_without_a_payment_post_and_funding_continues() {
 
     // A payment POST follows every mint and none of the skips.
     let sends = report.times_of(Call::SendPayment);
-    for &(at, cycle) in &requests {
+    // (The last request may still be in flight when the run ends.)
+    for &(at, cycle) in requests
+        .iter()
+        .filter(|&&(at, _)| at + DEFAULT_LATENCY < report.end)
+    {
         let posted = sends.contains(&(at + DEFAULT_LATENCY));
         assert_eq!(
             posted,
@@ -35,7 +39,11 @@ fn a_482_stream_skips_cycles_without_a_payment_post_and_funding_continues() {
             report.timeline()
         );
     }
-    assert_eq!(sends.len(), requests.len() - 3);
+    let answered = requests
+        .iter()
+        .filter(|&&(at, _)| at + DEFAULT_LATENCY < report.end)
+        .count();
+    assert_eq!(sends.len(), answered - 3);
 
     // Each skip is reported when the 482 arrives; the state says so until the next mint pays.
     let skipped = report.events_where(|e| matches!(e, Event::CycleSkipped { .. }));

@@ -5,4 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod faults;
+pub mod memory;
 pub mod model;
+pub mod sim;

@@ -215,8 +215,9 @@ fn below_target_runway_mints_land_just_over_a_whole_second() {
     let mut h = H::started_at(Config::default(), 500);
     h.action();
     h.answer(20, PAID);
-    // Runway 10.5 s < target 15 s: build buffer, 2.05 s after the last mint (billed 3 s).
-    assert_eq!(h.s.poll_timeout(), Some(ms(2_550)));
+    // Runway 10.5 s < target 60 s: build buffer as fast as the rounding allows, 1.05 s after
+    // the last mint (billed 2 s).
+    assert_eq!(h.s.poll_timeout(), Some(ms(1_550)));
 }
 
 #[test]
@@ -247,7 +248,8 @@ fn an_hour_of_clean_funding_pays_close_to_the_price_and_keeps_the_target_runway(
     let st = h.s.stats();
     let elapsed = 3_600_000.0;
     let ratio = (st.billed.as_millis() as f64) / elapsed;
-    assert!(ratio < 1.02, "over-payment ratio {ratio}");
+    // 1.7 % in steady state plus the one-off ~50 s of buffer.
+    assert!(ratio < 1.035, "over-payment ratio {ratio}");
     // After the first minute the buffer is built (runway before a mint ≥ target − one cycle)
     // and kept.
     assert!(min_runway >= Duration::from_secs(11), "{min_runway:?}");
@@ -916,8 +918,32 @@ fn one_input_never_overflows_the_event_queue() {
     h.action();
     h.answer(20_000, PAID);
     assert_eq!(h.s.stats().events_dropped, 0);
-    assert!(h.events.contains(&Event::PaymentAccepted {
-        cycle: 3,
-        latency: span_ms(20_000)
-    }));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::PaymentAccepted { cycle: 3, .. })),
+        "{:?}",
+        h.events
+    );
+}
+
+/// Regression (found end to end against the model): after a 482 while building buffer, the next
+/// payment was aimed at the last *mint* plus ~1 s, already in the past, so the machine asked the
+/// signer again at once, in a tight loop.
+#[test]
+fn a_482_never_makes_the_signer_polled_in_a_tight_loop() {
+    let mut h = H::started_at(Config::default(), 500);
+    h.action();
+    h.answer(20, PAID);
+    let mut calls = 0;
+    while h.now < ms(60_000) {
+        if h.s.poll_action().is_some() {
+            calls += 1;
+            h.answer(20, Outcome::Skipped);
+        } else {
+            h.next();
+        }
+    }
+    // One call per 3 s interval, not hundreds.
+    assert!((18..=21).contains(&calls), "{calls} signer calls in a minute");
 }

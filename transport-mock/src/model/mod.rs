@@ -11,13 +11,13 @@
 
 pub mod config;
 pub mod orchestrator;
-mod rng;
+pub mod rng;
 pub mod signer;
 mod token;
 pub mod wire;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use embassy_time::Instant;
 use serde::Serialize;

@@ -1,0 +1,588 @@
+//! The reservation (protocol.md §2.1, §2.3) as a sans-IO state machine.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{
+    Answer, HttpRequest, MaxPrice, PaymentSession, ProtocolError, RedactedHeaders, SafeUrl, SessionParts,
+    header, is_decimal, origin,
+};
+use crate::classify::Reply;
+use crate::config::PaymentType;
+use crate::wire::{self, WireError};
+
+/// What a reservation needs. Build it with [`ReserveOptions::new`] and the `with_*` methods, or
+/// set the public fields. `Debug` redacts the signer header values.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReserveOptions {
+    /// The reservation URL, `POST`ed twice: `{orch}/apps/{runner_id}/session` (the discovery
+    /// answer's runner `url`).
+    pub runner_url: String,
+    /// The remote signer's base URL; `None` for an offchain (unpriced) runner.
+    pub signer_url: Option<String>,
+    /// Headers sent with every signer request (e.g. `Authorization`); the values are secret.
+    pub signer_headers: Vec<(String, String)>,
+    /// The signer `type`.
+    pub payment_type: PaymentType,
+    /// The runner's app name, sent to the signer as `app`.
+    pub app: Option<String>,
+    /// A price ceiling for the signer; its unit must be `payment_type.price_unit()`.
+    pub max_price: Option<MaxPrice>,
+    /// The payer address, when already known (cached per signer): skips
+    /// `sign-orchestrator-info`.
+    pub payer_address: Option<String>,
+    /// Most 402 challenges to ask for (a first-call 480 asks for a fresh one). Default 8, as
+    /// livepeer-gateway; 0 counts as 1.
+    pub max_attempts: u8,
+    /// Accept a challenge whose `payment_url` is on another origin than `runner_url`. Default
+    /// `false`: payments would carry tickets to a host the caller never chose.
+    pub allow_cross_origin_payment_url: bool,
+}
+
+impl ReserveOptions {
+    /// Options with the defaults: no signer headers, app, max price or known payer, 8 attempts,
+    /// same-origin payment URL only.
+    pub fn new(runner_url: impl Into<String>, signer_url: Option<String>, payment_type: PaymentType) -> Self {
+        Self {
+            runner_url: runner_url.into(),
+            signer_url,
+            signer_headers: Vec::new(),
+            payment_type,
+            app: None,
+            max_price: None,
+            payer_address: None,
+            max_attempts: 8,
+            allow_cross_origin_payment_url: false,
+        }
+    }
+
+    /// Adds a header sent with every signer request.
+    #[must_use]
+    pub fn with_signer_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.signer_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the app name.
+    #[must_use]
+    pub fn with_app(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// Sets the price ceiling.
+    #[must_use]
+    pub fn with_max_price(mut self, max_price: MaxPrice) -> Self {
+        self.max_price = Some(max_price);
+        self
+    }
+
+    /// Sets the known payer address.
+    #[must_use]
+    pub fn with_payer_address(mut self, address: impl Into<String>) -> Self {
+        self.payer_address = Some(address.into());
+        self
+    }
+
+    /// Sets the most challenges to ask for.
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u8) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+}
+
+impl fmt::Debug for ReserveOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReserveOptions")
+            .field("runner_url", &SafeUrl(&self.runner_url))
+            .field("signer_url", &self.signer_url.as_deref().map(SafeUrl))
+            .field("signer_headers", &RedactedHeaders(&self.signer_headers))
+            .field("payment_type", &self.payment_type)
+            .field("app", &self.app)
+            .field("max_price", &self.max_price)
+            .field("payer_address", &self.payer_address)
+            .field("max_attempts", &self.max_attempts)
+            .field(
+                "allow_cross_origin_payment_url",
+                &self.allow_cross_origin_payment_url,
+            )
+            .finish()
+    }
+}
+
+/// A successful reservation.
+#[derive(Debug, Clone)]
+pub struct Reserved {
+    /// The session id.
+    pub session_id: String,
+    /// Where the app is served.
+    pub app_url: String,
+    /// The control URL (`POST {control_url}/stop` releases the session).
+    pub control_url: String,
+    /// The funded session's protocol state; `None` for an unpriced runner (200 at once). Present
+    /// for a `fixed` price too, though there is nothing to fund then.
+    pub payment: Option<PaymentSession>,
+}
+
+/// The requests of a reservation, for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveEndpoint {
+    /// Signer `POST /sign-orchestrator-info`.
+    SignOrchestratorInfo,
+    /// The first, unpaid reservation `POST`.
+    Reserve,
+    /// The first signer `POST /generate-live-payment` (no state).
+    GeneratePayment,
+    /// The paid reservation retry.
+    PaidReserve,
+}
+
+impl ReserveEndpoint {
+    /// A short name for logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SignOrchestratorInfo => "sign-orchestrator-info",
+            Self::Reserve => "reservation",
+            Self::GeneratePayment => "generate-live-payment",
+            Self::PaidReserve => "paid reservation",
+        }
+    }
+}
+
+/// Why a reservation failed. Messages quote the server's error text (at most
+/// [`MAX_ERROR_MESSAGE_LEN`](wire::MAX_ERROR_MESSAGE_LEN) bytes), never a secret or a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReserveError {
+    /// A URL is not `http`/`https` with a non-empty host; names the option or answer field.
+    BadUrl {
+        /// `runner_url`, `signer_url`, `payment_url` or `control_url`.
+        field: &'static str,
+    },
+    /// `max_price` is not a decimal or its unit does not match the payment type.
+    BadMaxPrice,
+    /// A request got no HTTP answer.
+    Unreachable {
+        /// Which request.
+        endpoint: ReserveEndpoint,
+        /// What came back instead.
+        reply: Reply,
+    },
+    /// The signer refused (e.g. 481: price above a ceiling; 400; 401).
+    Signer {
+        /// The HTTP status.
+        status: u16,
+        /// The reason from the body.
+        message: String,
+    },
+    /// The orchestrator refused (404 runner not found, 503 no capacity, 400/403 on the paid
+    /// retry, …).
+    Orchestrator {
+        /// The HTTP status.
+        status: u16,
+        /// The reason from the body.
+        message: String,
+    },
+    /// A 402 without `payment_params`, `manifest_id` and `payment_url` (e.g. an invalid payer
+    /// address): an error, not a challenge.
+    NotAChallenge {
+        /// The HTTP status (402).
+        status: u16,
+        /// The reason from the body.
+        message: String,
+    },
+    /// Offchain (no signer), but the runner asked for payment.
+    PaymentRequired,
+    /// The challenge's `payment_url` is on another origin than `runner_url`.
+    CrossOriginPaymentUrl,
+    /// A success answer whose body is not what the protocol says.
+    Malformed {
+        /// Which request.
+        endpoint: ReserveEndpoint,
+        /// What is wrong with the body.
+        error: WireError,
+    },
+    /// Every challenge's first signer call answered 480 (refresh required).
+    TooManyAttempts {
+        /// Challenges asked for.
+        attempts: u8,
+    },
+    /// [`ReserveFlow::result`] was called before the flow finished.
+    Unfinished,
+}
+
+impl fmt::Display for ReserveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reason = |f: &mut fmt::Formatter<'_>, message: &str| {
+            if message.is_empty() {
+                Ok(())
+            } else {
+                write!(f, ": {message}")
+            }
+        };
+        match self {
+            Self::BadUrl { field } => write!(f, "reservation: `{field}` is not an http(s) URL with a host"),
+            Self::BadMaxPrice => {
+                f.write_str("reservation: max price is not a decimal in the payment type's unit")
+            }
+            Self::Unreachable { endpoint, reply } => {
+                write!(f, "reservation: {} failed: {reply}", endpoint.as_str())
+            }
+            Self::Signer { status, message } => {
+                write!(f, "reservation: signer answered HTTP {status}")?;
+                reason(f, message)
+            }
+            Self::Orchestrator { status, message } => {
+                write!(f, "reservation: orchestrator answered HTTP {status}")?;
+                reason(f, message)
+            }
+            Self::NotAChallenge { status, message } => {
+                write!(f, "reservation: HTTP {status} without a payment challenge")?;
+                reason(f, message)
+            }
+            Self::PaymentRequired => {
+                f.write_str("reservation: the runner requires payment but no signer is configured")
+            }
+            Self::CrossOriginPaymentUrl => {
+                f.write_str("reservation: the challenge's payment_url is on another origin than the runner")
+            }
+            Self::Malformed { endpoint, error } => {
+                write!(f, "reservation: malformed {} answer: {error}", endpoint.as_str())
+            }
+            Self::TooManyAttempts { attempts } => write!(
+                f,
+                "reservation: the signer asked for a refresh on all {attempts} challenges"
+            ),
+            Self::Unfinished => f.write_str("reservation: not finished"),
+        }
+    }
+}
+
+impl core::error::Error for ReserveError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Malformed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Where a [`ReserveFlow`] is.
+#[derive(Debug)]
+enum Stage {
+    /// Ask the signer for the payer address.
+    OrchestratorInfo,
+    /// Ask for a 402 challenge (or an unpriced 200).
+    Challenge,
+    /// The first signer call for the challenge, no state.
+    FirstMint(PaymentSession),
+    /// Retry the reservation with the first payment.
+    PaidRetry(PaymentSession),
+    /// Finished; the result not taken yet.
+    Done(Result<Reserved, ReserveError>),
+    /// Finished and taken.
+    Taken,
+}
+
+/// The reservation as a sans-IO state machine (protocol.md §2.1, §2.3):
+///
+/// 1. `POST {signer}/sign-orchestrator-info` for the payer address (skipped when known, and
+///    offchain);
+/// 2. `POST {runner_url}` with `Livepeer-Payer-Address` and `{}`: a 200 is an unpriced session; a
+///    402 is the challenge;
+/// 3. `POST {signer}/generate-live-payment` without state; a 480 drops the challenge and goes
+///    back to 2 (at most `max_attempts` challenges);
+/// 4. `POST {runner_url}` again, plus `Livepeer-Payment` and `Livepeer-Segment`: 200 is the
+///    session, with the state of step 3 kept for the first funding call.
+///
+/// Take each request with [`poll_request`](Self::poll_request) and answer it with
+/// [`handle_response`](Self::handle_response) (an HTTP answer) or
+/// [`handle_failure`](Self::handle_failure) (none); once `poll_request` returns `None`, the flow
+/// is done: [`result`](Self::result). Answers when nothing is in flight are ignored.
+/// `Debug` redacts every secret.
+#[derive(Debug)]
+pub struct ReserveFlow {
+    options: ReserveOptions,
+    runner_origin: String,
+    payer: Option<String>,
+    attempts: u8,
+    stage: Stage,
+    in_flight: bool,
+}
+
+impl ReserveFlow {
+    /// A flow for `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReserveError::BadUrl`] when `runner_url` or `signer_url` is not `http`/`https` with a
+    /// host; [`ReserveError::BadMaxPrice`] when the max price is not a decimal in the payment
+    /// type's unit.
+    pub fn new(options: ReserveOptions) -> Result<Self, ReserveError> {
+        let runner_origin =
+            origin(&options.runner_url).ok_or(ReserveError::BadUrl { field: "runner_url" })?;
+        if let Some(signer) = &options.signer_url
+            && origin(signer).is_none()
+        {
+            return Err(ReserveError::BadUrl { field: "signer_url" });
+        }
+        if let Some(max) = &options.max_price
+            && (!is_decimal(&max.price) || max.unit != options.payment_type.price_unit())
+        {
+            return Err(ReserveError::BadMaxPrice);
+        }
+        let stage = if options.signer_url.is_some() && options.payer_address.is_none() {
+            Stage::OrchestratorInfo
+        } else {
+            Stage::Challenge
+        };
+        Ok(Self {
+            payer: options.payer_address.clone(),
+            options,
+            runner_origin,
+            attempts: 0,
+            stage,
+            in_flight: false,
+        })
+    }
+
+    /// The payer address, once known.
+    pub fn payer_address(&self) -> Option<&str> {
+        self.payer.as_deref()
+    }
+
+    /// Challenges asked for so far.
+    pub fn attempts(&self) -> u8 {
+        self.attempts
+    }
+
+    /// Whether the flow has finished (its result may have been taken).
+    pub fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done(_) | Stage::Taken)
+    }
+
+    /// The next request to send; `None` while one is in flight and once the flow is done.
+    pub fn poll_request(&mut self) -> Option<HttpRequest> {
+        if self.in_flight {
+            return None;
+        }
+        let req = match &mut self.stage {
+            Stage::OrchestratorInfo => {
+                let signer = self.options.signer_url.as_deref().unwrap_or_default();
+                super::signer_post(signer, &self.options.signer_headers, "sign-orchestrator-info")
+                    .with_json(b"{}".to_vec())
+            }
+            Stage::Challenge => {
+                self.attempts = self.attempts.saturating_add(1);
+                self.reservation()
+            }
+            Stage::FirstMint(session) => session.signer_request(),
+            Stage::PaidRetry(session) => {
+                let Some((payment, seg_creds)) = session.take_minted() else {
+                    // Unreachable: the stage is entered right after a mint.
+                    self.finish(Err(ReserveError::Malformed {
+                        endpoint: ReserveEndpoint::GeneratePayment,
+                        error: WireError::MissingField("payment"),
+                    }));
+                    return None;
+                };
+                self.reservation()
+                    .with_header(header::PAYMENT, payment)
+                    .with_header(header::SEGMENT, seg_creds)
+            }
+            Stage::Done(_) | Stage::Taken => return None,
+        };
+        self.in_flight = true;
+        Some(req)
+    }
+
+    /// `POST {runner_url}` with `{}` and, when paying, the payer address.
+    fn reservation(&self) -> HttpRequest {
+        let req = HttpRequest::post(self.options.runner_url.clone()).with_json(b"{}".to_vec());
+        match (&self.options.signer_url, &self.payer) {
+            (Some(_), Some(payer)) => req.with_header(header::PAYER_ADDRESS, payer.clone()),
+            _ => req,
+        }
+    }
+
+    /// The endpoint of the request in flight.
+    fn endpoint(&self) -> ReserveEndpoint {
+        match self.stage {
+            Stage::OrchestratorInfo => ReserveEndpoint::SignOrchestratorInfo,
+            Stage::FirstMint(_) => ReserveEndpoint::GeneratePayment,
+            Stage::PaidRetry(_) => ReserveEndpoint::PaidReserve,
+            Stage::Challenge | Stage::Done(_) | Stage::Taken => ReserveEndpoint::Reserve,
+        }
+    }
+
+    /// The request in flight got no HTTP answer (network error, timeout): the flow fails with
+    /// [`ReserveError::Unreachable`]. Retrying is the caller's call.
+    pub fn handle_failure(&mut self, reply: Reply) {
+        if !self.in_flight {
+            return;
+        }
+        self.in_flight = false;
+        let endpoint = self.endpoint();
+        self.finish(Err(ReserveError::Unreachable { endpoint, reply }));
+    }
+
+    /// The request in flight got this HTTP answer.
+    pub fn handle_response(&mut self, status: u16, body: &[u8]) {
+        if !self.in_flight {
+            return;
+        }
+        self.in_flight = false;
+        let stage = core::mem::replace(&mut self.stage, Stage::Taken);
+        self.stage = match stage {
+            Stage::OrchestratorInfo => self.on_orchestrator_info(status, body),
+            Stage::Challenge => self.on_reservation(status, body),
+            Stage::FirstMint(session) => self.on_first_mint(session, status, body),
+            Stage::PaidRetry(session) => on_paid_reservation(session, status, body),
+            done @ (Stage::Done(_) | Stage::Taken) => done,
+        };
+    }
+
+    fn on_orchestrator_info(&mut self, status: u16, body: &[u8]) -> Stage {
+        if status != 200 {
+            return Stage::Done(Err(signer_error(status, body)));
+        }
+        let mut scratch = alloc::vec![0; body.len()];
+        match wire::OrchestratorInfoSignature::parse(body, &mut scratch) {
+            Ok(info) => {
+                self.payer = Some(info.address.to_string());
+                Stage::Challenge
+            }
+            Err(error) => Stage::Done(Err(ReserveError::Malformed {
+                endpoint: ReserveEndpoint::SignOrchestratorInfo,
+                error,
+            })),
+        }
+    }
+
+    fn on_reservation(&mut self, status: u16, body: &[u8]) -> Stage {
+        match status {
+            200 => Stage::Done(reserved(body, None, ReserveEndpoint::Reserve)),
+            402 if self.options.signer_url.is_none() => Stage::Done(Err(ReserveError::PaymentRequired)),
+            402 => {
+                let mut scratch = alloc::vec![0; body.len()];
+                let Ok(challenge) = wire::Challenge::parse(body, &mut scratch) else {
+                    return Stage::Done(Err(ReserveError::NotAChallenge {
+                        status,
+                        message: wire::error_message(body).to_string(),
+                    }));
+                };
+                match origin(challenge.payment_url) {
+                    None => return Stage::Done(Err(ReserveError::BadUrl { field: "payment_url" })),
+                    Some(o) if o != self.runner_origin && !self.options.allow_cross_origin_payment_url => {
+                        return Stage::Done(Err(ReserveError::CrossOriginPaymentUrl));
+                    }
+                    Some(_) => {}
+                }
+                let parts = SessionParts {
+                    signer_url: self.options.signer_url.clone().unwrap_or_default(),
+                    signer_headers: self.options.signer_headers.clone(),
+                    payment_type: self.options.payment_type,
+                    app: self.options.app.clone(),
+                    max_price: self.options.max_price.clone(),
+                    sender: self.payer.clone().unwrap_or_default(),
+                };
+                Stage::FirstMint(PaymentSession::from_challenge(parts, &challenge))
+            }
+            _ => Stage::Done(Err(orchestrator_error(status, body))),
+        }
+    }
+
+    fn on_first_mint(&mut self, mut session: PaymentSession, status: u16, body: &[u8]) -> Stage {
+        let Answer { reply, error } = session.on_signer_response(status, body);
+        match (reply, error) {
+            (Reply::Status(200), _) => Stage::PaidRetry(session),
+            (Reply::Status(480), _) => {
+                if self.attempts >= self.options.max_attempts.max(1) {
+                    Stage::Done(Err(ReserveError::TooManyAttempts {
+                        attempts: self.attempts,
+                    }))
+                } else {
+                    // Drop this challenge; a fresh 402 brings a new manifest id.
+                    Stage::Challenge
+                }
+            }
+            (_, Some(ProtocolError::Malformed { error, .. })) => Stage::Done(Err(ReserveError::Malformed {
+                endpoint: ReserveEndpoint::GeneratePayment,
+                error,
+            })),
+            _ => Stage::Done(Err(signer_error(status, body))),
+        }
+    }
+
+    /// The result, taken once the flow is done; `None` before, and after it was taken.
+    pub fn poll_done(&mut self) -> Option<Result<Reserved, ReserveError>> {
+        if !matches!(self.stage, Stage::Done(_)) {
+            return None;
+        }
+        match core::mem::replace(&mut self.stage, Stage::Taken) {
+            Stage::Done(result) => Some(result),
+            _ => None,
+        }
+    }
+
+    /// The result; [`ReserveError::Unfinished`] if the flow is not done (or the result was
+    /// already taken with [`poll_done`](Self::poll_done)).
+    ///
+    /// # Errors
+    ///
+    /// Why the reservation failed.
+    pub fn result(mut self) -> Result<Reserved, ReserveError> {
+        self.poll_done().unwrap_or(Err(ReserveError::Unfinished))
+    }
+
+    fn finish(&mut self, result: Result<Reserved, ReserveError>) {
+        self.stage = Stage::Done(result);
+    }
+}
+
+fn on_paid_reservation(session: PaymentSession, status: u16, body: &[u8]) -> Stage {
+    if status != 200 {
+        return Stage::Done(Err(orchestrator_error(status, body)));
+    }
+    Stage::Done(reserved(body, Some(session), ReserveEndpoint::PaidReserve))
+}
+
+/// A reservation's 200 body as the result.
+fn reserved(
+    body: &[u8],
+    payment: Option<PaymentSession>,
+    endpoint: ReserveEndpoint,
+) -> Result<Reserved, ReserveError> {
+    let mut scratch = alloc::vec![0; body.len()];
+    let r = wire::Reservation::parse(body, &mut scratch)
+        .map_err(|error| ReserveError::Malformed { endpoint, error })?;
+    if origin(r.control_url).is_none() {
+        return Err(ReserveError::BadUrl { field: "control_url" });
+    }
+    let payment = payment.map(|mut p| {
+        p.set_control_url(r.control_url);
+        p
+    });
+    Ok(Reserved {
+        session_id: r.session_id.to_string(),
+        app_url: r.app_url.to_string(),
+        control_url: r.control_url.to_string(),
+        payment,
+    })
+}
+
+fn signer_error(status: u16, body: &[u8]) -> ReserveError {
+    ReserveError::Signer {
+        status,
+        message: wire::error_message(body).to_string(),
+    }
+}
+
+fn orchestrator_error(status: u16, body: &[u8]) -> ReserveError {
+    ReserveError::Orchestrator {
+        status,
+        message: wire::error_message(body).to_string(),
+    }
+}

@@ -1,0 +1,78 @@
+//! End to end on the faithful model, in memory: a session reserved over the model and funded by
+//! `livepay_core::run` for an hour, then closed, is never released by the orchestrator and pays
+//! within 5 % of the price.
+
+use futures::StreamExt as _;
+use futures::executor::block_on;
+use futures::stream;
+use livepay_core::{Command, Config, Duration, Exit, PaymentType, ReleaseReason, Session, StatusTable, run};
+use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+use livepay_mock::model::{self, DEFAULT_PRICE_WEI, World};
+
+const HOUR: u64 = 3600;
+
+#[test]
+fn an_hour_of_funding_is_never_released_and_pays_close_to_the_price() {
+    let net = MemoryNet::new(World::new(model::Config::default(), 1));
+    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
+    let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
+    let clock = net.clock();
+    let start = clock.now();
+    let close_at = start + Duration::from_secs(HOUR);
+    let commands = Box::pin(
+        stream::once(async move {
+            clock.reached(close_at).await;
+            Command::Close
+        })
+        .chain(stream::pending()),
+    );
+    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
+    let exit = block_on(run(
+        &mut session,
+        &transport,
+        clock,
+        &StatusTable::new(),
+        commands,
+        |_| {},
+    ));
+
+    assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
+    let world = net.world();
+    let orch = world.orchestrator();
+    let report = format!(
+        "client {:?}\norchestrator {:?}\nsigner {:?}",
+        session.stats(),
+        orch.stats(),
+        world.signer().stats()
+    );
+
+    // Released exactly once: by the client's stop, at the close.
+    assert_eq!(orch.stats().released_unpaid, 0, "{report}");
+    assert_eq!(orch.releases().len(), 1, "{report}");
+    let release = &orch.releases()[0];
+    assert_eq!(release.reason, model::ReleaseReason::Stopped);
+    assert!(release.at >= close_at && release.at - close_at <= Duration::from_millis(100));
+
+    // The whole hour was debited, tick by tick, and covered.
+    let s = orch.session(&reserved.session_id).expect("the session");
+    assert_eq!(s.ticks(), HOUR / 5, "{report}");
+    assert_eq!(s.debited(), u128::from(HOUR) * DEFAULT_PRICE_WEI, "{report}");
+    assert!(s.credited() >= s.debited(), "{report}");
+    // Over-payment (prepay and whole-second rounding) stays within 5 %.
+    assert!(s.credited() * 100 <= s.debited() * 105, "{report}");
+
+    // About one payment per 3 s interval, every one accepted, none lost, no refresh missed.
+    let stats = session.stats();
+    assert!((1_100..=1_300).contains(&stats.payments_accepted), "{report}");
+    assert_eq!(
+        u64::from(stats.payments_accepted) + 1,
+        s.payments(),
+        "reservation + funding"
+    );
+    assert_eq!(
+        stats.failures + stats.lost_mints + stats.at_risk + stats.lapses,
+        0,
+        "{report}"
+    );
+    assert_eq!(world.signer().stats().rejected_400, 0, "{report}");
+}

@@ -1,0 +1,105 @@
+//! End to end on the faithful model, in memory: with the default 8-minute ticket-param lifetime
+//! the signer asks for a refresh (480) several times an hour; each refresh swaps in fresh params,
+//! keeps the session-scoped payment URL, and the cycle pays at once, so funding never lapses.
+
+use futures::StreamExt as _;
+use futures::executor::block_on;
+use futures::stream;
+use livepay_core::{
+    Command, Config, Duration, Event, Exit, PaymentType, ReleaseReason, Session, StatusTable, run,
+};
+use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+use livepay_mock::model::{self, World};
+
+#[test]
+fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
+    let config = model::Config::default();
+    assert_eq!(config.param_lifetime, Duration::from_secs(8 * 60));
+    let net = MemoryNet::new(World::new(config, 2));
+    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
+    let payment = reserved.payment.expect("a priced runner");
+    let payment_url = payment.payment_url().to_owned();
+    let first_params = payment.payment_params().to_owned();
+    let transport = MemoryTransport::new(net.clone(), payment);
+    let clock = net.clock();
+    let start = clock.now();
+    let close_at = start + Duration::from_secs(3600);
+    let commands = Box::pin(
+        stream::once(async move {
+            clock.reached(close_at).await;
+            Command::Close
+        })
+        .chain(stream::pending()),
+    );
+    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
+    let mut events = Vec::new();
+    let exit = block_on(run(
+        &mut session,
+        &transport,
+        clock,
+        &StatusTable::new(),
+        commands,
+        |e| events.push((clock.now(), e)),
+    ));
+    assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
+
+    let world = net.world();
+    let stats = session.stats();
+    let report = format!(
+        "client {stats:?}\norchestrator {:?}\nsigner {:?}",
+        world.orchestrator().stats(),
+        world.signer().stats()
+    );
+    // 60 min / 8 min: a refresh every 8 minutes, each answering one signer 480.
+    assert!(stats.refreshes >= 5, "{report}");
+    assert_eq!(
+        u64::from(stats.refreshes),
+        world.orchestrator().stats().refreshes,
+        "{report}"
+    );
+    assert_eq!(
+        world.signer().stats().refresh_480,
+        world.orchestrator().stats().refreshes
+    );
+    let refreshed: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Refreshed { .. }))
+        .map(|&(t, _)| t)
+        .collect();
+    assert_eq!(refreshed.len(), stats.refreshes as usize);
+    for pair in refreshed.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap <= Duration::from_secs(8 * 60 + 3), "refresh gap {gap}");
+    }
+    // Each refresh is followed by the cycle's payment at once.
+    for &t in &refreshed {
+        let paid = events
+            .iter()
+            .find(|&&(at, e)| at >= t && matches!(e, Event::PaymentAccepted { .. }))
+            .map(|&(at, _)| at);
+        assert!(
+            paid.is_some_and(|at| at - t <= Duration::from_millis(100)),
+            "{report}"
+        );
+    }
+
+    // The params changed; the session-scoped payment URL did not (the refresh answer names the
+    // generic `/payment`).
+    let kept = transport.session();
+    assert_eq!(kept.payment_url(), payment_url);
+    assert_ne!(kept.payment_params(), first_params);
+    assert!(payment_url.ends_with(&format!("/session/{}/payment", reserved.session_id)));
+
+    // Funding never lapsed: no gap between credited payments came near the 10 s prepay, and
+    // the orchestrator never released the session for lack of balance.
+    let paid: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::PaymentAccepted { .. }))
+        .map(|&(t, _)| t)
+        .collect();
+    let widest = paid.windows(2).map(|p| p[1] - p[0]).max().unwrap_or_default();
+    assert!(widest <= Duration::from_secs(4), "widest gap {widest}");
+    assert_eq!(stats.lapses + stats.at_risk + stats.failures, 0, "{report}");
+    assert_eq!(world.orchestrator().stats().released_unpaid, 0, "{report}");
+    assert_eq!(world.orchestrator().stats().payments_rejected, 0, "{report}");
+}

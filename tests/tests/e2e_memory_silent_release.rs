@@ -1,0 +1,113 @@
+//! End to end on the faithful model, in memory: when funding stops, the orchestrator releases
+//! the session silently at the first tick its balance cannot cover; funding started again learns
+//! of it from the 404 on its first payment POST and reports `Released(Gone)`.
+
+use futures::executor::block_on;
+use futures::stream;
+use futures::{Stream, StreamExt as _};
+use livepay_core::client::ProtocolError;
+use livepay_core::{
+    Command, Config, Duration, Endpoint, Exit, Instant, PaymentType, ReleaseReason, Session, StatusTable, run,
+};
+use livepay_mock::memory::{MemoryNet, MemoryTransport, VirtualClock, reserve};
+use livepay_mock::model::{self, World};
+
+/// `command` once the clock reaches `at`, then nothing, ever.
+fn at(clock: &VirtualClock, at: Instant, command: Command) -> impl Stream<Item = Command> + Unpin + '_ {
+    Box::pin(
+        stream::once(async move {
+            clock.reached(at).await;
+            command
+        })
+        .chain(stream::pending()),
+    )
+}
+
+#[test]
+fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
+    let net = MemoryNet::new(World::new(model::Config::default(), 3));
+    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
+    let id = reserved.session_id.clone();
+    let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
+    let clock = net.clock();
+    let table = StatusTable::new();
+    let start = clock.now();
+    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
+
+    // Fund for 30 s, then stop funding (without closing).
+    let stop_at = start + Duration::from_secs(30);
+    let exit = block_on(run(
+        &mut session,
+        &transport,
+        clock,
+        &table,
+        at(clock, stop_at, Command::Stop),
+        |_| {},
+    ));
+    assert_eq!(exit, Exit::Stopped);
+    let stopped = clock.now();
+    assert!(stopped - stop_at <= Duration::from_millis(100));
+    let paid_before = session.stats().payments_accepted;
+    assert!(paid_before >= 10, "{:?}", session.stats());
+    assert_eq!(net.world().released_at(&id), None, "still funded when stopped");
+    let funded_until = session.funded_until();
+    assert!(
+        funded_until > stopped + Duration::from_secs(10),
+        "runway {}",
+        funded_until - stopped
+    );
+
+    // A minute of silence: the orchestrator releases the session on a tick, telling no one.
+    clock.advance(Duration::from_secs(60));
+    let (released_at, reason) = {
+        let world = net.world();
+        let s = world.orchestrator().session(&id).expect("the session");
+        s.released().expect("released while unfunded")
+    };
+    assert!(matches!(reason, model::ReleaseReason::InsufficientBalance { fee, balance } if fee > balance));
+    // The release came at the first 5 s tick past the end of the credit, which the core's
+    // runway model had estimated (prepay plus the rounding surplus it built on purpose).
+    assert!(
+        released_at > funded_until - Duration::from_secs(1)
+            && released_at <= funded_until + Duration::from_secs(5),
+        "released at {released_at}, stopped at {stopped}, estimated end of credit {funded_until}"
+    );
+    assert_eq!(
+        session.stats().payments_accepted,
+        paid_before,
+        "nothing was sent meanwhile"
+    );
+
+    // Funding starts again: the first cycle mints, its POST answers 404, the session is gone.
+    let restarted = clock.now();
+    let exit = block_on(run(
+        &mut session,
+        &transport,
+        clock,
+        &table,
+        stream::pending(),
+        |_| {},
+    ));
+    assert_eq!(exit, Exit::Released(ReleaseReason::Gone));
+    assert!(
+        clock.now() - restarted <= Duration::from_millis(100),
+        "seen at once"
+    );
+    assert_eq!(
+        transport.last_error(),
+        Some(ProtocolError::Status {
+            endpoint: Endpoint::Payment,
+            status: 404,
+            message: "session not found".to_owned(),
+        })
+    );
+    let world = net.world();
+    assert_eq!(world.orchestrator().stats().payments_rejected, 1);
+    assert_eq!(world.orchestrator().stats().released_unpaid, 1);
+    // The signer billed that last mint although no one credited it: one lost payment.
+    assert_eq!(
+        world.signer().stats().mints,
+        world.orchestrator().stats().payments_accepted + 1
+    );
+    assert_eq!(session.stats().payments_accepted, paid_before);
+}
