@@ -52,6 +52,7 @@ use livepay_core::{
 
 mod clock;
 mod commands;
+pub mod memory;
 pub mod sim;
 mod transport;
 

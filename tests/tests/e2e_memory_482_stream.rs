@@ -3,12 +3,10 @@
 //! treats those as healthy: it goes on, pays whenever the signer mints, and the orchestrator
 //! never releases the session.
 
-use futures::StreamExt as _;
-use futures::executor::block_on;
-use futures::stream;
-use livepay_core::{Command, Config, Duration, Exit, PaymentType, ReleaseReason, Session, StatusTable, run};
-use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+use livepay_core::{Duration, Exit, ReleaseReason, Session};
+use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, DEFAULT_PRICE_WEI, World};
+use livepay_tests::memory::{fund_then_close, reserve_live};
 
 const HALF_HOUR: u64 = 30 * 60;
 
@@ -19,29 +17,10 @@ fn half_hour_of_30_s_tickets() -> (MemoryNet, Session, String) {
         ..model::Config::default()
     };
     let net = MemoryNet::new(World::new(config, 8));
-    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
-    let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
-    let clock = net.clock();
-    let start = clock.now();
-    let close_at = start + Duration::from_secs(HALF_HOUR);
-    let commands = Box::pin(
-        stream::once(async move {
-            clock.reached(close_at).await;
-            Command::Close
-        })
-        .chain(stream::pending()),
-    );
-    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
-    let exit = block_on(run(
-        &mut session,
-        &transport,
-        clock,
-        &StatusTable::new(),
-        commands,
-        |_| {},
-    ));
+    let (transport, id) = reserve_live(&net);
+    let (exit, session, _) = fund_then_close(&transport, Duration::from_secs(HALF_HOUR), |_, _| {});
     assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
-    (net, session, reserved.session_id)
+    (net, session, id)
 }
 
 fn report(net: &MemoryNet, session: &Session) -> String {

@@ -2,39 +2,18 @@
 //! `livepay_core::run` for an hour, then closed, is never released by the orchestrator and pays
 //! within 5 % of the price.
 
-use futures::StreamExt as _;
-use futures::executor::block_on;
-use futures::stream;
-use livepay_core::{Command, Config, Duration, Exit, PaymentType, ReleaseReason, Session, StatusTable, run};
-use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+use livepay_core::{Duration, Exit, ReleaseReason};
+use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, DEFAULT_PRICE_WEI, World};
+use livepay_tests::memory::{fund_then_close, reserve_live};
 
 const HOUR: u64 = 3600;
 
 #[test]
 fn an_hour_of_funding_is_never_released_and_pays_close_to_the_price() {
     let net = MemoryNet::new(World::new(model::Config::default(), 1));
-    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
-    let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
-    let clock = net.clock();
-    let start = clock.now();
-    let close_at = start + Duration::from_secs(HOUR);
-    let commands = Box::pin(
-        stream::once(async move {
-            clock.reached(close_at).await;
-            Command::Close
-        })
-        .chain(stream::pending()),
-    );
-    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
-    let exit = block_on(run(
-        &mut session,
-        &transport,
-        clock,
-        &StatusTable::new(),
-        commands,
-        |_| {},
-    ));
+    let (transport, id) = reserve_live(&net);
+    let (exit, session, close_at) = fund_then_close(&transport, Duration::from_secs(HOUR), |_, _| {});
 
     assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
     let world = net.world();
@@ -54,7 +33,7 @@ fn an_hour_of_funding_is_never_released_and_pays_close_to_the_price() {
     assert!(release.at >= close_at && release.at - close_at <= Duration::from_millis(100));
 
     // The whole hour was debited, tick by tick, and covered.
-    let s = orch.session(&reserved.session_id).expect("the session");
+    let s = orch.session(&id).expect("the session");
     assert_eq!(s.ticks(), HOUR / 5, "{report}");
     assert_eq!(s.debited(), u128::from(HOUR) * DEFAULT_PRICE_WEI, "{report}");
     assert!(s.credited() >= s.debited(), "{report}");

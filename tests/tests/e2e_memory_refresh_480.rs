@@ -2,45 +2,28 @@
 //! the signer asks for a refresh (480) several times an hour; each refresh swaps in fresh params,
 //! keeps the session-scoped payment URL, and the cycle pays at once, so funding never lapses.
 
-use futures::StreamExt as _;
-use futures::executor::block_on;
-use futures::stream;
-use livepay_core::{
-    Command, Config, Duration, Event, Exit, PaymentType, ReleaseReason, Session, StatusTable, run,
-};
-use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+use livepay_core::{Duration, Event, Exit, ReleaseReason};
+use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, World};
+use livepay_tests::memory::{fund_then_close, reserve_live};
 
 #[test]
 fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
     let config = model::Config::default();
     assert_eq!(config.param_lifetime, Duration::from_secs(8 * 60));
     let net = MemoryNet::new(World::new(config, 2));
-    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
-    let payment = reserved.payment.expect("a priced runner");
-    let payment_url = payment.payment_url().to_owned();
-    let first_params = payment.payment_params().to_owned();
-    let transport = MemoryTransport::new(net.clone(), payment);
-    let clock = net.clock();
-    let start = clock.now();
-    let close_at = start + Duration::from_secs(3600);
-    let commands = Box::pin(
-        stream::once(async move {
-            clock.reached(close_at).await;
-            Command::Close
-        })
-        .chain(stream::pending()),
-    );
-    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
+    let (transport, id) = reserve_live(&net);
+    let (payment_url, first_params) = {
+        let payment = transport.session();
+        (
+            payment.payment_url().to_owned(),
+            payment.payment_params().to_owned(),
+        )
+    };
     let mut events = Vec::new();
-    let exit = block_on(run(
-        &mut session,
-        &transport,
-        clock,
-        &StatusTable::new(),
-        commands,
-        |e| events.push((clock.now(), e)),
-    ));
+    let (exit, session, _) = fund_then_close(&transport, Duration::from_secs(3600), |t, e| {
+        events.push((t, e));
+    });
     assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
 
     let world = net.world();
@@ -88,7 +71,7 @@ fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
     let kept = transport.session();
     assert_eq!(kept.payment_url(), payment_url);
     assert_ne!(kept.payment_params(), first_params);
-    assert!(payment_url.ends_with(&format!("/session/{}/payment", reserved.session_id)));
+    assert!(payment_url.ends_with(&format!("/session/{id}/payment")));
 
     // Funding never lapsed: no gap between credited payments came near the 10 s prepay, and
     // the orchestrator never released the session for lack of balance.

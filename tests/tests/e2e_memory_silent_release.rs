@@ -2,48 +2,23 @@
 //! the session silently at the first tick its balance cannot cover; funding started again learns
 //! of it from the 404 on its first payment POST and reports `Released(Gone)`.
 
-use futures::executor::block_on;
 use futures::stream;
-use futures::{Stream, StreamExt as _};
 use livepay_core::client::ProtocolError;
-use livepay_core::{
-    Command, Config, Duration, Endpoint, Exit, Instant, PaymentType, ReleaseReason, Session, StatusTable, run,
-};
-use livepay_mock::memory::{MemoryNet, MemoryTransport, VirtualClock, reserve};
+use livepay_core::{Command, Config, Duration, Endpoint, Exit, PaymentType, ReleaseReason};
+use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, World};
-
-/// `command` once the clock reaches `at`, then nothing, ever.
-fn at(clock: &VirtualClock, at: Instant, command: Command) -> impl Stream<Item = Command> + Unpin + '_ {
-    Box::pin(
-        stream::once(async move {
-            clock.reached(at).await;
-            command
-        })
-        .chain(stream::pending()),
-    )
-}
+use livepay_tests::memory::{command_at, fund, reserve_live, resume};
 
 #[test]
 fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
     let net = MemoryNet::new(World::new(model::Config::default(), 3));
-    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
-    let id = reserved.session_id.clone();
-    let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
+    let (transport, id) = reserve_live(&net);
     let clock = net.clock();
-    let table = StatusTable::new();
-    let start = clock.now();
-    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
 
     // Fund for 30 s, then stop funding (without closing).
-    let stop_at = start + Duration::from_secs(30);
-    let exit = block_on(run(
-        &mut session,
-        &transport,
-        clock,
-        &table,
-        at(clock, stop_at, Command::Stop),
-        |_| {},
-    ));
+    let stop_at = clock.now() + Duration::from_secs(30);
+    let stop = command_at(clock, stop_at, Command::Stop);
+    let (exit, mut session) = fund(&transport, &Config::new(PaymentType::Live), stop, |_, _| {});
     assert_eq!(exit, Exit::Stopped);
     let stopped = clock.now();
     assert!(stopped - stop_at <= Duration::from_millis(100));
@@ -80,14 +55,7 @@ fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
 
     // Funding starts again: the first cycle mints, its POST answers 404, the session is gone.
     let restarted = clock.now();
-    let exit = block_on(run(
-        &mut session,
-        &transport,
-        clock,
-        &table,
-        stream::pending(),
-        |_| {},
-    ));
+    let exit = resume(&mut session, &transport, stream::pending(), |_, _| {});
     assert_eq!(exit, Exit::Released(ReleaseReason::Gone));
     assert!(
         clock.now() - restarted <= Duration::from_millis(100),

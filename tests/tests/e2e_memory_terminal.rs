@@ -2,14 +2,12 @@
 //! (signer 481, typed), while a runner price change during a funded session is not seen by that
 //! session at all: the model pins the session's price at reservation, through refreshes too.
 
-use futures::StreamExt as _;
-use futures::executor::block_on;
-use futures::stream;
 use livepay_core::client::{MaxPrice, ReserveError};
 use livepay_core::wire::PriceUnit;
-use livepay_core::{Command, Config, Duration, Exit, PaymentType, ReleaseReason, Session, StatusTable, run};
-use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+use livepay_core::{Duration, Exit, PaymentType, ReleaseReason};
+use livepay_mock::memory::{MemoryNet, reserve};
 use livepay_mock::model::{self, DEFAULT_PRICE_WEI, Pricing, SignerConfig, World};
+use livepay_tests::memory::{fund_then_close, reserve_with};
 
 const RUNNER: &str = "live-runner";
 
@@ -69,43 +67,23 @@ fn a_price_change_mid_session_does_not_reach_the_funded_session() {
     let options = net
         .reserve_options(RUNNER, PaymentType::Live)
         .with_max_price(ceiling.clone());
-    let reserved = reserve(&net, options).expect("reserved");
-    let id = reserved.session_id.clone();
-    let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
-    let clock = net.clock();
-    let start = clock.now();
-    let change_at = start + Duration::from_secs(5 * 60);
-    let close_at = start + Duration::from_secs(20 * 60);
-    let commands = Box::pin(
-        stream::once(async move {
-            clock.reached(close_at).await;
-            Command::Close
-        })
-        .chain(stream::pending()),
-    );
-    let mut session = Session::new(&Config::new(PaymentType::Live), start).expect("valid config");
+    let (transport, id) = reserve_with(&net, options);
+    let change_at = net.now() + Duration::from_secs(5 * 60);
     let mut changed = false;
-    let exit = block_on(run(
-        &mut session,
-        &transport,
-        clock,
-        &StatusTable::new(),
-        commands,
-        |_| {
-            if !changed && clock.now() >= change_at {
-                // Double the runner's price, above the session's maxPrice.
-                let doubled = Pricing::Live {
-                    wei_per_second: 2 * DEFAULT_PRICE_WEI,
-                };
-                assert!(
-                    net.world_mut()
-                        .orchestrator_mut()
-                        .set_runner_pricing(RUNNER, doubled)
-                );
-                changed = true;
-            }
-        },
-    ));
+    let (exit, session, _) = fund_then_close(&transport, Duration::from_secs(20 * 60), |now, _| {
+        if !changed && now >= change_at {
+            // Double the runner's price, above the session's maxPrice.
+            let doubled = Pricing::Live {
+                wei_per_second: 2 * DEFAULT_PRICE_WEI,
+            };
+            assert!(
+                net.world_mut()
+                    .orchestrator_mut()
+                    .set_runner_pricing(RUNNER, doubled)
+            );
+            changed = true;
+        }
+    });
     assert!(changed);
 
     // Funding went on to the close: refreshes after the change still carried the pinned price,
