@@ -110,6 +110,7 @@ fn main() -> Result<(), livepay_core::ConfigError> {
         ]
         .into(),
     };
+    session.start(clock.now());
     let exit = futures::executor::block_on(run(
         &mut session,
         &transport,

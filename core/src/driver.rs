@@ -90,8 +90,12 @@ async fn execute<T: Transport>(transport: &T, table: &StatusTable, action: Actio
     }
 }
 
-/// Starts funding `session` and drives it until it is released ([`Exit::Released`]) or stopped
-/// and idle ([`Exit::Stopped`]), reporting every event to `on_event`.
+/// Drives `session` until it is released ([`Exit::Released`]) or reserved and idle
+/// ([`Exit::Stopped`]), reporting every event to `on_event`.
+///
+/// Call [`Session::start`] first to fund (or [`Session::close`] to only stop the session): `run`
+/// carries out what the session asks for and never starts funding on its own, so that closing a
+/// stopped session sends no payment first. An idle reserved session returns at once.
 ///
 /// `commands` lets the application stop, close or signal demand while `run` waits; pass
 /// `futures::stream::pending()` if it never will. At most one request is in flight at a time; a
@@ -110,7 +114,6 @@ where
     S: Stream<Item = Command> + Unpin,
 {
     let mut commands = commands.fuse();
-    session.start(clock.now());
     let in_flight = futures::future::Fuse::terminated();
     pin_mut!(in_flight);
     loop {

@@ -198,6 +198,7 @@ pub fn drive_with(
     let mut stream = commands.stream(&clock);
     let mut session =
         Session::new(&config, START).unwrap_or_else(|e| panic!("livepay-tests: invalid config: {e}"));
+    session.start(START);
     let mut events = Vec::new();
     let exit = simulate(
         &clock,

@@ -63,7 +63,7 @@ pub fn command_at(
     )
 }
 
-/// Drives `session` with [`run`] over `transport` on its net's clock, under
+/// Starts funding `session` and drives it with [`run`] over `transport` on its net's clock, under
 /// `futures::executor::block_on`, with the default [`StatusTable`], until it is released or
 /// stopped. `on_event` gets every event with the virtual instant it was reported at.
 pub fn resume(
@@ -73,6 +73,7 @@ pub fn resume(
     mut on_event: impl FnMut(Instant, Event),
 ) -> Exit {
     let clock = transport.net().clock();
+    session.start(clock.now());
     block_on(run(
         session,
         transport,
