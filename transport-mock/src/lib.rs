@@ -9,3 +9,5 @@ pub mod faults;
 pub mod memory;
 pub mod model;
 pub mod sim;
+#[cfg(feature = "http")]
+pub mod serve;
