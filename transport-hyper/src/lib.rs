@@ -12,11 +12,13 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod funder;
 pub mod http;
 mod tls;
 mod transport;
 
 pub use clock::TokioClock;
+pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey};
 pub use http::{HttpClient, HttpConfig, HttpError, HttpResponse, Peer};
 pub use transport::{HyperTransport, WireProblem, reserve};
 

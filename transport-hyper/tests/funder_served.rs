@@ -1,0 +1,235 @@
+//! The `Funder` against the model served over loopback HTTP, time-scaled (500 ms server tick,
+//! 1 s prepay, 300 ms client interval): many sessions funded from one task with no release by the
+//! model and no lapse, the per-signer concurrency limit held, and a clean close of every session.
+//!
+//! The two tests share the machine's cores with the served model, so they run one at a time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration as StdDuration;
+
+use futures::StreamExt;
+use livepay_core::client::{PaymentSession, ReserveOptions};
+use livepay_core::{Backoff, Config, Duration, Event, PaymentType, ReleaseReason, State};
+use livepay_hyper::{Funder, FunderConfig, FunderHandle, HttpClient, HttpConfig, SessionKey, reserve};
+use livepay_mock::model::orchestrator::ReleaseReason as ModelRelease;
+use livepay_mock::serve::{ServeConfig, ServedModel};
+use tokio::sync::mpsc;
+
+/// One test at a time: each loads both cores with hundreds of sessions.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The model at 1/10 scale: 500 ms ticks, 1 s prepay.
+fn served_config() -> ServeConfig {
+    let mut config = ServeConfig::default();
+    config.model.tick = Duration::from_millis(500);
+    config.model.signer.prepay_live = Duration::from_secs(1);
+    config
+}
+
+/// The client at the same scale.
+fn session_config() -> Config {
+    let mut config = Config::new(PaymentType::Live);
+    config.interval = Duration::from_millis(300);
+    config.server_tick = Duration::from_millis(500);
+    config.prepay = Duration::from_secs(1);
+    config.safety_margin = Duration::from_millis(100);
+    config.backoff = Backoff {
+        initial: Duration::from_millis(25),
+        max: Duration::from_millis(200),
+        jitter_percent: 20,
+    };
+    config.min_demand_spacing = Duration::from_millis(50);
+    config.target_runway = Duration::from_secs(3);
+    config
+}
+
+/// Reserves one session; the instant taken before the reservation bounds its prepay from below.
+async fn reserve_one(http: &HttpClient, served: &ServedModel) -> (tokio::time::Instant, PaymentSession) {
+    let options = ReserveOptions::new(
+        served.runner_url("live-runner"),
+        Some(served.signer_url()),
+        PaymentType::Live,
+    );
+    let started = tokio::time::Instant::now();
+    let reserved = reserve(http, options).await.expect("reserved");
+    (started, reserved.payment.expect("a priced runner"))
+}
+
+/// Reserves `n` sessions, 32 at a time.
+fn reserve_many<'a>(
+    http: &'a HttpClient,
+    served: &'a ServedModel,
+    n: usize,
+) -> impl futures::Stream<Item = (tokio::time::Instant, PaymentSession)> + 'a {
+    futures::stream::iter(0..n)
+        .map(move |_| reserve_one(http, served))
+        .buffer_unordered(32)
+}
+
+/// Collects every event per session until the channel closes.
+fn collect(
+    mut events: mpsc::Receiver<(SessionKey, Event)>,
+) -> tokio::task::JoinHandle<HashMap<SessionKey, Vec<Event>>> {
+    tokio::spawn(async move {
+        let mut seen: HashMap<SessionKey, Vec<Event>> = HashMap::new();
+        while let Some((key, event)) = events.recv().await {
+            seen.entry(key).or_default().push(event);
+        }
+        seen
+    })
+}
+
+fn model_releases(served: &ServedModel) -> Vec<ModelRelease> {
+    served.with_world(|w| w.orchestrator().releases().iter().map(|r| r.reason).collect())
+}
+
+/// Closes everything, lets the funder finish, and checks every session ended closed by the client.
+async fn close_all_and_finish(
+    handle: FunderHandle,
+    run: tokio::task::JoinHandle<livepay_hyper::FunderStats>,
+    collector: tokio::task::JoinHandle<HashMap<SessionKey, Vec<Event>>>,
+    keys: &[SessionKey],
+    served: &ServedModel,
+) -> HashMap<SessionKey, Vec<Event>> {
+    handle.close_all().expect("funder running");
+    drop(handle);
+    let stats = tokio::time::timeout(StdDuration::from_secs(10), run)
+        .await
+        .expect("the funder finishes once every session is released")
+        .expect("the funder task did not panic");
+    assert_eq!(stats.sessions, 0, "{stats:?}");
+    assert_eq!(stats.released, keys.len() as u64, "{stats:?}");
+    assert_eq!(stats.lapses, 0, "{stats:?}");
+    assert_eq!(stats.events_dropped, 0, "{stats:?}");
+    let seen = collector.await.expect("collector");
+    for key in keys {
+        let last = seen.get(key).and_then(|e| e.last()).copied();
+        assert_eq!(
+            last,
+            Some(Event::StateChanged {
+                from: State::Reserved,
+                to: State::Released {
+                    reason: ReleaseReason::ClosedByClient
+                }
+            }),
+            "{key}: {:?}",
+            seen.get(key)
+        );
+    }
+    let releases = model_releases(served);
+    assert_eq!(releases.len(), keys.len());
+    assert!(
+        releases.iter().all(|r| *r == ModelRelease::Stopped),
+        "{releases:?}"
+    );
+    seen
+}
+
+#[test]
+fn two_hundred_sessions_funded_from_one_task_without_a_release_or_a_lapse() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    runtime().block_on(async {
+        const N: usize = 200;
+        let served = ServedModel::start(served_config()).await.expect("served");
+        let http = HttpClient::new(HttpConfig::default()).expect("client");
+        let mut funder = Funder::new(
+            http.clone(),
+            FunderConfig {
+                seed: 7,
+                session_config: session_config(),
+                ..FunderConfig::default()
+            },
+        )
+        .expect("valid config");
+        let handle = funder.handle();
+        let collector = collect(funder.events().expect("first take"));
+        let run = tokio::spawn(funder.run());
+
+        // Each session joins the funder as soon as it is reserved.
+        let keys: Vec<SessionKey> = reserve_many(&http, &served, N)
+            .map(|(at, payment)| handle.add_reserved_at(payment, at).expect("funder running"))
+            .collect()
+            .await;
+        assert_eq!(keys.len(), N);
+
+        tokio::time::sleep(StdDuration::from_secs(3)).await;
+        let stats = handle.stats();
+        assert_eq!(stats.sessions, N as u64, "{stats:?}");
+        assert_eq!(stats.funding, N as u64, "{stats:?}");
+        assert_eq!(stats.lapses, 0, "{stats:?}");
+        assert!(stats.signer_in_flight_peak <= 64, "{stats:?}");
+        // About ten cycles each in 3 s at a 300 ms interval; the over-payment control may skip
+        // some once the runway target is met.
+        assert!(stats.payments >= 4 * N as u64, "{stats:?}");
+        assert_eq!(model_releases(&served), Vec::new(), "the model released nothing");
+
+        let seen = close_all_and_finish(handle, run, collector, &keys, &served).await;
+        for key in &keys {
+            let paid = seen[key]
+                .iter()
+                .filter(|e| matches!(e, Event::PaymentAccepted { .. }))
+                .count();
+            assert!(paid >= 3, "{key}: {paid} payments");
+        }
+        served.shutdown().await;
+    });
+}
+
+#[test]
+fn the_per_signer_limit_holds_when_every_session_is_due_at_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    runtime().block_on(async {
+        const N: usize = 100;
+        const LIMIT: usize = 4;
+        let served = ServedModel::start(served_config()).await.expect("served");
+        let http = HttpClient::new(HttpConfig::default()).expect("client");
+        let mut funder = Funder::new(
+            http.clone(),
+            FunderConfig {
+                per_signer_concurrency: LIMIT,
+                seed: 11,
+                session_config: session_config(),
+                // No phase jitter: every session pays at once, in lockstep, to load the limit.
+                start_spread: Some(Duration::from_ticks(0)),
+                ..FunderConfig::default()
+            },
+        )
+        .expect("valid config");
+        let handle = funder.handle();
+        let collector = collect(funder.events().expect("first take"));
+        let run = tokio::spawn(funder.run());
+
+        // Reserve everything first, then add it in one burst.
+        let reserved: Vec<_> = reserve_many(&http, &served, N).collect().await;
+        let keys: Vec<SessionKey> = reserved
+            .into_iter()
+            .map(|(at, payment)| handle.add_reserved_at(payment, at).expect("funder running"))
+            .collect();
+
+        for _ in 0..40 {
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+            let stats = handle.stats();
+            assert!(stats.signer_in_flight <= LIMIT as u64, "{stats:?}");
+        }
+        let stats = handle.stats();
+        assert_eq!(
+            stats.signer_in_flight_peak, LIMIT as u64,
+            "the limit was reached, never passed"
+        );
+        assert_eq!(stats.lapses, 0, "{stats:?}");
+        assert_eq!(stats.funding, N as u64, "{stats:?}");
+        assert_eq!(model_releases(&served), Vec::new(), "the model released nothing");
+
+        close_all_and_finish(handle, run, collector, &keys, &served).await;
+        served.shutdown().await;
+    });
+}
