@@ -7,6 +7,52 @@
 //! The adapters here only carry out the core's actions and feed back what came back: every
 //! decision (when to pay, what a status means, when a session is at risk) is
 //! [`livepay_core`]'s.
+//!
+//! ## A funded session: [`LiveSession`]
+//!
+//! Reserve (the 402 flow), keep the session funded from one tokio task, watch it, close it:
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use livepay_core::client::ReserveOptions;
+//! use livepay_core::{Event, PaymentType};
+//! use livepay_hyper::{LiveOptions, LiveSession};
+//!
+//! # async fn demo() -> Result<(), livepay_hyper::LiveError> {
+//! let reserve = ReserveOptions::new(
+//!     "https://orch.example:8935/apps/live-runner/session",
+//!     Some("https://signer.example".into()),
+//!     PaymentType::Live,
+//! )
+//! .with_signer_header("Authorization", "Bearer …"); // redacted from every Debug and log
+//! let session = LiveSession::reserve(LiveOptions::new(reserve)).await?; // funding starts
+//! println!("session {} serves at {}", session.session_id(), session.app_url());
+//!
+//! let mut events = session.events();
+//! tokio::spawn(async move {
+//!     while let Some(event) = events.next().await {
+//!         if let Event::AtRisk { .. } | Event::Lapsed { .. } = event {
+//!             eprintln!("livepay: {event}");
+//!         }
+//!     }
+//! });
+//!
+//! tokio::select! {
+//!     // The orchestrator released it (404 on a payment), or funding was rejected.
+//!     reason = session.wait_released() => println!("released: {reason}"),
+//!     // … or the stream ended: stop funding, then stop the session.
+//!     _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {
+//!         let reason = session.close().await?;
+//!         println!("closed: {reason}");
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Unpriced and fixed-price sessions have nothing to fund: no task runs, and
+//! [`LiveSession::close`] sends the stop directly. Dropping a session stops funding without
+//! any request; the orchestrator releases it when its credit runs out.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -14,12 +60,14 @@
 mod clock;
 mod funder;
 pub mod http;
+mod session;
 mod tls;
 mod transport;
 
 pub use clock::TokioClock;
 pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey};
 pub use http::{HttpClient, HttpConfig, HttpError, HttpResponse, Peer};
+pub use session::{DEFAULT_EVENT_CAPACITY, LiveError, LiveOptions, LiveSession};
 pub use transport::{HyperTransport, WireProblem, reserve};
 
 /// `url` without its user-info and query, safe to log or show in an error.

@@ -1,0 +1,272 @@
+//! Shared setup of the end-to-end tests: a time-scaled served model, a matching client
+//! configuration, waits guarded by timeouts, and tiny hand-written HTTP servers.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::time::Duration as StdDuration;
+
+use futures::{Stream, StreamExt};
+use livepay_core::client::ReserveOptions;
+use livepay_core::{Backoff, Config, Duration, Event, PaymentType};
+use livepay_hyper::{HttpConfig, LiveOptions};
+use livepay_mock::faults::FaultPlan;
+use livepay_mock::model::{Config as ModelConfig, Pricing};
+use livepay_mock::serve::{ServeConfig, ServedModel};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long any single wait may take before the test fails instead of hanging.
+pub const GUARD: StdDuration = StdDuration::from_secs(15);
+
+/// The runner every served model has.
+pub const RUNNER: &str = "live-runner";
+
+/// The model on a 10× faster clock: 500 ms billing ticks, a 1 s `live` prepay.
+pub fn fast_model(pricing: Pricing) -> ModelConfig {
+    let mut model = ModelConfig::single(RUNNER, pricing);
+    model.tick = Duration::from_millis(500);
+    model.signer.prepay_live = Duration::from_secs(1);
+    model
+}
+
+/// 1e9 wei per second, the default price.
+pub fn live_pricing() -> Pricing {
+    Pricing::Live {
+        wei_per_second: 1_000_000_000,
+    }
+}
+
+/// The client configuration matching [`fast_model`].
+pub fn fast_config() -> Config {
+    let mut config = Config::new(PaymentType::Live);
+    config.interval = Duration::from_millis(300);
+    config.server_tick = Duration::from_millis(500);
+    config.prepay = Duration::from_secs(1);
+    config.safety_margin = Duration::from_millis(100);
+    config.backoff = Backoff {
+        initial: Duration::from_millis(25),
+        max: Duration::from_millis(200),
+        jitter_percent: 20,
+    };
+    config.min_demand_spacing = Duration::from_millis(50);
+    config.target_runway = Duration::from_secs(3);
+    config.seed = 7;
+    config
+}
+
+/// Serves `model` with `plan`.
+pub async fn serve(model: ModelConfig, plan: FaultPlan, seed: u64) -> ServedModel {
+    let config = ServeConfig {
+        model,
+        plan,
+        seed,
+        ..ServeConfig::default()
+    };
+    match ServedModel::start(config).await {
+        Ok(served) => served,
+        Err(error) => panic!("cannot serve the model: {error}"),
+    }
+}
+
+/// Options for a `live` session of [`RUNNER`] on `served`, with the fast client configuration
+/// and a 2 s request timeout.
+pub fn live_options(served: &ServedModel) -> LiveOptions {
+    let reserve = ReserveOptions::new(
+        served.runner_url(RUNNER),
+        Some(served.signer_url()),
+        PaymentType::Live,
+    );
+    LiveOptions::new(reserve)
+        .with_config(fast_config())
+        .with_http(quick_http())
+}
+
+/// HTTP settings for loopback tests: short timeouts.
+pub fn quick_http() -> HttpConfig {
+    HttpConfig {
+        request_timeout: StdDuration::from_secs(2),
+        connect_timeout: StdDuration::from_secs(1),
+        ..HttpConfig::default()
+    }
+}
+
+/// `future`, or a test failure naming `what` after [`GUARD`].
+pub async fn guarded<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(GUARD, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Reads `events` until `done` says the events seen so far (the latest included) are enough;
+/// returns them all. Fails on a timeout or the end of the stream.
+pub async fn collect_until<S>(
+    events: &mut S,
+    what: &str,
+    mut done: impl FnMut(&[Event]) -> bool,
+) -> Vec<Event>
+where
+    S: Stream<Item = Event> + Unpin,
+{
+    let mut seen = Vec::new();
+    let result = tokio::time::timeout(GUARD, async {
+        while let Some(event) = events.next().await {
+            seen.push(event);
+            if done(&seen) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    match result {
+        Ok(true) => seen,
+        Ok(false) => panic!("event stream ended before {what}; saw {seen:?}"),
+        Err(_) => panic!("timed out waiting for {what}; saw {seen:?}"),
+    }
+}
+
+/// How many of `events` match `pred`.
+pub fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| pred(e)).count()
+}
+
+/// Whether `event` is a credited payment.
+pub fn is_accepted(event: &Event) -> bool {
+    matches!(event, Event::PaymentAccepted { .. })
+}
+
+/// Polls `condition` (a look at the model, say) every 20 ms until it holds; fails after
+/// [`GUARD`]. For conditions the client cannot be told about (a silent release).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    guarded(what, async {
+        while !condition() {
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// Drains `events` to its end (the session and its task are gone), returning what was left.
+pub async fn drain<S>(events: &mut S) -> Vec<Event>
+where
+    S: Stream<Item = Event> + Unpin,
+{
+    guarded("the event stream to end", events.collect::<Vec<_>>()).await
+}
+
+// ---- hand-written servers ------------------------------------------------------------------
+
+/// A loopback HTTP/1.1 server that answers every request with `response` (raw bytes, written as
+/// they are) and then closes the connection. Returns its origin.
+pub async fn canned_server(response: Vec<u8>) -> String {
+    let listener = bind().await;
+    let origin = origin_of(&listener);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                if read_request(&mut stream).await {
+                    write_all(&stream, &response).await;
+                }
+                // Dropping the stream closes the connection.
+            });
+        }
+    });
+    origin
+}
+
+/// A loopback server that accepts connections and never answers (nor closes them).
+pub async fn hanging_server() -> String {
+    let listener = bind().await;
+    let origin = origin_of(&listener);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    origin
+}
+
+/// A full response: `status`, the headers, `Content-Length` of `body`, `Connection: close`.
+pub fn http_response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+async fn bind() -> TcpListener {
+    match TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(error) => panic!("cannot bind a loopback listener: {error}"),
+    }
+}
+
+fn origin_of(listener: &TcpListener) -> String {
+    match listener.local_addr() {
+        Ok(addr) => format!("http://{addr}"),
+        Err(error) => panic!("no local address: {error}"),
+    }
+}
+
+/// Reads one request (head and `Content-Length` body); `false` if the peer went away.
+async fn read_request(stream: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match read_some(stream, &mut chunk).await {
+            0 => return false,
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match read_some(stream, &mut chunk).await {
+            0 => return false,
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+/// Reads what is there (waiting for some); 0 at the end or on an error. (`net` only: the crate's
+/// tokio has no `io-util`.)
+async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> usize {
+    loop {
+        if stream.readable().await.is_err() {
+            return 0;
+        }
+        match stream.try_read(buf) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// Writes all of `bytes`, or gives up on an error.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        if stream.writable().await.is_err() {
+            return;
+        }
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
