@@ -1,0 +1,272 @@
+//! `livepay fund` against the served model: a funded session closed by the duration, `--json`
+//! output, a graceful SIGTERM, and every documented exit code.
+
+mod common;
+
+use common::{Served, livepay, run, stderr_one_line};
+use livepay_mock::faults::{FaultPlan, Partition};
+use livepay_mock::serve::ServeConfig;
+use std::io::{BufRead, BufReader};
+
+#[test]
+fn funds_until_the_duration_then_closes_with_exit_0() {
+    let served = Served::clean();
+    let runner = served.model.runner_url("live-runner");
+    let signer = served.model.signer_url();
+    let out = run(&[
+        "fund",
+        "--runner-url",
+        &runner,
+        "--signer",
+        &signer,
+        "--duration",
+        "2500ms",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("reserved session"), "{text}");
+    assert!(text.matches("payment accepted").count() >= 2, "{text}");
+    assert!(text.contains("closed by the client"), "{text}");
+    assert_eq!(
+        served
+            .model
+            .with_world(|w| w.orchestrator().stats().released_unpaid),
+        0
+    );
+}
+
+#[test]
+fn json_prints_one_event_object_per_line() {
+    let served = Served::clean();
+    let runner = served.model.runner_url("live-runner");
+    let signer = served.model.signer_url();
+    let out = run(&[
+        "fund",
+        "--runner-url",
+        &runner,
+        "--signer",
+        &signer,
+        "--duration",
+        "1500ms",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|v| v["event"].is_string() && v["session"].is_string() && v["t_s"].is_number())
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["event"] == "payment_accepted" && v["cycle"].is_number())
+    );
+    let last = lines.last().expect("an exit line");
+    assert_eq!(last["event"], "exit");
+    assert_eq!(last["release"]["reason"], "closed_by_client");
+}
+
+#[test]
+fn sigterm_closes_gracefully_with_exit_0() {
+    let served = Served::clean();
+    let runner = served.model.runner_url("live-runner");
+    let signer = served.model.signer_url();
+    let mut child = livepay(&["fund", "--runner-url", &runner, "--signer", &signer])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait for the first accepted payment, then ask it to stop.
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("utf-8");
+        let paid = line.contains("payment accepted");
+        seen.push(line);
+        if paid {
+            break;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().expect("wait");
+    assert_eq!(exit.code(), Some(0), "{seen:?} {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("closed by the client")),
+        "{rest:?}"
+    );
+    // The orchestrator saw the stop: the session is released by the client, not the ticker.
+    let stopped = served.model.with_world(|w| w.orchestrator().releases().len());
+    assert_eq!(stopped, 1);
+    assert_eq!(
+        served
+            .model
+            .with_world(|w| w.orchestrator().stats().released_unpaid),
+        0
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    for args in [
+        vec!["fund", "--runner-url", "ftp://x", "--signer", "http://s"],
+        vec![
+            "fund",
+            "--runner-url",
+            "http://o/apps/r/session",
+            "--interval",
+            "soon",
+        ],
+        vec![
+            "fund",
+            "--runner-url",
+            "http://o/apps/r/session",
+            "--interval",
+            "20s",
+        ],
+        vec![
+            "fund",
+            "--runner-url",
+            "http://o/apps/r/session",
+            "--signer-header",
+            "no colon",
+        ],
+        vec![
+            "fund",
+            "--runner-url",
+            "http://o/apps/r/session",
+            "--type",
+            "barter",
+        ],
+        vec!["fund"],
+    ] {
+        let out = run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stderr_one_line(&out);
+    }
+}
+
+#[test]
+fn an_unreachable_orchestrator_exits_5() {
+    // Nothing listens on this port: bind, read the port, drop the listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let runner = format!("http://127.0.0.1:{port}/apps/live-runner/session");
+    let out = run(&[
+        "fund",
+        "--runner-url",
+        &runner,
+        "--signer",
+        &runner,
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stderr_one_line(&out).contains("unreachable"));
+}
+
+#[test]
+fn a_signer_refusal_exits_4_with_the_status() {
+    let served = Served::clean();
+    let runner = served.model.runner_url("live-runner");
+    let signer = served.model.signer_url();
+    // A `live` runner reserved as `lv2v`: the signer refuses the type (400).
+    let out = run(&[
+        "fund",
+        "--runner-url",
+        &runner,
+        "--signer",
+        &signer,
+        "--type",
+        "lv2v",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stderr_one_line(&out).contains("400"));
+}
+
+#[test]
+fn a_signer_answering_garbage_exits_4() {
+    let served = Served::clean();
+    let runner = served.model.runner_url("live-runner");
+    // The orchestrator's discovery page is valid JSON but not a signer answer.
+    let garbage_signer = format!("{}/discovery", served.model.orchestrator_url());
+    let out = run(&["fund", "--runner-url", &runner, "--signer", &garbage_signer]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stderr_one_line(&out);
+}
+
+#[test]
+fn a_release_by_the_server_exits_3_with_the_reason() {
+    // Every request fails from 1 s to 16 s: the 10 s prepay (plus the little buffer a second of
+    // funding builds) runs out, the orchestrator releases, and the first payment after the
+    // outage gets a 404.
+    let mut plan = FaultPlan::clean();
+    plan.partitions.push(Partition::Once {
+        at_s: 1.0,
+        duration_s: 15.0,
+    });
+    let served = Served::start(ServeConfig {
+        plan,
+        ..ServeConfig::default()
+    });
+    let runner = served.model.runner_url("live-runner");
+    let signer = served.model.signer_url();
+    let out = run(&[
+        "fund",
+        "--runner-url",
+        &runner,
+        "--signer",
+        &signer,
+        "--duration",
+        "60s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr_one_line(&out).contains("gone"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lapsed"));
+}
