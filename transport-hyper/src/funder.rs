@@ -9,9 +9,11 @@
 //!
 //! Two things are the Funder's own, and neither is a payment decision:
 //!
-//! - **a per-signer concurrency limit**: at most [`FunderConfig::per_signer_concurrency`] signer
-//!   requests in flight per signer URL; further `Pay` actions wait in a FIFO queue for that
-//!   signer (the session sees the action as in flight meanwhile);
+//! - **concurrency limits**: at most [`FunderConfig::per_signer_concurrency`] signer requests in
+//!   flight per signer URL, and at most [`FunderConfig::per_orchestrator_concurrency`] requests
+//!   (payments, refreshes, stops) per orchestrator origin; further requests wait in a FIFO queue
+//!   per signer or orchestrator (the session sees its action as in flight meanwhile). The second
+//!   limit keeps a `close_all` of thousands of sessions from opening thousands of connections;
 //! - **jittered phases**: each new session is started at a seeded, uniformly spread instant within
 //!   one interval of being added ([`FunderConfig::start_spread`]), so that sessions added together
 //!   do not hit the signer in lockstep for the rest of their lives.
@@ -46,9 +48,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use livepay_core::Clock as _;
-use livepay_core::client::{Answer, HttpRequest, PaymentSession};
+use livepay_core::client::{Answer, PaymentSession, origin};
 use livepay_core::{
-    Action, Config, ConfigError, Duration, Endpoint, Event, Instant, Reply, Session, State, StatusTable, Step,
+    Action, Config, ConfigError, Duration, Endpoint, Event, Instant, Session, State, StatusTable, Step,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,6 +80,11 @@ pub struct FunderConfig {
     /// Most signer requests in flight at once per signer URL; more `Pay` actions wait in a FIFO
     /// queue. Default 64. Zero is treated as one.
     pub per_signer_concurrency: usize,
+    /// Most requests in flight at once per orchestrator origin (payment POSTs, refreshes, stops);
+    /// more wait in a FIFO queue. Default 256, the default keep-alive pool size per host
+    /// ([`HttpConfig::max_idle_per_host`](crate::HttpConfig::max_idle_per_host)), so that bursts
+    /// reuse pooled connections instead of opening (and closing) new ones. Zero is treated as one.
+    pub per_orchestrator_concurrency: usize,
     /// Seeds the start jitter and each session's retry jitter (mixed with its key).
     pub seed: u64,
     /// The configuration of every session. Its `payment_type` is replaced by each session's own
@@ -99,6 +106,7 @@ impl Default for FunderConfig {
     fn default() -> Self {
         Self {
             per_signer_concurrency: 64,
+            per_orchestrator_concurrency: 256,
             seed: 0,
             session_config: Config::default(),
             table: StatusTable::new(),
@@ -119,7 +127,8 @@ pub struct FunderStats {
     pub added: u64,
     /// Sessions released so far (any reason).
     pub released: u64,
-    /// Sessions stopped and handed back so far.
+    /// Sessions that left without a release so far: stopped ([`FunderHandle::stop`]), or with
+    /// nothing to fund (a fixed price: [`Event::FundingNotRequired`]).
     pub stopped: u64,
     /// Payments credited.
     pub payments: u64,
@@ -140,6 +149,11 @@ pub struct FunderStats {
     pub signer_in_flight_peak: u64,
     /// `Pay` actions waiting for a signer slot now.
     pub signer_queued: u64,
+    /// The most requests ever in flight at once to any one orchestrator: never above
+    /// [`FunderConfig::per_orchestrator_concurrency`].
+    pub orchestrator_in_flight_peak: u64,
+    /// Requests waiting for an orchestrator slot now.
+    pub orchestrator_queued: u64,
 }
 
 #[derive(Debug, Default)]
@@ -158,6 +172,8 @@ struct Counters {
     signer_in_flight: AtomicU64,
     signer_in_flight_peak: AtomicU64,
     signer_queued: AtomicU64,
+    orchestrator_in_flight_peak: AtomicU64,
+    orchestrator_queued: AtomicU64,
 }
 
 impl Counters {
@@ -178,6 +194,8 @@ impl Counters {
             signer_in_flight: get(&self.signer_in_flight),
             signer_in_flight_peak: get(&self.signer_in_flight_peak),
             signer_queued: get(&self.signer_queued),
+            orchestrator_in_flight_peak: get(&self.orchestrator_in_flight_peak),
+            orchestrator_queued: get(&self.orchestrator_queued),
         }
     }
 }
@@ -407,7 +425,6 @@ impl Funder {
         drop(commands_tx);
         drop(events);
         let mut engine = Engine {
-            limit: config.per_signer_concurrency.max(1),
             spread: config.start_spread.unwrap_or(config.session_config.interval),
             config,
             http,
@@ -417,8 +434,8 @@ impl Funder {
             index: HashMap::new(),
             timers: BinaryHeap::new(),
             in_flight: FuturesUnordered::new(),
-            signers: Vec::new(),
-            signer_ids: HashMap::new(),
+            lanes: Vec::new(),
+            lane_ids: HashMap::new(),
             events: events_tx,
             counters,
         };
@@ -461,7 +478,10 @@ struct Slot {
     key: SessionKey,
     session: Session,
     payment: PaymentSession,
+    /// The signer's lane.
     signer: usize,
+    /// The orchestrator's lane.
+    orchestrator: usize,
     /// When the jittered `start` is due; `None` once started (or never to be).
     start_at: Option<Instant>,
     /// The deadline of this slot's live heap entry.
@@ -472,11 +492,13 @@ struct Slot {
     stop_waiter: Option<oneshot::Sender<PaymentSession>>,
 }
 
-/// One signer URL's share of the concurrency limit.
-#[derive(Default)]
-struct SignerLane {
+/// One signer's or orchestrator's share of the concurrency limits: requests in flight, and those
+/// waiting for a slot, oldest first.
+struct Lane {
+    peer: Peer,
+    limit: usize,
     in_flight: usize,
-    waiting: VecDeque<(u32, SessionKey)>,
+    waiting: VecDeque<(u32, SessionKey, Endpoint)>,
 }
 
 /// What a request future returns: whose it was, which endpoint, what came back.
@@ -485,7 +507,6 @@ type RequestFuture = Pin<Box<dyn Future<Output = Answered> + Send>>;
 
 struct Engine {
     config: FunderConfig,
-    limit: usize,
     spread: Duration,
     http: Arc<HttpClient>,
     clock: TokioClock,
@@ -496,8 +517,9 @@ struct Engine {
     /// armed for exactly `deadline` (lazy invalidation).
     timers: BinaryHeap<Reverse<(Instant, u32, SessionKey)>>,
     in_flight: FuturesUnordered<RequestFuture>,
-    signers: Vec<SignerLane>,
-    signer_ids: HashMap<String, usize>,
+    lanes: Vec<Lane>,
+    /// Lane ids by peer and URL (the signer URL, the orchestrator's origin).
+    lane_ids: HashMap<(Peer, String), usize>,
     events: mpsc::Sender<(SessionKey, Event)>,
     counters: Arc<Counters>,
 }
@@ -616,20 +638,17 @@ impl Engine {
         } else {
             mix(self.config.seed.rotate_left(17) ^ key.0) % spread
         };
-        let signer = match self.signer_ids.get(payment.signer_url()) {
-            Some(&id) => id,
-            None => {
-                let id = self.signers.len();
-                self.signers.push(SignerLane::default());
-                self.signer_ids.insert(payment.signer_url().to_owned(), id);
-                id
-            }
-        };
+        let signer = self.lane(Peer::Signer, payment.signer_url());
+        let orchestrator = self.lane(
+            Peer::Orchestrator,
+            &origin(payment.payment_url()).unwrap_or_else(|| payment.payment_url().to_owned()),
+        );
         let slot = Slot {
             key,
             session,
             payment,
             signer,
+            orchestrator,
             start_at: Some(now + Duration::from_micros(offset)),
             armed: None,
             funding: false,
@@ -759,65 +778,92 @@ impl Engine {
         }
     }
 
+    /// The lane of `url` at `peer`, created on first use.
+    fn lane(&mut self, peer: Peer, url: &str) -> usize {
+        if let Some(&id) = self.lane_ids.get(&(peer, url.to_owned())) {
+            return id;
+        }
+        let limit = match peer {
+            Peer::Signer => self.config.per_signer_concurrency,
+            Peer::Orchestrator => self.config.per_orchestrator_concurrency,
+        };
+        self.lanes.push(Lane {
+            peer,
+            limit: limit.max(1),
+            in_flight: 0,
+            waiting: VecDeque::new(),
+        });
+        self.lane_ids.insert((peer, url.to_owned()), self.lanes.len() - 1);
+        self.lanes.len() - 1
+    }
+
+    /// Carries out `action`: its first request.
     fn dispatch(&mut self, index: u32, key: SessionKey, action: Action) {
-        match action {
-            Action::Pay { .. } => {
-                let Some(signer) = self.slot(index).map(|s| s.signer) else {
-                    return;
-                };
-                let lane = &mut self.signers[signer];
-                if lane.in_flight < self.limit {
-                    self.launch_signer(index);
-                } else {
-                    lane.waiting.push_back((index, key));
-                    bump(&self.counters.signer_queued);
-                }
-            }
-            Action::Refresh => {
-                if let Some(slot) = self.slot(index) {
-                    let request = slot.payment.refresh_request();
-                    self.launch(index, key, Endpoint::Refresh, Peer::Orchestrator, request);
-                }
-            }
-            Action::Stop => {
-                if let Some(slot) = self.slot(index) {
-                    let request = slot.payment.stop_request();
-                    self.launch(index, key, Endpoint::Stop, Peer::Orchestrator, request);
-                }
-            }
+        let endpoint = match action {
+            Action::Pay { .. } => Endpoint::Signer,
+            Action::Refresh => Endpoint::Refresh,
+            Action::Stop => Endpoint::Stop,
+        };
+        self.request(index, key, endpoint);
+    }
+
+    /// Sends the request of `endpoint` for slot `index` now, or queues it when its lane is full.
+    fn request(&mut self, index: u32, key: SessionKey, endpoint: Endpoint) {
+        let Some(lane) = self.slot(index).map(|s| lane_of(s, endpoint)) else {
+            return;
+        };
+        let lane = &mut self.lanes[lane];
+        if lane.in_flight < lane.limit {
+            self.launch(index, endpoint);
+        } else {
+            lane.waiting.push_back((index, key, endpoint));
+            bump(queued_counter(&self.counters, lane.peer));
         }
     }
 
-    fn launch_signer(&mut self, index: u32) {
-        let Some(slot) = self.slot(index) else {
+    /// Builds the request of `endpoint` from the protocol state and sends it.
+    fn launch(&mut self, index: u32, endpoint: Endpoint) {
+        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        let (key, signer, request) = (slot.key, slot.signer, slot.payment.signer_request());
-        let lane = &mut self.signers[signer];
+        let key = slot.key;
+        let (peer, request) = match endpoint {
+            Endpoint::Signer => (Peer::Signer, Some(slot.payment.signer_request())),
+            // `None` when nothing is minted (never after a signer 200 from the core's client):
+            // answered below as the transport does, as no answer.
+            Endpoint::Payment => (Peer::Orchestrator, slot.payment.payment_request()),
+            Endpoint::Refresh => (Peer::Orchestrator, Some(slot.payment.refresh_request())),
+            Endpoint::Stop => (Peer::Orchestrator, Some(slot.payment.stop_request())),
+        };
+        let lane = &mut self.lanes[lane_of(slot, endpoint)];
         lane.in_flight += 1;
         let in_flight = lane.in_flight as u64;
-        bump(&self.counters.signer_in_flight);
-        self.counters
-            .signer_in_flight_peak
-            .fetch_max(in_flight, Ordering::Relaxed);
-        self.launch(index, key, Endpoint::Signer, Peer::Signer, request);
-    }
-
-    fn launch(&self, index: u32, key: SessionKey, endpoint: Endpoint, peer: Peer, request: HttpRequest) {
+        let c = &self.counters;
+        match peer {
+            Peer::Signer => {
+                bump(&c.signer_in_flight);
+                c.signer_in_flight_peak.fetch_max(in_flight, Ordering::Relaxed);
+            }
+            Peer::Orchestrator => {
+                c.orchestrator_in_flight_peak
+                    .fetch_max(in_flight, Ordering::Relaxed);
+            }
+        }
         let http = Arc::clone(&self.http);
         self.in_flight.push(Box::pin(async move {
-            let result = http.execute(peer, &request).await;
+            let result = match request {
+                Some(request) => http.execute(peer, &request).await,
+                None => Err(HttpError::Io("no minted payment to send".to_owned())),
+            };
             (index, key, endpoint, result)
         }));
     }
 
-    /// A request came back: free its signer slot, update the protocol state, classify, and either
+    /// A request came back: free its lane slot, update the protocol state, classify, and either
     /// go on with the payment POST or answer the session.
     fn on_answer(&mut self, (index, key, endpoint, result): Answered) {
         let now = self.clock.now();
-        if endpoint == Endpoint::Signer {
-            self.release_signer_slot(index);
-        }
+        self.release_slot(index, endpoint);
         let table = self.config.table;
         let Some(slot) = self.slot(index).filter(|s| s.key == key) else {
             return;
@@ -842,21 +888,10 @@ impl Engine {
             }
         };
         let outcome = match table.classify(endpoint, reply) {
-            Step::Continue if endpoint == Endpoint::Signer => match slot.payment.payment_request() {
-                Some(request) => {
-                    self.launch(index, key, Endpoint::Payment, Peer::Orchestrator, request);
-                    return;
-                }
-                // Nothing minted after a signer 200 (cannot happen with the core's client):
-                // report it as the transport does, as no answer from the payment endpoint.
-                None => match table.classify(Endpoint::Payment, Reply::Network) {
-                    Step::Done(outcome) => outcome,
-                    Step::Continue => livepay_core::Outcome::Transient {
-                        endpoint: Endpoint::Payment,
-                        reply: Reply::Network,
-                    },
-                },
-            },
+            Step::Continue if endpoint == Endpoint::Signer => {
+                self.request(index, key, Endpoint::Payment);
+                return;
+            }
             Step::Done(outcome) => outcome,
             // Only the signer's answer continues an action.
             Step::Continue => livepay_core::Outcome::Transient { endpoint, reply },
@@ -866,21 +901,40 @@ impl Engine {
         self.service(index);
     }
 
-    /// A signer request of slot `index` finished: let the next queued `Pay` for that signer go.
-    fn release_signer_slot(&mut self, index: u32) {
-        let Some(signer) = self.slot(index).map(|s| s.signer) else {
+    /// A request of slot `index` finished: let the next queued request of its lane go.
+    fn release_slot(&mut self, index: u32, endpoint: Endpoint) {
+        let Some(id) = self.slot(index).map(|s| lane_of(s, endpoint)) else {
             return;
         };
-        drop_one(&self.counters.signer_in_flight);
-        self.signers[signer].in_flight -= 1;
-        while self.signers[signer].in_flight < self.limit {
-            let Some((next, key)) = self.signers[signer].waiting.pop_front() else {
+        if endpoint == Endpoint::Signer {
+            drop_one(&self.counters.signer_in_flight);
+        }
+        let lane = &mut self.lanes[id];
+        lane.in_flight -= 1;
+        while self.lanes[id].in_flight < self.lanes[id].limit {
+            let lane = &mut self.lanes[id];
+            let Some((next, key, endpoint)) = lane.waiting.pop_front() else {
                 break;
             };
-            drop_one(&self.counters.signer_queued);
+            drop_one(queued_counter(&self.counters, lane.peer));
             if self.slot(next).is_some_and(|s| s.key == key) {
-                self.launch_signer(next);
+                self.launch(next, endpoint);
             }
         }
+    }
+}
+
+/// The lane a request of `endpoint` for `slot` goes through.
+fn lane_of(slot: &Slot, endpoint: Endpoint) -> usize {
+    match endpoint {
+        Endpoint::Signer => slot.signer,
+        Endpoint::Payment | Endpoint::Refresh | Endpoint::Stop => slot.orchestrator,
+    }
+}
+
+fn queued_counter(c: &Counters, peer: Peer) -> &AtomicU64 {
+    match peer {
+        Peer::Signer => &c.signer_queued,
+        Peer::Orchestrator => &c.orchestrator_queued,
     }
 }

@@ -1,6 +1,7 @@
 //! The `Funder` against the model served over loopback HTTP, time-scaled (500 ms server tick,
 //! 1 s prepay, 300 ms client interval): many sessions funded from one task with no release by the
-//! model and no lapse, the per-signer concurrency limit held, and a clean close of every session.
+//! model and no lapse, the concurrency limits (per signer, per orchestrator) held, and a clean
+//! close of every session.
 //!
 //! The two tests share the machine's cores with the served model, so they run one at a time.
 
@@ -11,7 +12,9 @@ use std::time::Duration as StdDuration;
 use futures::StreamExt;
 use livepay_core::client::{PaymentSession, ReserveOptions};
 use livepay_core::{Backoff, Config, Duration, Event, PaymentType, ReleaseReason, State};
-use livepay_hyper::{Funder, FunderConfig, FunderHandle, HttpClient, HttpConfig, SessionKey, reserve};
+use livepay_hyper::{
+    Funder, FunderConfig, FunderHandle, FunderStats, HttpClient, HttpConfig, SessionKey, reserve,
+};
 use livepay_mock::model::orchestrator::ReleaseReason as ModelRelease;
 use livepay_mock::serve::{ServeConfig, ServedModel};
 use tokio::sync::mpsc;
@@ -92,14 +95,25 @@ fn model_releases(served: &ServedModel) -> Vec<ModelRelease> {
     served.with_world(|w| w.orchestrator().releases().iter().map(|r| r.reason).collect())
 }
 
+fn releases_of(served: &ServedModel, session_id: &str) -> Vec<ModelRelease> {
+    served.with_world(|w| {
+        w.orchestrator()
+            .releases()
+            .iter()
+            .filter(|r| r.session_id == session_id)
+            .map(|r| r.reason)
+            .collect()
+    })
+}
+
 /// Closes everything, lets the funder finish, and checks every session ended closed by the client.
 async fn close_all_and_finish(
     handle: FunderHandle,
-    run: tokio::task::JoinHandle<livepay_hyper::FunderStats>,
+    run: tokio::task::JoinHandle<FunderStats>,
     collector: tokio::task::JoinHandle<HashMap<SessionKey, Vec<Event>>>,
     keys: &[SessionKey],
     served: &ServedModel,
-) -> HashMap<SessionKey, Vec<Event>> {
+) -> (HashMap<SessionKey, Vec<Event>>, FunderStats) {
     handle.close_all().expect("funder running");
     drop(handle);
     let stats = tokio::time::timeout(StdDuration::from_secs(10), run)
@@ -131,7 +145,7 @@ async fn close_all_and_finish(
         releases.iter().all(|r| *r == ModelRelease::Stopped),
         "{releases:?}"
     );
-    seen
+    (seen, stats)
 }
 
 #[test]
@@ -172,7 +186,8 @@ fn two_hundred_sessions_funded_from_one_task_without_a_release_or_a_lapse() {
         assert!(stats.payments >= 4 * N as u64, "{stats:?}");
         assert_eq!(model_releases(&served), Vec::new(), "the model released nothing");
 
-        let seen = close_all_and_finish(handle, run, collector, &keys, &served).await;
+        let (seen, stats) = close_all_and_finish(handle, run, collector, &keys, &served).await;
+        assert!(stats.orchestrator_in_flight_peak <= 256, "{stats:?}");
         for key in &keys {
             let paid = seen[key]
                 .iter()
@@ -185,17 +200,19 @@ fn two_hundred_sessions_funded_from_one_task_without_a_release_or_a_lapse() {
 }
 
 #[test]
-fn the_per_signer_limit_holds_when_every_session_is_due_at_once() {
+fn the_concurrency_limits_hold_when_every_session_is_due_at_once() {
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     runtime().block_on(async {
         const N: usize = 100;
         const LIMIT: usize = 4;
+        const ORCHESTRATOR_LIMIT: usize = 8;
         let served = ServedModel::start(served_config()).await.expect("served");
         let http = HttpClient::new(HttpConfig::default()).expect("client");
         let mut funder = Funder::new(
             http.clone(),
             FunderConfig {
                 per_signer_concurrency: LIMIT,
+                per_orchestrator_concurrency: ORCHESTRATOR_LIMIT,
                 seed: 11,
                 session_config: session_config(),
                 // No phase jitter: every session pays at once, in lockstep, to load the limit.
@@ -229,7 +246,82 @@ fn the_per_signer_limit_holds_when_every_session_is_due_at_once() {
         assert_eq!(stats.funding, N as u64, "{stats:?}");
         assert_eq!(model_releases(&served), Vec::new(), "the model released nothing");
 
-        close_all_and_finish(handle, run, collector, &keys, &served).await;
+        // A hundred stops at once go out at most eight at a time.
+        let (_, stats) = close_all_and_finish(handle, run, collector, &keys, &served).await;
+        assert_eq!(
+            stats.orchestrator_in_flight_peak, ORCHESTRATOR_LIMIT as u64,
+            "{stats:?}"
+        );
+        assert_eq!(stats.signer_in_flight_peak, LIMIT as u64, "{stats:?}");
+        assert_eq!(
+            (stats.signer_queued, stats.orchestrator_queued),
+            (0, 0),
+            "{stats:?}"
+        );
+        served.shutdown().await;
+    });
+}
+
+#[test]
+fn a_stopped_session_leaves_the_funder_with_its_protocol_state_and_stays_reserved() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    runtime().block_on(async {
+        let served = ServedModel::start(served_config()).await.expect("served");
+        let http = HttpClient::new(HttpConfig::default()).expect("client");
+        let funder = Funder::new(
+            http.clone(),
+            FunderConfig {
+                session_config: session_config(),
+                ..FunderConfig::default()
+            },
+        )
+        .expect("valid config");
+        let handle = funder.handle();
+        let run = tokio::spawn(funder.run());
+        let (at, payment) = reserve_one(&http, &served).await;
+        let id = payment.manifest_id().to_owned();
+        let kept = handle.add_reserved_at(payment, at).expect("funder running");
+        let (at, payment) = reserve_one(&http, &served).await;
+        let stopped = handle.add_reserved_at(payment, at).expect("funder running");
+        let stopped_id = {
+            tokio::time::sleep(StdDuration::from_millis(600)).await;
+            let state = handle
+                .stop(stopped)
+                .expect("funder running")
+                .await
+                .expect("handed back");
+            state.manifest_id().to_owned()
+        };
+        assert_ne!(stopped_id, id);
+        let stats = handle.stats();
+        assert_eq!(
+            (stats.sessions, stats.stopped, stats.released),
+            (1, 1, 0),
+            "{stats:?}"
+        );
+        assert!(stats.payments >= 2, "{stats:?}");
+        // A key no longer held is ignored; the kept session still funds.
+        handle.close(stopped).expect("funder running");
+        tokio::time::sleep(StdDuration::from_millis(600)).await;
+        assert_eq!(handle.stats().sessions, 1);
+        assert_eq!(
+            releases_of(&served, &id),
+            Vec::new(),
+            "the kept session is funded"
+        );
+        handle.close(kept).expect("funder running");
+        drop(handle);
+        let stats = tokio::time::timeout(StdDuration::from_secs(10), run)
+            .await
+            .expect("finishes")
+            .expect("no panic");
+        assert_eq!(
+            (stats.sessions, stats.stopped, stats.released, stats.lapses),
+            (0, 1, 1, 0)
+        );
+        assert_eq!(releases_of(&served, &id), vec![ModelRelease::Stopped]);
+        // The stopped session was never stopped on the orchestrator: only its credit ends it.
+        assert!(!releases_of(&served, &stopped_id).contains(&ModelRelease::Stopped));
         served.shutdown().await;
     });
 }

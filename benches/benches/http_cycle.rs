@@ -1,0 +1,268 @@
+//! One HTTP funding cycle over loopback: the signer call (`generate-live-payment`) and the payment
+//! POST, via `HyperTransport::request_payment` + `send_payment` on a keep-alive client, against the
+//! model served on loopback (`livepay_mock::serve`).
+//!
+//! Reported:
+//!
+//! - criterion's estimate of the cycle (`http/funding_cycle`);
+//! - then, from 20,000 individually timed cycles: the **median**, p90 and p99 latency;
+//! - **CPU per cycle**, client and server separately.
+//!
+//! # How client CPU is separated from the server's
+//!
+//! The served model runs in this process, so process CPU time alone would mix both sides. The
+//! server therefore runs on its **own thread** with a current-thread tokio runtime (every
+//! connection task it spawns stays on that thread), and the client runs on the bench's main
+//! thread with another current-thread runtime (hyper's connection tasks stay there too; loopback
+//! IP literals need no DNS thread). Each thread's CPU time is read before and after the timed
+//! cycles from the scheduler's exact per-thread runtime, `se.sum_exec_runtime` in
+//! `/proc/self/task/<tid>/sched` (falling back to utime + stime in `.../stat`, one clock tick =
+//! 10 ms resolution, where that file is missing); the tids come from `/proc/thread-self`. Tick
+//! sampling is not used by default because on this VM it splits a strict ping-pong between two
+//! threads evenly whatever each really costs. The process total (every live thread) is printed as
+//! a cross-check; criterion's own work is outside the timed pass.
+//!
+//! `cargo bench -p livepay-benches --bench http_cycle`; under `cargo test --benches` it runs a
+//! few cycles only.
+#![allow(clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::time::Duration as StdDuration;
+
+use criterion::Criterion;
+use livepay_core::client::ReserveOptions;
+use livepay_core::{PaymentType, Reply, Transport};
+use livepay_hyper::{HttpClient, HttpConfig, HyperTransport, reserve};
+use livepay_mock::faults::Latency;
+use livepay_mock::serve::{ServeConfig, ServedModel};
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+/// Clock ticks per second of `/proc` CPU times (`CLK_TCK`, 100 on Linux).
+const CLK_TCK: f64 = 100.0;
+
+/// This thread's id, from `/proc/thread-self` (`PID/task/TID`).
+fn current_tid() -> String {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    link.file_name()
+        .and_then(|n| n.to_str())
+        .expect("a tid")
+        .to_owned()
+}
+
+/// utime + stime in seconds from a `/proc/.../stat` file.
+fn cpu_seconds(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at field 3 (state).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    #[allow(clippy::cast_precision_loss)]
+    let total = (ticks(11) + ticks(12)) as f64;
+    total / CLK_TCK
+}
+
+/// CPU time of one thread, seconds: the scheduler's exact `se.sum_exec_runtime` (milliseconds)
+/// from `<task_dir>/sched`, else utime + stime from `<task_dir>/stat` (clock ticks).
+fn thread_cpu_at(task_dir: &str) -> f64 {
+    let exact = std::fs::read_to_string(format!("{task_dir}/sched"))
+        .ok()
+        .and_then(|sched| {
+            sched
+                .lines()
+                .find_map(|l| l.strip_prefix("se.sum_exec_runtime"))
+                .and_then(|rest| rest.split(':').nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        });
+    exact.map_or_else(|| cpu_seconds(&format!("{task_dir}/stat")), |ms| ms / 1e3)
+}
+
+/// CPU time of every live thread of process `pid` (`self` for this one), seconds.
+fn process_cpu(pid: &str) -> f64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .map(|task| thread_cpu_at(&task.path().to_string_lossy()))
+                .sum()
+        })
+        .unwrap_or_else(|_| cpu_seconds(&format!("/proc/{pid}/stat")))
+}
+
+fn thread_cpu(tid: &str) -> f64 {
+    thread_cpu_at(&format!("/proc/self/task/{tid}"))
+}
+
+/// The served model on its own thread and runtime.
+struct Server {
+    runner_url: String,
+    signer_url: String,
+    tid: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            runtime.block_on(async move {
+                let mut config = ServeConfig::default();
+                // No simulated network latency: measure the HTTP stack and the model, not sleeps.
+                let zero = Latency::Fixed { ms: 0.0 };
+                for faults in [
+                    &mut config.plan.signer,
+                    &mut config.plan.payment,
+                    &mut config.plan.refresh,
+                    &mut config.plan.stop,
+                ] {
+                    faults.latency = zero;
+                }
+                // Long-lived params: no 480 refresh during a long bench run.
+                config.model.param_lifetime = livepay_core::Duration::from_secs(24 * 3600);
+                config.model.auth_token_lifetime = livepay_core::Duration::from_secs(48 * 3600);
+                let served = ServedModel::start(config).await.expect("served");
+                ready_tx
+                    .send((
+                        served.runner_url("live-runner"),
+                        served.signer_url(),
+                        current_tid(),
+                    ))
+                    .expect("bench waits");
+                let _ = stopped.await;
+                served.shutdown().await;
+            });
+        });
+        let (runner_url, signer_url, tid) = ready_rx.recv().expect("server started");
+        Self {
+            runner_url,
+            signer_url,
+            tid,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One funding cycle; panics unless both requests succeed (every signer call mints: the model's
+/// ticket value equals one second of service, the least a call bills).
+async fn cycle(transport: &HyperTransport) {
+    let minted = transport.request_payment(1).await;
+    assert_eq!(
+        minted,
+        Reply::Status(200),
+        "signer: {:?}",
+        transport.last_problem()
+    );
+    let paid = transport.send_payment().await;
+    assert_eq!(
+        paid,
+        Reply::Status(200),
+        "payment: {:?}",
+        transport.last_problem()
+    );
+}
+
+fn percentile(sorted: &[StdDuration], p: f64) -> StdDuration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// Times `cycles` cycles one by one and reads both threads' CPU around them.
+fn timed_pass(runtime: &Runtime, transport: &HyperTransport, server_tid: &str, cycles: u32) {
+    let client_tid = current_tid();
+    let (client0, server0, process0) = (
+        thread_cpu(&client_tid),
+        thread_cpu(server_tid),
+        process_cpu("self"),
+    );
+    let wall = tokio::time::Instant::now();
+    let mut latencies = Vec::with_capacity(cycles as usize);
+    runtime.block_on(async {
+        for _ in 0..cycles {
+            let start = tokio::time::Instant::now();
+            cycle(transport).await;
+            latencies.push(start.elapsed());
+        }
+    });
+    let wall = wall.elapsed();
+    let (client, server, process) = (
+        thread_cpu(&client_tid) - client0,
+        thread_cpu(server_tid) - server0,
+        process_cpu("self") - process0,
+    );
+    latencies.sort_unstable();
+    let per_cycle = |seconds: f64| seconds / f64::from(cycles) * 1e6;
+    println!(
+        "http/funding_cycle, {cycles} cycles timed one by one: median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs \
+         (target: median ≤ 250 µs); wall {:.2} s",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e6,
+        percentile(&latencies, 0.9).as_secs_f64() * 1e6,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e6,
+        wall.as_secs_f64(),
+    );
+    println!(
+        "CPU per cycle: client {:.1} µs, server {:.1} µs, process {:.1} µs (client + server + rest)",
+        per_cycle(client),
+        per_cycle(server),
+        per_cycle(process),
+    );
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let server = Server::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let http = HttpClient::new(HttpConfig::default()).expect("client");
+    let options = ReserveOptions::new(
+        server.runner_url.clone(),
+        Some(server.signer_url.clone()),
+        PaymentType::Live,
+    );
+    let reserved = runtime.block_on(reserve(&http, options)).expect("reserved");
+    let transport = HyperTransport::new(http, reserved.payment.expect("a priced runner"));
+    // Warm the keep-alive connections.
+    runtime.block_on(async {
+        for _ in 0..100 {
+            cycle(&transport).await;
+        }
+    });
+
+    let mut criterion = Criterion::default()
+        .configure_from_args()
+        .measurement_time(StdDuration::from_secs(5));
+    criterion.bench_function("http/funding_cycle", |b| {
+        b.iter(|| runtime.block_on(cycle(black_box(&transport))));
+    });
+    criterion.final_summary();
+
+    timed_pass(&runtime, &transport, &server.tid, if full { 20_000 } else { 200 });
+    drop(transport);
+    drop(runtime);
+    server.stop();
+}
