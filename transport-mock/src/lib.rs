@@ -8,6 +8,6 @@
 pub mod faults;
 pub mod memory;
 pub mod model;
-pub mod sim;
 #[cfg(feature = "http")]
 pub mod serve;
+pub mod sim;
