@@ -4,8 +4,9 @@
 //! hyper has no timeouts of its own: every request, including the body read, runs under one
 //! `tokio::time::timeout`.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -130,13 +131,17 @@ impl fmt::Debug for HttpResponse {
 
 type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Two pooled keep-alive clients (orchestrators, signer) sharing one configuration. Cheap to
-/// clone: clones share the pools.
+/// Payer addresses by signer URL (protocol.md §2.1: cache it per signer).
+type Payers = Arc<Mutex<HashMap<String, String>>>;
+
+/// Two pooled keep-alive clients (orchestrators, signer) sharing one configuration, and the payer
+/// address of each signer already asked. Cheap to clone: clones share the pools and the cache.
 #[derive(Clone)]
 pub struct HttpClient {
     orchestrator: Pool,
     signer: Pool,
     config: Arc<HttpConfig>,
+    payers: Payers,
 }
 
 impl fmt::Debug for HttpClient {
@@ -171,7 +176,34 @@ impl HttpClient {
             orchestrator: pool(&config, config.insecure_orchestrator_tls)?,
             signer: pool(&config, config.insecure_signer_tls)?,
             config: Arc::new(config),
+            payers: Payers::default(),
         })
+    }
+
+    /// The payer address cached for the signer at `signer_url` (the exact
+    /// [`ReserveOptions::signer_url`](livepay_core::client::ReserveOptions::signer_url)), if a
+    /// reservation over this client (or a clone) learnt it.
+    pub fn cached_payer(&self, signer_url: &str) -> Option<String> {
+        self.payers().get(signer_url).cloned()
+    }
+
+    /// Caches `address` as the payer of the signer at `signer_url`: later reservations over
+    /// this client (or a clone) skip `sign-orchestrator-info`.
+    pub fn cache_payer(&self, signer_url: &str, address: String) {
+        self.payers().insert(signer_url.to_owned(), address);
+    }
+
+    /// Drops the payer cached for `signer_url` if it is still `address`.
+    pub(crate) fn forget_payer(&self, signer_url: &str, address: &str) {
+        let mut payers = self.payers();
+        if payers.get(signer_url).is_some_and(|cached| cached == address) {
+            payers.remove(signer_url);
+        }
+    }
+
+    fn payers(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        // Every update is a single insert or remove: recover a poisoned guard.
+        self.payers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The configuration.

@@ -53,11 +53,15 @@
 //! Unpriced and fixed-price sessions have nothing to fund: no task runs, and
 //! [`LiveSession::close`] sends the stop directly. Dropping a session stops funding without
 //! any request; the orchestrator releases it when its credit runs out.
+//!
+//! [`discover`] lists an orchestrator's runners and prices (`GET /discovery`); each
+//! [`DiscoveredRunner`] gives the reservation URL, the payment type and a padded `maxPrice`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod clock;
+mod discovery;
 mod funder;
 pub mod http;
 mod session;
@@ -65,6 +69,7 @@ mod tls;
 mod transport;
 
 pub use clock::TokioClock;
+pub use discovery::{DiscoveredPrice, DiscoveredRunner, DiscoveryError, discover};
 pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey};
 pub use http::{HttpClient, HttpConfig, HttpError, HttpResponse, Peer};
 pub use session::{DEFAULT_EVENT_CAPACITY, LiveError, LiveOptions, LiveSession};

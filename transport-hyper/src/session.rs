@@ -582,12 +582,24 @@ fn apply(session: &mut Session, command: Command, now: Instant) {
 /// The reservation flow over `http`, keeping the HTTP error of a request that got no answer
 /// (the core's flow only sees a [`Reply`]). Returns the reservation and when its payment was
 /// minted: the signer's prepay runs from then.
+///
+/// The payer address is cached per signer in `http` (protocol.md §2.1): a known one skips
+/// `sign-orchestrator-info`, and a successful flow caches the one it used. A failed flow that
+/// used the cached address drops it, so a stale address costs one failed reservation at most.
 async fn reserve_over(
     http: &HttpClient,
     clock: &TokioClock,
-    options: livepay_core::client::ReserveOptions,
+    mut options: livepay_core::client::ReserveOptions,
 ) -> Result<(Reserved, Instant), LiveError> {
-    let signer_origin = options.signer_url.as_deref().and_then(origin);
+    let signer_url = options.signer_url.clone();
+    let mut from_cache = None;
+    if options.payer_address.is_none()
+        && let Some(cached) = signer_url.as_deref().and_then(|s| http.cached_payer(s))
+    {
+        options.payer_address = Some(cached.clone());
+        from_cache = Some(cached);
+    }
+    let signer_origin = signer_url.as_deref().and_then(origin);
     let mut flow = ReserveFlow::new(options)?;
     let mut minted_at = clock.now();
     let mut failure = None;
@@ -609,7 +621,20 @@ async fn reserve_over(
             }
         }
     }
-    match flow.result() {
+    let payer = flow.payer_address().map(str::to_owned);
+    let result = flow.result();
+    if let Some(signer_url) = &signer_url {
+        match (&result, payer) {
+            (Ok(_), Some(payer)) => http.cache_payer(signer_url, payer),
+            (Err(_), _) => {
+                if let Some(cached) = &from_cache {
+                    http.forget_payer(signer_url, cached);
+                }
+            }
+            (Ok(_), None) => {}
+        }
+    }
+    match result {
         Ok(reserved) => Ok((reserved, minted_at)),
         Err(ReserveError::Unreachable { endpoint, reply }) => Err(match failure {
             Some(error) => LiveError::Unreachable { endpoint, error },

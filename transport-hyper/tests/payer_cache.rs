@@ -1,0 +1,210 @@
+//! The payer address is cached per signer in the `HttpClient` (protocol.md §2.1): two
+//! reservations over one client ask `sign-orchestrator-info` once; a fresh client asks again.
+//!
+//! The signer model counts no `sign-orchestrator-info` calls, so the test puts a counting
+//! forwarder in front of the served signer.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::{fast_model, guarded, http_response, live_options, live_pricing, quick_http, serve};
+use livepay_core::client::HttpRequest;
+use livepay_hyper::{HttpClient, LiveSession, Peer};
+use livepay_mock::faults::FaultPlan;
+use livepay_mock::serve::ServedModel;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Requests seen by the forwarder, by path.
+#[derive(Debug, Default)]
+struct Counts {
+    orchestrator_info: AtomicU64,
+    generate: AtomicU64,
+}
+
+/// A loopback forwarder to `signer` (one request per connection) counting what it forwards.
+/// Returns its origin.
+async fn counting_signer(signer: String, counts: Arc<Counts>) -> String {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(error) => panic!("cannot bind: {error}"),
+    };
+    let origin = match listener.local_addr() {
+        Ok(addr) => format!("http://{addr}"),
+        Err(error) => panic!("no local address: {error}"),
+    };
+    let upstream = match HttpClient::new(quick_http()) {
+        Ok(client) => client,
+        Err(error) => panic!("cannot build the HTTP client: {error}"),
+    };
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (signer, counts, upstream) = (signer.clone(), Arc::clone(&counts), upstream.clone());
+            tokio::spawn(async move {
+                let Some((path, headers, body)) = read_request(&stream).await else {
+                    return;
+                };
+                match path.as_str() {
+                    "/sign-orchestrator-info" => counts.orchestrator_info.fetch_add(1, Ordering::SeqCst),
+                    "/generate-live-payment" => counts.generate.fetch_add(1, Ordering::SeqCst),
+                    _ => 0,
+                };
+                let mut request = HttpRequest::post(format!("{signer}{path}"));
+                request.body = body;
+                for (name, value) in headers {
+                    if !matches!(name.as_str(), "host" | "content-length" | "connection") {
+                        request = request.with_header(name, value);
+                    }
+                }
+                let response = match upstream.execute(Peer::Signer, &request).await {
+                    Ok(r) => http_response(r.status, "application/json", &r.body),
+                    Err(_) => http_response(502, "text/plain", b"upstream failed"),
+                };
+                write_all(&stream, &response).await;
+            });
+        }
+    });
+    origin
+}
+
+/// Reads one request: its path, its headers (names lower-cased) and its body.
+async fn read_request(stream: &TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = read_some(stream, &mut chunk).await?;
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = read_some(stream, &mut chunk).await?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((path, headers, buf[head_end..head_end + length].to_vec()))
+}
+
+/// Reads what is there (waiting for some); `None` at the end or on an error.
+async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        stream.readable().await.ok()?;
+        match stream.try_read(buf) {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        if stream.writable().await.is_err() {
+            return;
+        }
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reserves a `live` session on `served` through the signer at `signer`, over `client`, without
+/// funding it.
+async fn reserve(served: &ServedModel, signer: &str, client: &HttpClient) -> LiveSession {
+    let mut options = live_options(served)
+        .with_client(client.clone())
+        .with_start_payments(false);
+    options.reserve.signer_url = Some(signer.to_owned());
+    match guarded("the reservation", LiveSession::reserve(options)).await {
+        Ok(session) => session,
+        Err(error) => panic!("reservation failed: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn one_client_asks_for_the_payer_once_per_signer() {
+    let model = fast_model(live_pricing());
+    let payer = model.signer.address.clone();
+    let served = serve(model, FaultPlan::clean(), 1).await;
+    let counts = Arc::new(Counts::default());
+    let signer = counting_signer(served.signer_url(), Arc::clone(&counts)).await;
+    let info_calls = || counts.orchestrator_info.load(Ordering::SeqCst);
+
+    let shared = match HttpClient::new(quick_http()) {
+        Ok(client) => client,
+        Err(error) => panic!("cannot build the HTTP client: {error}"),
+    };
+    assert_eq!(shared.cached_payer(&signer), None);
+
+    let first = reserve(&served, &signer, &shared).await;
+    assert_eq!(info_calls(), 1);
+    assert_eq!(shared.cached_payer(&signer).as_deref(), Some(payer.as_str()));
+    assert_eq!(
+        shared.cached_payer(&served.signer_url()),
+        None,
+        "cached per signer URL"
+    );
+
+    // A clone shares the cache: the second reservation skips sign-orchestrator-info but still
+    // mints and pays.
+    let second = reserve(&served, &signer, &shared.clone()).await;
+    assert_eq!(info_calls(), 1, "the cached payer was not used");
+    assert_ne!(first.session_id(), second.session_id());
+    assert!(second.is_metered());
+    assert_eq!(counts.generate.load(Ordering::SeqCst), 2);
+    let created = served.with_world(|w| w.orchestrator().stats().sessions_created);
+    assert_eq!(created, 2);
+
+    // Another client has its own cache.
+    let other = match HttpClient::new(quick_http()) {
+        Ok(client) => client,
+        Err(error) => panic!("cannot build the HTTP client: {error}"),
+    };
+    let third = reserve(&served, &signer, &other).await;
+    assert_eq!(info_calls(), 2);
+
+    for session in [first, second, third] {
+        if let Err(error) = guarded("close", session.close()).await {
+            panic!("close failed: {error}");
+        }
+    }
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_seeded_cache_skips_sign_orchestrator_info() {
+    let model = fast_model(live_pricing());
+    let payer = model.signer.address.clone();
+    let served = serve(model, FaultPlan::clean(), 1).await;
+    let counts = Arc::new(Counts::default());
+    let signer = counting_signer(served.signer_url(), Arc::clone(&counts)).await;
+
+    let client = match HttpClient::new(quick_http()) {
+        Ok(client) => client,
+        Err(error) => panic!("cannot build the HTTP client: {error}"),
+    };
+    client.cache_payer(&signer, payer.clone());
+    let session = reserve(&served, &signer, &client).await;
+    assert_eq!(counts.orchestrator_info.load(Ordering::SeqCst), 0);
+    assert_eq!(client.cached_payer(&signer).as_deref(), Some(payer.as_str()));
+    if let Err(error) = guarded("close", session.close()).await {
+        panic!("close failed: {error}");
+    }
+    served.shutdown().await;
+}
