@@ -129,3 +129,32 @@ fn bad_input_is_one_clear_line_and_exit_2() {
     bad_input(&["sim", "--bogus"], "unexpected argument '--bogus'");
     bad_input(&["frobnicate"], "unrecognized subcommand");
 }
+
+#[test]
+fn flags_are_also_read_from_the_environment() {
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livepay"));
+        cmd.arg("sim");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("LIVEPAY_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(envs.iter().copied()).output().expect("runs")
+    };
+    let out = run(&[
+        ("LIVEPAY_SIM_SESSIONS", "4"),
+        ("LIVEPAY_SIM_HOURS", "0.1"),
+        ("LIVEPAY_SIM_PROFILE", "flaky"),
+        ("LIVEPAY_SIM_POLICY", "livepay"),
+        ("LIVEPAY_SIM_JSON", "true"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from LIVEPAY_SIM_JSON");
+    assert_eq!(report["profile"], "flaky");
+    assert_eq!(report["sessions"], 4);
+    assert_eq!(report["policies"].as_array().map(Vec::len), Some(1));
+    // A bad value from the environment is bad input too.
+    let bad = run(&[("LIVEPAY_SIM_PROFILE", "nope")]);
+    assert_eq!(bad.status.code(), Some(2));
+}
