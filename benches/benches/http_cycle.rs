@@ -30,16 +30,13 @@ use std::hint::black_box;
 use std::time::Duration as StdDuration;
 
 use criterion::Criterion;
+use livepay_benches::{process_cpu, set_fixed_latency, thread_cpu_at};
 use livepay_core::client::ReserveOptions;
 use livepay_core::{PaymentType, Reply, Transport};
 use livepay_hyper::{HttpClient, HttpConfig, HyperTransport, reserve};
-use livepay_mock::faults::Latency;
 use livepay_mock::serve::{ServeConfig, ServedModel};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
-
-/// Clock ticks per second of `/proc` CPU times (`CLK_TCK`, 100 on Linux).
-const CLK_TCK: f64 = 100.0;
 
 /// This thread's id, from `/proc/thread-self` (`PID/task/TID`).
 fn current_tid() -> String {
@@ -50,48 +47,7 @@ fn current_tid() -> String {
         .to_owned()
 }
 
-/// utime + stime in seconds from a `/proc/.../stat` file.
-fn cpu_seconds(stat_path: &str) -> f64 {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start at field 3 (state).
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    #[allow(clippy::cast_precision_loss)]
-    let total = (ticks(11) + ticks(12)) as f64;
-    total / CLK_TCK
-}
-
-/// CPU time of one thread, seconds: the scheduler's exact `se.sum_exec_runtime` (milliseconds)
-/// from `<task_dir>/sched`, else utime + stime from `<task_dir>/stat` (clock ticks).
-fn thread_cpu_at(task_dir: &str) -> f64 {
-    let exact = std::fs::read_to_string(format!("{task_dir}/sched"))
-        .ok()
-        .and_then(|sched| {
-            sched
-                .lines()
-                .find_map(|l| l.strip_prefix("se.sum_exec_runtime"))
-                .and_then(|rest| rest.split(':').nth(1))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        });
-    exact.map_or_else(|| cpu_seconds(&format!("{task_dir}/stat")), |ms| ms / 1e3)
-}
-
-/// CPU time of every live thread of process `pid` (`self` for this one), seconds.
-fn process_cpu(pid: &str) -> f64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .filter_map(Result::ok)
-                .map(|task| thread_cpu_at(&task.path().to_string_lossy()))
-                .sum()
-        })
-        .unwrap_or_else(|_| cpu_seconds(&format!("/proc/{pid}/stat")))
-}
-
+/// CPU time of thread `tid` of this process, seconds.
 fn thread_cpu(tid: &str) -> f64 {
     thread_cpu_at(&format!("/proc/self/task/{tid}"))
 }
@@ -117,15 +73,7 @@ impl Server {
             runtime.block_on(async move {
                 let mut config = ServeConfig::default();
                 // No simulated network latency: measure the HTTP stack and the model, not sleeps.
-                let zero = Latency::Fixed { ms: 0.0 };
-                for faults in [
-                    &mut config.plan.signer,
-                    &mut config.plan.payment,
-                    &mut config.plan.refresh,
-                    &mut config.plan.stop,
-                ] {
-                    faults.latency = zero;
-                }
+                set_fixed_latency(&mut config.plan, 0.0);
                 // Long-lived params: no 480 refresh during a long bench run.
                 config.model.param_lifetime = livepay_core::Duration::from_secs(24 * 3600);
                 config.model.auth_token_lifetime = livepay_core::Duration::from_secs(48 * 3600);

@@ -37,10 +37,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use livepay_benches::{process_cpu, set_fixed_latency};
 use livepay_core::PaymentType;
 use livepay_core::client::ReserveOptions;
 use livepay_hyper::{Funder, FunderConfig, FunderStats, HttpClient, HttpConfig, reserve};
-use livepay_mock::faults::Latency;
 use livepay_mock::model::ReleaseReason;
 use livepay_mock::serve::{ServeConfig, ServedModel};
 
@@ -48,50 +48,6 @@ const SERVE_ENV: &str = "LIVEPAY_SCALE_SERVE";
 const SESSIONS_ENV: &str = "LIVEPAY_SCALE_SESSIONS";
 const SECS_ENV: &str = "LIVEPAY_SCALE_SECS";
 const LATENCY_ENV: &str = "LIVEPAY_SCALE_LATENCY_MS";
-/// Clock ticks per second of `/proc` CPU times (`CLK_TCK`, 100 on Linux).
-const CLK_TCK: f64 = 100.0;
-
-/// utime + stime in seconds from a `/proc/.../stat` file.
-fn cpu_seconds(stat_path: &str) -> f64 {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    #[allow(clippy::cast_precision_loss)]
-    let total = (ticks(11) + ticks(12)) as f64;
-    total / CLK_TCK
-}
-
-/// CPU time of one thread, seconds: the scheduler's exact `se.sum_exec_runtime` (milliseconds)
-/// from `<task_dir>/sched`, else utime + stime from `<task_dir>/stat` (clock ticks).
-fn thread_cpu_at(task_dir: &str) -> f64 {
-    let exact = std::fs::read_to_string(format!("{task_dir}/sched"))
-        .ok()
-        .and_then(|sched| {
-            sched
-                .lines()
-                .find_map(|l| l.strip_prefix("se.sum_exec_runtime"))
-                .and_then(|rest| rest.split(':').nth(1))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        });
-    exact.map_or_else(|| cpu_seconds(&format!("{task_dir}/stat")), |ms| ms / 1e3)
-}
-
-/// CPU time of every live thread of process `pid` (`self` for this one), seconds.
-fn process_cpu(pid: &str) -> f64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .filter_map(Result::ok)
-                .map(|task| thread_cpu_at(&task.path().to_string_lossy()))
-                .sum()
-        })
-        .unwrap_or_else(|_| cpu_seconds(&format!("/proc/{pid}/stat")))
-}
-
 /// This process's resident set, bytes.
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -120,14 +76,7 @@ fn serve_child() -> ExitCode {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
-        for faults in [
-            &mut config.plan.signer,
-            &mut config.plan.payment,
-            &mut config.plan.refresh,
-            &mut config.plan.stop,
-        ] {
-            faults.latency = Latency::Fixed { ms: latency_ms };
-        }
+        set_fixed_latency(&mut config.plan, latency_ms);
         let served = Arc::new(ServedModel::start(config).await.expect("served"));
         println!("{} {}", served.runner_url("live-runner"), served.signer_url());
         let _ = std::io::stdout().flush();

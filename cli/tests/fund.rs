@@ -7,28 +7,41 @@ use common::{Served, livepay, run, stderr_one_line};
 use livepay_mock::faults::{FaultPlan, Partition};
 use livepay_mock::serve::ServeConfig;
 use std::io::{BufRead, BufReader};
+use std::process::Output;
+
+/// The runner and signer URLs of `served`.
+fn urls(served: &Served) -> (String, String) {
+    (served.model.runner_url("live-runner"), served.model.signer_url())
+}
+
+/// `fund --runner-url RUNNER --signer SIGNER`, then `extra`.
+fn fund_args<'a>(runner: &'a str, signer: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["fund", "--runner-url", runner, "--signer", signer];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Runs `livepay args` to completion and checks that it exits with `code` (a failure shows the
+/// arguments, stdout and stderr).
+#[track_caller]
+fn run_exiting(code: i32, args: &[&str]) -> Output {
+    let out = run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 #[test]
 fn funds_until_the_duration_then_closes_with_exit_0() {
     let served = Served::clean();
-    let runner = served.model.runner_url("live-runner");
-    let signer = served.model.signer_url();
-    let out = run(&[
-        "fund",
-        "--runner-url",
-        &runner,
-        "--signer",
-        &signer,
-        "--duration",
-        "2500ms",
-    ]);
+    let (runner, signer) = urls(&served);
+    let out = run_exiting(0, &fund_args(&runner, &signer, &["--duration", "2500ms"]));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(text.contains("reserved session"), "{text}");
     assert!(text.matches("payment accepted").count() >= 2, "{text}");
     assert!(text.contains("closed by the client"), "{text}");
@@ -43,23 +56,10 @@ fn funds_until_the_duration_then_closes_with_exit_0() {
 #[test]
 fn json_prints_one_event_object_per_line() {
     let served = Served::clean();
-    let runner = served.model.runner_url("live-runner");
-    let signer = served.model.signer_url();
-    let out = run(&[
-        "fund",
-        "--runner-url",
-        &runner,
-        "--signer",
-        &signer,
-        "--duration",
-        "1500ms",
-        "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (runner, signer) = urls(&served);
+    let out = run_exiting(
+        0,
+        &fund_args(&runner, &signer, &["--duration", "1500ms", "--json"]),
     );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -83,9 +83,8 @@ fn json_prints_one_event_object_per_line() {
 #[test]
 fn sigterm_closes_gracefully_with_exit_0() {
     let served = Served::clean();
-    let runner = served.model.runner_url("live-runner");
-    let signer = served.model.signer_url();
-    let mut child = livepay(&["fund", "--runner-url", &runner, "--signer", &signer])
+    let (runner, signer) = urls(&served);
+    let mut child = livepay(&fund_args(&runner, &signer, &[]))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -158,14 +157,7 @@ fn bad_input_exits_2_with_one_line() {
         ],
         vec!["fund"],
     ] {
-        let out = run(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stderr_one_line(&out);
+        stderr_one_line(&run_exiting(2, &args));
     }
 }
 
@@ -178,45 +170,16 @@ fn an_unreachable_orchestrator_exits_5() {
         .unwrap()
         .port();
     let runner = format!("http://127.0.0.1:{port}/apps/live-runner/session");
-    let out = run(&[
-        "fund",
-        "--runner-url",
-        &runner,
-        "--signer",
-        &runner,
-        "--timeout",
-        "1s",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_exiting(5, &fund_args(&runner, &runner, &["--timeout", "1s"]));
     assert!(stderr_one_line(&out).contains("unreachable"));
 }
 
 #[test]
 fn a_signer_refusal_exits_4_with_the_status() {
     let served = Served::clean();
-    let runner = served.model.runner_url("live-runner");
-    let signer = served.model.signer_url();
+    let (runner, signer) = urls(&served);
     // A `live` runner reserved as `lv2v`: the signer refuses the type (400).
-    let out = run(&[
-        "fund",
-        "--runner-url",
-        &runner,
-        "--signer",
-        &signer,
-        "--type",
-        "lv2v",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_exiting(4, &fund_args(&runner, &signer, &["--type", "lv2v"]));
     assert!(stderr_one_line(&out).contains("400"));
 }
 
@@ -226,13 +189,7 @@ fn a_signer_answering_garbage_exits_4() {
     let runner = served.model.runner_url("live-runner");
     // The orchestrator's discovery page is valid JSON but not a signer answer.
     let garbage_signer = format!("{}/discovery", served.model.orchestrator_url());
-    let out = run(&["fund", "--runner-url", &runner, "--signer", &garbage_signer]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_exiting(4, &fund_args(&runner, &garbage_signer, &[]));
     stderr_one_line(&out);
 }
 
@@ -250,23 +207,8 @@ fn a_release_by_the_server_exits_3_with_the_reason() {
         plan,
         ..ServeConfig::default()
     });
-    let runner = served.model.runner_url("live-runner");
-    let signer = served.model.signer_url();
-    let out = run(&[
-        "fund",
-        "--runner-url",
-        &runner,
-        "--signer",
-        &signer,
-        "--duration",
-        "60s",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (runner, signer) = urls(&served);
+    let out = run_exiting(3, &fund_args(&runner, &signer, &["--duration", "60s"]));
     assert!(stderr_one_line(&out).contains("gone"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("lapsed"));
 }

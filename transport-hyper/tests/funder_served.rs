@@ -5,13 +5,16 @@
 //!
 //! The two tests share the machine's cores with the served model, so they run one at a time.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration as StdDuration;
 
+use common::{RUNNER, scaled_config, speed_up};
 use futures::StreamExt;
 use livepay_core::client::{PaymentSession, ReserveOptions};
-use livepay_core::{Backoff, Config, Duration, Event, PaymentType, ReleaseReason, State};
+use livepay_core::{Duration, Event, PaymentType, ReleaseReason, State};
 use livepay_hyper::{
     Funder, FunderConfig, FunderHandle, FunderStats, HttpClient, HttpConfig, SessionKey, reserve,
 };
@@ -33,32 +36,14 @@ fn runtime() -> tokio::runtime::Runtime {
 /// The model at 1/10 scale: 500 ms ticks, 1 s prepay.
 fn served_config() -> ServeConfig {
     let mut config = ServeConfig::default();
-    config.model.tick = Duration::from_millis(500);
-    config.model.signer.prepay_live = Duration::from_secs(1);
-    config
-}
-
-/// The client at the same scale.
-fn session_config() -> Config {
-    let mut config = Config::new(PaymentType::Live);
-    config.interval = Duration::from_millis(300);
-    config.server_tick = Duration::from_millis(500);
-    config.prepay = Duration::from_secs(1);
-    config.safety_margin = Duration::from_millis(100);
-    config.backoff = Backoff {
-        initial: Duration::from_millis(25),
-        max: Duration::from_millis(200),
-        jitter_percent: 20,
-    };
-    config.min_demand_spacing = Duration::from_millis(50);
-    config.target_runway = Duration::from_secs(3);
+    speed_up(&mut config.model);
     config
 }
 
 /// Reserves one session; the instant taken before the reservation bounds its prepay from below.
 async fn reserve_one(http: &HttpClient, served: &ServedModel) -> (tokio::time::Instant, PaymentSession) {
     let options = ReserveOptions::new(
-        served.runner_url("live-runner"),
+        served.runner_url(RUNNER),
         Some(served.signer_url()),
         PaymentType::Live,
     );
@@ -159,7 +144,7 @@ fn two_hundred_sessions_funded_from_one_task_without_a_release_or_a_lapse() {
             http.clone(),
             FunderConfig {
                 seed: 7,
-                session_config: session_config(),
+                session_config: scaled_config(),
                 ..FunderConfig::default()
             },
         )
@@ -214,7 +199,7 @@ fn the_concurrency_limits_hold_when_every_session_is_due_at_once() {
                 per_signer_concurrency: LIMIT,
                 per_orchestrator_concurrency: ORCHESTRATOR_LIMIT,
                 seed: 11,
-                session_config: session_config(),
+                session_config: scaled_config(),
                 // No phase jitter: every session pays at once, in lockstep, to load the limit.
                 start_spread: Some(Duration::from_ticks(0)),
                 ..FunderConfig::default()
@@ -271,7 +256,7 @@ fn a_stopped_session_leaves_the_funder_with_its_protocol_state_and_stays_reserve
         let funder = Funder::new(
             http.clone(),
             FunderConfig {
-                session_config: session_config(),
+                session_config: scaled_config(),
                 ..FunderConfig::default()
             },
         )

@@ -3,9 +3,11 @@
 
 mod common;
 
-use common::{collect_until, count, fast_model, guarded, is_accepted, live_options, live_pricing, serve};
+use common::{
+    close, collect_until, count, fast_model, is_accepted, live_pricing, reserve_live, serve,
+    start_with_events,
+};
 use livepay_core::{Event, ReleaseReason, State};
-use livepay_hyper::LiveSession;
 use livepay_mock::faults::FaultPlan;
 
 #[tokio::test]
@@ -13,15 +15,8 @@ async fn large_tickets_skip_cycles_and_stay_funded() {
     let mut model = fast_model(live_pricing());
     model.ticket_ev_wei = 5_000_000_000;
     let served = serve(model, FaultPlan::clean(), 3).await;
-    let session = guarded(
-        "the reservation",
-        LiveSession::reserve(live_options(&served).with_start_payments(false)),
-    )
-    .await
-    .expect("reservation");
-    let id = session.session_id().to_owned();
-    let mut events = session.events();
-    session.start_payments().expect("start");
+    let (session, id) = reserve_live(&served, false).await;
+    let mut events = start_with_events(&session);
 
     let is_skip = |e: &Event| matches!(e, Event::CycleSkipped { .. });
     let seen = collect_until(&mut events, "four skipped cycles", |seen| {
@@ -53,8 +48,7 @@ async fn large_tickets_skip_cycles_and_stay_funded() {
     assert!(skips >= 4, "{skips}");
     assert!(active);
 
-    let reason = guarded("close", session.close()).await.expect("close");
-    assert_eq!(reason, ReleaseReason::ClosedByClient);
+    assert_eq!(close(session).await, ReleaseReason::ClosedByClient);
     assert_eq!(served.with_world(|w| w.orchestrator().stats().released_unpaid), 0);
     served.shutdown().await;
 }

@@ -3,9 +3,11 @@
 
 mod common;
 
-use common::{collect_until, count, fast_model, guarded, is_accepted, live_options, live_pricing, serve};
+use common::{
+    close, collect_until, count, fast_model, is_accepted, live_pricing, reserve_live, serve,
+    start_with_events,
+};
 use livepay_core::{Duration, Event, ReleaseReason};
-use livepay_hyper::LiveSession;
 use livepay_mock::faults::FaultPlan;
 
 #[tokio::test]
@@ -13,20 +15,13 @@ async fn stale_params_are_refreshed_and_the_payment_url_kept() {
     let mut model = fast_model(live_pricing());
     model.param_lifetime = Duration::from_secs(2);
     let served = serve(model, FaultPlan::clean(), 4).await;
-    let session = guarded(
-        "the reservation",
-        LiveSession::reserve(live_options(&served).with_start_payments(false)),
-    )
-    .await
-    .expect("reservation");
-    let id = session.session_id().to_owned();
+    let (session, id) = reserve_live(&served, false).await;
     let payment_url = format!(
         "{}/apps/live-runner/session/{id}/payment",
         served.orchestrator_url()
     );
     assert_eq!(session.payment_url().as_deref(), Some(payment_url.as_str()));
-    let mut events = session.events();
-    session.start_payments().expect("start");
+    let mut events = start_with_events(&session);
 
     // Two refreshes, and a payment credited after the second.
     let is_refreshed = |e: &Event| matches!(e, Event::Refreshed { .. });
@@ -69,7 +64,6 @@ async fn stale_params_are_refreshed_and_the_payment_url_kept() {
     // Every credited payment reached the session (the generic URL would not count here).
     assert_eq!(payments, count(&seen, is_accepted) as u64 + 1);
 
-    let reason = guarded("close", session.close()).await.expect("close");
-    assert_eq!(reason, ReleaseReason::ClosedByClient);
+    assert_eq!(close(session).await, ReleaseReason::ClosedByClient);
     served.shutdown().await;
 }

@@ -3,22 +3,14 @@
 
 mod common;
 
-use common::{
-    collect_until, count, drain, fast_model, guarded, is_accepted, live_options, live_pricing, serve,
-};
+use common::{close, collect_until, count, drain, is_accepted, reserve_live, serve_live, start_with_events};
 use livepay_core::{Event, ReleaseReason, State};
-use livepay_hyper::LiveSession;
-use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::ReleaseReason as ModelRelease;
 
 #[tokio::test]
 async fn reserve_fund_close() {
-    let served = serve(fast_model(live_pricing()), FaultPlan::clean(), 1).await;
-    let options = live_options(&served).with_start_payments(false);
-    let session = guarded("the reservation", LiveSession::reserve(options))
-        .await
-        .expect("reservation");
-    let id = session.session_id().to_owned();
+    let served = serve_live(1).await;
+    let (session, id) = reserve_live(&served, false).await;
     assert!(session.is_metered());
     assert_eq!(session.state(), State::Reserved);
     assert_eq!(
@@ -37,8 +29,7 @@ async fn reserve_fund_close() {
     );
     assert!(served.with_world(|w| w.orchestrator().session(&id).is_some_and(|s| s.is_active())));
 
-    let mut events = session.events();
-    session.start_payments().expect("start");
+    let mut events = start_with_events(&session);
     session.start_payments().expect("start is idempotent");
     let seen = collect_until(&mut events, "three payments", |seen| {
         count(seen, is_accepted) >= 3
@@ -53,8 +44,7 @@ async fn reserve_fund_close() {
     );
     assert!(session.state().is_funding());
 
-    let reason = guarded("close", session.close()).await.expect("close");
-    assert_eq!(reason, ReleaseReason::ClosedByClient);
+    assert_eq!(close(session).await, ReleaseReason::ClosedByClient);
 
     // The stream ends once the session and its task are gone: nothing can be sent after this.
     let rest = drain(&mut events).await;
@@ -99,11 +89,8 @@ async fn reserve_fund_close() {
 
 #[tokio::test]
 async fn funding_starts_by_default_and_drop_stops_it_without_a_stop() {
-    let served = serve(fast_model(live_pricing()), FaultPlan::clean(), 2).await;
-    let session = guarded("the reservation", LiveSession::reserve(live_options(&served)))
-        .await
-        .expect("reservation");
-    let id = session.session_id().to_owned();
+    let served = serve_live(2).await;
+    let (session, id) = reserve_live(&served, true).await;
     let mut events = session.events();
     collect_until(&mut events, "a payment", |seen| count(seen, is_accepted) >= 1).await;
     drop(session);

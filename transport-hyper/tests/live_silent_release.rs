@@ -3,20 +3,14 @@
 
 mod common;
 
-use common::{
-    collect_until, count, eventually, fast_model, guarded, is_accepted, live_options, live_pricing, serve,
-};
+use common::{collect_until, count, eventually, guarded, is_accepted, reserve_live, serve_live};
 use livepay_core::{Event, ReleaseReason, State};
-use livepay_hyper::{LiveError, LiveSession};
-use livepay_mock::faults::FaultPlan;
+use livepay_hyper::LiveError;
 
 #[tokio::test]
 async fn a_lapsed_session_is_reported_gone() {
-    let served = serve(fast_model(live_pricing()), FaultPlan::clean(), 5).await;
-    let session = guarded("the reservation", LiveSession::reserve(live_options(&served)))
-        .await
-        .expect("reservation");
-    let id = session.session_id().to_owned();
+    let served = serve_live(5).await;
+    let (session, id) = reserve_live(&served, true).await;
     let mut events = session.events();
     collect_until(&mut events, "a payment", |seen| count(seen, is_accepted) >= 1).await;
 

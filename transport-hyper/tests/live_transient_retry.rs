@@ -3,9 +3,11 @@
 
 mod common;
 
-use common::{collect_until, count, fast_model, guarded, is_accepted, live_options, live_pricing, serve};
+use common::{
+    close, collect_until, count, fast_model, is_accepted, live_pricing, reserve_live, serve,
+    start_with_events,
+};
 use livepay_core::{Endpoint, Event, ReleaseReason, Reply};
-use livepay_hyper::LiveSession;
 use livepay_mock::faults::FaultPlan;
 
 #[tokio::test]
@@ -13,15 +15,8 @@ async fn transient_payment_failures_are_retried() {
     let mut plan = FaultPlan::clean();
     plan.payment.error_5xx = 0.3;
     let served = serve(fast_model(live_pricing()), plan, 6).await;
-    let session = guarded(
-        "the reservation",
-        LiveSession::reserve(live_options(&served).with_start_payments(false)),
-    )
-    .await
-    .expect("reservation");
-    let id = session.session_id().to_owned();
-    let mut events = session.events();
-    session.start_payments().expect("start");
+    let (session, id) = reserve_live(&served, false).await;
+    let mut events = start_with_events(&session);
 
     let is_failure = |e: &Event| {
         matches!(
@@ -59,7 +54,6 @@ async fn transient_payment_failures_are_retried() {
     assert!(active);
     assert_eq!(rejected, 0);
 
-    let reason = guarded("close", session.close()).await.expect("close");
-    assert_eq!(reason, ReleaseReason::ClosedByClient);
+    assert_eq!(close(session).await, ReleaseReason::ClosedByClient);
     served.shutdown().await;
 }

@@ -8,8 +8,8 @@ use std::time::Duration as StdDuration;
 
 use futures::{Stream, StreamExt};
 use livepay_core::client::ReserveOptions;
-use livepay_core::{Backoff, Config, Duration, Event, PaymentType};
-use livepay_hyper::{HttpConfig, LiveOptions};
+use livepay_core::{Backoff, Config, Duration, Event, PaymentType, ReleaseReason};
+use livepay_hyper::{HttpConfig, LiveOptions, LiveSession};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::{Config as ModelConfig, Pricing};
 use livepay_mock::serve::{ServeConfig, ServedModel};
@@ -24,9 +24,15 @@ pub const RUNNER: &str = "live-runner";
 /// The model on a 10× faster clock: 500 ms billing ticks, a 1 s `live` prepay.
 pub fn fast_model(pricing: Pricing) -> ModelConfig {
     let mut model = ModelConfig::single(RUNNER, pricing);
+    speed_up(&mut model);
+    model
+}
+
+/// Puts `model` on the 10× faster clock of [`fast_model`]: 500 ms billing ticks, a 1 s `live`
+/// prepay.
+pub fn speed_up(model: &mut ModelConfig) {
     model.tick = Duration::from_millis(500);
     model.signer.prepay_live = Duration::from_secs(1);
-    model
 }
 
 /// 1e9 wei per second, the default price.
@@ -36,8 +42,16 @@ pub fn live_pricing() -> Pricing {
     }
 }
 
-/// The client configuration matching [`fast_model`].
+/// The client configuration matching [`fast_model`], with jitter seed 7.
 pub fn fast_config() -> Config {
+    let mut config = scaled_config();
+    config.seed = 7;
+    config
+}
+
+/// The client configuration matching [`fast_model`] (300 ms interval, 500 ms server tick, 1 s
+/// prepay), with [`Config::new`]'s seed.
+pub fn scaled_config() -> Config {
     let mut config = Config::new(PaymentType::Live);
     config.interval = Duration::from_millis(300);
     config.server_tick = Duration::from_millis(500);
@@ -50,7 +64,6 @@ pub fn fast_config() -> Config {
     };
     config.min_demand_spacing = Duration::from_millis(50);
     config.target_runway = Duration::from_secs(3);
-    config.seed = 7;
     config
 }
 
@@ -68,6 +81,11 @@ pub async fn serve(model: ModelConfig, plan: FaultPlan, seed: u64) -> ServedMode
     }
 }
 
+/// Serves [`fast_model`] at [`live_pricing`] with a clean fault plan.
+pub async fn serve_live(seed: u64) -> ServedModel {
+    serve(fast_model(live_pricing()), FaultPlan::clean(), seed).await
+}
+
 /// Options for a `live` session of [`RUNNER`] on `served`, with the fast client configuration
 /// and a 2 s request timeout.
 pub fn live_options(served: &ServedModel) -> LiveOptions {
@@ -79,6 +97,29 @@ pub fn live_options(served: &ServedModel) -> LiveOptions {
     LiveOptions::new(reserve)
         .with_config(fast_config())
         .with_http(quick_http())
+}
+
+/// Reserves a session with [`live_options`] (`start_payments` as given), guarded; returns it and
+/// its id.
+pub async fn reserve_live(served: &ServedModel, start_payments: bool) -> (LiveSession, String) {
+    let options = live_options(served).with_start_payments(start_payments);
+    let session = guarded("the reservation", LiveSession::reserve(options))
+        .await
+        .expect("reservation");
+    let id = session.session_id().to_owned();
+    (session, id)
+}
+
+/// Opens `session`'s event stream, then starts its payments.
+pub fn start_with_events(session: &LiveSession) -> impl Stream<Item = Event> + Unpin + use<> {
+    let events = session.events();
+    session.start_payments().expect("start");
+    events
+}
+
+/// Closes `session`, guarded; returns the reason it was released for.
+pub async fn close(session: LiveSession) -> ReleaseReason {
+    guarded("close", session.close()).await.expect("close")
 }
 
 /// HTTP settings for loopback tests: short timeouts.
