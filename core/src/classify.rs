@@ -85,6 +85,15 @@ pub enum Step {
     Done(Outcome),
 }
 
+/// What follows a reply within an action: [`StatusTable::next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Make this request next (the payment POST after a signer 200).
+    Request(Endpoint),
+    /// The action is answered: pass this to [`Session::handle_outcome`](crate::Session::handle_outcome).
+    Done(Outcome),
+}
+
 /// The answer to one [`Action`](crate::Action), fed to [`Session::handle_outcome`](crate::Session::handle_outcome).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -201,6 +210,21 @@ impl StatusTable {
             .flatten()
             .find(|o| o.endpoint == endpoint && o.status == status)
             .map_or_else(|| default_verdict(endpoint, status), |o| o.verdict)
+    }
+
+    /// What follows `reply` to `endpoint` within an action: the next request (only the payment
+    /// POST, after a signer 200), or the outcome that answers the action. Adapters that schedule
+    /// requests one at a time (a [`Funder`]-style multiplexer) follow this instead of knowing the
+    /// protocol's sequence themselves.
+    ///
+    /// [`Funder`]: https://docs.rs/livepay-hyper
+    pub fn next(&self, endpoint: Endpoint, reply: Reply) -> Next {
+        match self.classify(endpoint, reply) {
+            Step::Continue if endpoint == Endpoint::Signer => Next::Request(Endpoint::Payment),
+            // Only the signer's answer continues an action.
+            Step::Continue => Next::Done(Outcome::Transient { endpoint, reply }),
+            Step::Done(outcome) => Next::Done(outcome),
+        }
     }
 
     /// What to do with `reply`: go on to the next request of the same action, or answer it.
@@ -376,6 +400,20 @@ mod tests {
                 reply: Reply::Status(500),
             }),
         );
+    }
+
+    #[test]
+    fn next_follows_a_signer_200_with_the_payment_post_and_answers_everything_else() {
+        let table = StatusTable::new();
+        assert_eq!(table.next(Signer, Reply::Status(200)), Next::Request(Payment));
+        assert_eq!(table.next(Payment, Reply::Status(200)), Next::Done(Outcome::Paid));
+        assert_eq!(
+            table.next(Signer, Reply::Status(482)),
+            Next::Done(Outcome::Skipped)
+        );
+        // An override that marks a payment answer "minted" cannot loop.
+        let odd = StatusTable::new().with(Payment, 299, Verdict::Minted).unwrap();
+        assert_eq!(odd.next(Payment, Reply::Status(299)), Next::Done(Outcome::Paid));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use futures::future::{Either, FusedFuture, FutureExt};
 use futures::stream::{Stream, StreamExt};
 use futures::{pin_mut, select_biased};
 
-use crate::classify::{Endpoint, Outcome, Reply, StatusTable, Step};
+use crate::classify::{Endpoint, Next, Outcome, Reply, StatusTable};
 use crate::event::{Event, ReleaseReason, State};
 use crate::session::{Action, Session};
 use crate::{Duration, Instant};
@@ -70,23 +70,21 @@ pub enum Exit {
     Stopped,
 }
 
-/// Carries out one action: the signer call and, on a mint, the payment POST.
+/// Carries out one action: its first request, then whatever [`StatusTable::next`] says follows
+/// (the payment POST after a signer 200), until the action is answered.
 async fn execute<T: Transport>(transport: &T, table: &StatusTable, action: Action) -> Outcome {
-    let (endpoint, reply) = match action {
-        Action::Pay { cycle } => {
-            let reply = transport.request_payment(cycle).await;
-            match table.classify(Endpoint::Signer, reply) {
-                Step::Continue => (Endpoint::Payment, transport.send_payment().await),
-                Step::Done(outcome) => return outcome,
-            }
+    let mut endpoint = action.first_request();
+    loop {
+        let reply = match (endpoint, action) {
+            (Endpoint::Signer, Action::Pay { cycle }) => transport.request_payment(cycle).await,
+            (Endpoint::Signer | Endpoint::Payment, _) => transport.send_payment().await,
+            (Endpoint::Refresh, _) => transport.refresh().await,
+            (Endpoint::Stop, _) => transport.stop().await,
+        };
+        match table.next(endpoint, reply) {
+            Next::Request(following) => endpoint = following,
+            Next::Done(outcome) => return outcome,
         }
-        Action::Refresh => (Endpoint::Refresh, transport.refresh().await),
-        Action::Stop => (Endpoint::Stop, transport.stop().await),
-    };
-    match table.classify(endpoint, reply) {
-        Step::Done(outcome) => outcome,
-        // Only the signer's answer continues an action.
-        Step::Continue => Outcome::Transient { endpoint, reply },
     }
 }
 

@@ -84,7 +84,7 @@ pub mod wire;
 
 pub use embassy_time::{Duration, Instant};
 
-pub use classify::{Endpoint, Outcome, Reply, StatusTable, Step, Verdict};
+pub use classify::{Endpoint, Next, Outcome, Reply, StatusTable, Step, Verdict};
 pub use config::{Backoff, Budget, Config, ConfigError, FirstPayment, PaymentType};
 pub use driver::{Clock, Command, Exit, FnClock, Transport, run};
 pub use event::{Event, NotFunded, ReleaseReason, State};

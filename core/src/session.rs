@@ -24,6 +24,18 @@ pub enum Action {
     Stop,
 }
 
+impl Action {
+    /// The request that starts carrying out this action; [`StatusTable::next`](crate::StatusTable::next)
+    /// says what follows each reply.
+    pub const fn first_request(self) -> Endpoint {
+        match self {
+            Self::Pay { .. } => Endpoint::Signer,
+            Self::Refresh => Endpoint::Refresh,
+            Self::Stop => Endpoint::Stop,
+        }
+    }
+}
+
 /// Counters, for dashboards and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {

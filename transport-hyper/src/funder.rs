@@ -3,9 +3,9 @@
 //! One shared pooled [`HttpClient`], one timer queue (a binary heap of `(deadline, slot)` with
 //! lazy invalidation), one [`FuturesUnordered`] of requests in flight, and for each session a
 //! [`livepay_core::Session`] plus its protocol state ([`PaymentSession`]). The task carries out
-//! the sessions' actions exactly as [`livepay_core::run`] does (signer → classify → on
-//! [`Step::Continue`] the payment POST; refresh; stop) and decides nothing itself: every decision
-//! is the core's.
+//! the sessions' actions exactly as [`livepay_core::run`] does: [`Action::first_request`], then
+//! whatever [`StatusTable::next`] says follows each reply. It decides nothing itself: every
+//! decision, including the protocol's sequence of requests, is the core's.
 //!
 //! Two things are the Funder's own, and neither is a payment decision:
 //!
@@ -50,7 +50,7 @@ use futures::stream::FuturesUnordered;
 use livepay_core::Clock as _;
 use livepay_core::client::{Answer, PaymentSession, origin};
 use livepay_core::{
-    Action, Config, ConfigError, Duration, Endpoint, Event, Instant, Session, State, StatusTable, Step,
+    Action, Config, ConfigError, Duration, Endpoint, Event, Instant, Next, Session, State, StatusTable,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -799,12 +799,7 @@ impl Engine {
 
     /// Carries out `action`: its first request.
     fn dispatch(&mut self, index: u32, key: SessionKey, action: Action) {
-        let endpoint = match action {
-            Action::Pay { .. } => Endpoint::Signer,
-            Action::Refresh => Endpoint::Refresh,
-            Action::Stop => Endpoint::Stop,
-        };
-        self.request(index, key, endpoint);
+        self.request(index, key, action.first_request());
     }
 
     /// Sends the request of `endpoint` for slot `index` now, or queues it when its lane is full.
@@ -887,14 +882,12 @@ impl Engine {
                 error.reply()
             }
         };
-        let outcome = match table.classify(endpoint, reply) {
-            Step::Continue if endpoint == Endpoint::Signer => {
-                self.request(index, key, Endpoint::Payment);
+        let outcome = match table.next(endpoint, reply) {
+            Next::Request(following) => {
+                self.request(index, key, following);
                 return;
             }
-            Step::Done(outcome) => outcome,
-            // Only the signer's answer continues an action.
-            Step::Continue => livepay_core::Outcome::Transient { endpoint, reply },
+            Next::Done(outcome) => outcome,
         };
         let answered = slot.session.handle_outcome(now, outcome);
         debug_assert!(answered.is_ok(), "funder paired an outcome with the wrong action");
