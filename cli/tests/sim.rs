@@ -1,13 +1,12 @@
 //! `livepay sim`: deterministic bytes, the JSON shape, the table, the plot, and bad input.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+/// Runs `livepay args` with no `LIVEPAY_*` variable inherited.
 fn livepay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_livepay"))
-        .args(args)
-        .env_remove("LIVEPAY_SIM_PROFILE")
-        .output()
-        .expect("the livepay binary runs")
+    common::run(args)
 }
 
 #[test]
@@ -133,14 +132,10 @@ fn bad_input_is_one_clear_line_and_exit_2() {
 #[test]
 fn flags_are_also_read_from_the_environment() {
     let run = |envs: &[(&str, &str)]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livepay"));
-        cmd.arg("sim");
-        for (key, _) in std::env::vars() {
-            if key.starts_with("LIVEPAY_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.envs(envs.iter().copied()).output().expect("runs")
+        common::livepay(&["sim"])
+            .envs(envs.iter().copied())
+            .output()
+            .expect("runs")
     };
     let out = run(&[
         ("LIVEPAY_SIM_SESSIONS", "4"),

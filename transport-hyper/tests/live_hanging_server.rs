@@ -1,5 +1,6 @@
 //! A server that accepts connections and never answers: every request gives up at the request
-//! timeout with a typed error, and nothing hangs.
+//! timeout with a typed error, and nothing hangs: every wait runs under `guarded`, which fails the test
+//! after its guard rather than waiting forever (no wall-clock assertions).
 
 mod common;
 
@@ -30,11 +31,9 @@ async fn a_silent_orchestrator_times_out_the_reservation() {
         PaymentType::Live,
     ))
     .with_http(impatient());
-    let started = tokio::time::Instant::now();
     let error = guarded("the reservation", LiveSession::reserve(options))
         .await
         .expect_err("timeout");
-    let elapsed = started.elapsed();
     assert_eq!(
         error,
         LiveError::Unreachable {
@@ -46,7 +45,6 @@ async fn a_silent_orchestrator_times_out_the_reservation() {
         error.to_string(),
         "reservation: reservation got no usable answer: no answer before the request timeout"
     );
-    assert!(elapsed < StdDuration::from_secs(1), "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -59,7 +57,6 @@ async fn a_silent_signer_times_out_the_reservation() {
         PaymentType::Live,
     ))
     .with_http(impatient());
-    let started = tokio::time::Instant::now();
     let error = guarded("the reservation", LiveSession::reserve(options))
         .await
         .expect_err("timeout");
@@ -70,7 +67,6 @@ async fn a_silent_signer_times_out_the_reservation() {
             error: HttpError::Timeout
         }
     );
-    assert!(started.elapsed() < StdDuration::from_secs(1));
 }
 
 #[tokio::test]
@@ -88,11 +84,9 @@ async fn a_stop_that_never_answers_fails_the_close_at_the_timeout() {
     .expect("reservation");
     let mut events = session.events();
     collect_until(&mut events, "a payment", |seen| count(seen, is_accepted) >= 1).await;
-    let started = tokio::time::Instant::now();
     let error = guarded("close", session.close())
         .await
         .expect_err("stop times out");
-    assert!(started.elapsed() < StdDuration::from_secs(2));
     assert_eq!(
         error,
         LiveError::StopFailed {

@@ -9,12 +9,15 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{fast_model, guarded, http_response, live_options, live_pricing, quick_http, serve};
+use common::{
+    RawRequest, bind, fast_model, guarded, http_response, live_options, live_pricing, origin_of, quick_http,
+    read_request, serve,
+};
 use livepay_core::client::HttpRequest;
 use livepay_hyper::{HttpClient, LiveSession, Peer};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::serve::ServedModel;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
 
 /// Requests seen by the forwarder, by path.
 #[derive(Debug, Default)]
@@ -26,23 +29,17 @@ struct Counts {
 /// A loopback forwarder to `signer` (one request per connection) counting what it forwards.
 /// Returns its origin.
 async fn counting_signer(signer: String, counts: Arc<Counts>) -> String {
-    let listener = match TcpListener::bind("127.0.0.1:0").await {
-        Ok(listener) => listener,
-        Err(error) => panic!("cannot bind: {error}"),
-    };
-    let origin = match listener.local_addr() {
-        Ok(addr) => format!("http://{addr}"),
-        Err(error) => panic!("no local address: {error}"),
-    };
+    let listener = bind().await;
+    let origin = origin_of(&listener);
     let upstream = match HttpClient::new(quick_http()) {
         Ok(client) => client,
         Err(error) => panic!("cannot build the HTTP client: {error}"),
     };
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        while let Ok((mut stream, _)) = listener.accept().await {
             let (signer, counts, upstream) = (signer.clone(), Arc::clone(&counts), upstream.clone());
             tokio::spawn(async move {
-                let Some((path, headers, body)) = read_request(&stream).await else {
+                let Some(RawRequest { path, headers, body }) = read_request(&mut stream).await else {
                     return;
                 };
                 match path.as_str() {
@@ -61,67 +58,11 @@ async fn counting_signer(signer: String, counts: Arc<Counts>) -> String {
                     Ok(r) => http_response(r.status, "application/json", &r.body),
                     Err(_) => http_response(502, "text/plain", b"upstream failed"),
                 };
-                write_all(&stream, &response).await;
+                let _ = stream.write_all(&response).await;
             });
         }
     });
     origin
-}
-
-/// Reads one request: its path, its headers (names lower-cased) and its body.
-async fn read_request(stream: &TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0_u8; 4096];
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = read_some(stream, &mut chunk).await?;
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let path = lines.next()?.split(' ').nth(1)?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = read_some(stream, &mut chunk).await?;
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((path, headers, buf[head_end..head_end + length].to_vec()))
-}
-
-/// Reads what is there (waiting for some); `None` at the end or on an error.
-async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> Option<usize> {
-    loop {
-        stream.readable().await.ok()?;
-        match stream.try_read(buf) {
-            Ok(0) => return None,
-            Ok(n) => return Some(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return None,
-        }
-    }
-}
-
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        if stream.writable().await.is_err() {
-            return;
-        }
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
-        }
-    }
 }
 
 /// Reserves a `live` session on `served` through the signer at `signer`, over `client`, without

@@ -13,6 +13,7 @@ use livepay_hyper::{HttpConfig, LiveOptions, LiveSession};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::{Config as ModelConfig, Pricing};
 use livepay_mock::serve::{ServeConfig, ServedModel};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long any single wait may take before the test fails instead of hanging.
@@ -207,8 +208,8 @@ pub async fn canned_server(response: Vec<u8>) -> String {
         while let Ok((mut stream, _)) = listener.accept().await {
             let response = response.clone();
             tokio::spawn(async move {
-                if read_request(&mut stream).await {
-                    write_all(&stream, &response).await;
+                if read_request(&mut stream).await.is_some() {
+                    let _ = stream.write_all(&response).await;
                 }
                 // Dropping the stream closes the connection.
             });
@@ -241,73 +242,67 @@ pub fn http_response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn bind() -> TcpListener {
+/// A listener on a free loopback port.
+pub async fn bind() -> TcpListener {
     match TcpListener::bind("127.0.0.1:0").await {
         Ok(listener) => listener,
         Err(error) => panic!("cannot bind a loopback listener: {error}"),
     }
 }
 
-fn origin_of(listener: &TcpListener) -> String {
+/// `http://{the listener's address}`.
+pub fn origin_of(listener: &TcpListener) -> String {
     match listener.local_addr() {
         Ok(addr) => format!("http://{addr}"),
         Err(error) => panic!("no local address: {error}"),
     }
 }
 
-/// Reads one request (head and `Content-Length` body); `false` if the peer went away.
-async fn read_request(stream: &mut TcpStream) -> bool {
+/// One request as a test server saw it.
+pub struct RawRequest {
+    /// The request target's path (and query).
+    pub path: String,
+    /// Header names lower-cased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes).
+    pub body: Vec<u8>,
+}
+
+/// Reads one request (head and `Content-Length` body); `None` if the peer went away or the
+/// request line is not HTTP.
+pub async fn read_request(stream: &mut TcpStream) -> Option<RawRequest> {
     let mut buf = Vec::new();
     let mut chunk = [0_u8; 4096];
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
         }
-        match read_some(stream, &mut chunk).await {
-            0 => return false,
-            n => buf.extend_from_slice(&chunk[..n]),
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(0);
     while buf.len() < head_end + length {
-        match read_some(stream, &mut chunk).await {
-            0 => return false,
-            n => buf.extend_from_slice(&chunk[..n]),
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    true
-}
-
-/// Reads what is there (waiting for some); 0 at the end or on an error. (`net` only: the crate's
-/// tokio has no `io-util`.)
-async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> usize {
-    loop {
-        if stream.readable().await.is_err() {
-            return 0;
-        }
-        match stream.try_read(buf) {
-            Ok(n) => return n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return 0,
-        }
-    }
-}
-
-/// Writes all of `bytes`, or gives up on an error.
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        if stream.writable().await.is_err() {
-            return;
-        }
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
-        }
-    }
+    Some(RawRequest {
+        path,
+        headers,
+        body: buf[head_end..head_end + length].to_vec(),
+    })
 }

@@ -34,7 +34,7 @@ pub use policy::{PolicyKind, Sdk10};
 pub use report::{Comparison, PolicyReport, RunwayPoint};
 
 use embassy_time::{Duration, Instant};
-use livepay_core::{Action, Config, Endpoint, Event, Outcome, Reply, State, StatusTable, Step};
+use livepay_core::{Action, Config, Endpoint, Event, Next, Outcome, Reply, State, StatusTable};
 
 use crate::faults::{Fate, FaultPlan};
 use crate::model::rng::SplitMix64;
@@ -175,17 +175,21 @@ impl World<'_> {
                 };
                 let served = now + latency / 2;
                 let answered = now + latency;
-                if self.faults.chance(config.plan.storm_rate(ORIGIN, served)) {
-                    return (answered, Outcome::RefreshRequired);
-                }
-                let ev = match self.model.generate(&config.model, us(served)) {
-                    SignerAnswer::Minted { ev } => ev,
-                    SignerAnswer::NoTickets => return (answered, Outcome::Skipped),
-                    SignerAnswer::RefreshRequired => return (answered, Outcome::RefreshRequired),
-                    SignerAnswer::TooManyTickets => {
-                        return (answered, self.classify(Endpoint::Signer, Reply::Status(400)));
+                // The model answers in types; what each answer means is the core's table's call,
+                // exactly as for a real signer's status.
+                let (status, ev) = if self.faults.chance(config.plan.storm_rate(ORIGIN, served)) {
+                    (480, 0)
+                } else {
+                    match self.model.generate(&config.model, us(served)) {
+                        SignerAnswer::Minted { ev } => (200, ev),
+                        SignerAnswer::NoTickets => (482, 0),
+                        SignerAnswer::RefreshRequired => (480, 0),
+                        SignerAnswer::TooManyTickets => (400, 0),
                     }
                 };
+                if let Next::Done(outcome) = self.table.next(Endpoint::Signer, Reply::Status(status)) {
+                    return (answered, outcome);
+                }
                 let mut jitter = self.jitter.clone();
                 self.model.catch_up(
                     &config.model,
@@ -270,10 +274,10 @@ impl World<'_> {
     }
 
     fn classify(&mut self, endpoint: Endpoint, reply: Reply) -> Outcome {
-        match self.table.classify(endpoint, reply) {
-            Step::Done(outcome) => outcome,
-            // Only a signer 200 continues, and `execute` handles that itself.
-            Step::Continue => Outcome::Transient { endpoint, reply },
+        match self.table.next(endpoint, reply) {
+            Next::Done(outcome) => outcome,
+            // Only a signer 200 leads to another request, and `execute` follows that itself.
+            Next::Request(_) => Outcome::Transient { endpoint, reply },
         }
     }
 
