@@ -77,7 +77,7 @@ pub mod client;
 pub mod config;
 pub mod driver;
 pub mod event;
-mod rng;
+pub mod rng;
 pub mod session;
 mod time;
 pub mod wire;

@@ -540,12 +540,10 @@ fn emit(events: &mpsc::Sender<(SessionKey, Event)>, c: &Counters, key: SessionKe
     }
 }
 
-/// SplitMix64: the seeded mixing used for jitter and per-session seeds.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// The first draw of the core's generator seeded with `z`: the mixing used for jitter and
+/// per-session seeds.
+fn mix(z: u64) -> u64 {
+    livepay_core::rng::SplitMix64::new(z).next_u64()
 }
 
 impl Engine {

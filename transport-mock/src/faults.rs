@@ -22,7 +22,7 @@ use embassy_time::{Duration, Instant};
 use livepay_core::{Endpoint, Reply};
 use serde::{Deserialize, Serialize};
 
-use crate::model::rng::SplitMix64;
+use livepay_core::rng::SplitMix64;
 
 /// How long a request takes to be answered when nothing goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -86,8 +86,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::debug;
 
 use crate::faults::{Fate, FaultPlan};
-use crate::model::rng::SplitMix64;
 use crate::model::{Config, Host, Method, Request, Response, World, headers};
+use livepay_core::rng::SplitMix64;
 
 /// Requests bodies larger than this are answered 413.
 const MAX_BODY: usize = 1 << 20;

@@ -11,7 +11,6 @@
 
 pub mod config;
 pub mod orchestrator;
-pub mod rng;
 pub mod signer;
 mod token;
 pub mod wire;
@@ -29,7 +28,7 @@ pub use config::{
 pub use orchestrator::{Orchestrator, OrchestratorStats, Release, ReleaseReason, Session};
 pub use signer::{Signer, SignerStats};
 
-use rng::SplitMix64;
+use livepay_core::rng::SplitMix64;
 use token::Key;
 
 /// Header names of the protocol.

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use embassy_time::{Duration, Instant};
 
 use super::config::{Config, JitterFn, PriceKind, Pricing, RunnerConfig};
-use super::rng::SplitMix64;
 use super::token::{self, AuthToken, Key, OpenError, ParamsRecord, PaymentRecord, SegCredsRecord, domain};
 use super::wire::{Challenge, DiscoveryEntry, DiscoveryRunner, PriceInfo, RefreshRequest, SessionCreated};
 use super::{Method, Request, Response, headers};
+use livepay_core::rng::SplitMix64;
 
 const MICROS_PER_SECOND: u128 = 1_000_000;
 

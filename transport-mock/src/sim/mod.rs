@@ -37,7 +37,7 @@ use embassy_time::{Duration, Instant};
 use livepay_core::{Action, Config, Endpoint, Event, Next, Outcome, Reply, State, StatusTable};
 
 use crate::faults::{Fate, FaultPlan};
-use crate::model::rng::SplitMix64;
+use livepay_core::rng::SplitMix64;
 use policy::Policy;
 use report::{Accumulator, RunwayHistogram, SessionResult};
 
