@@ -41,7 +41,7 @@ use livepay_benches::{process_cpu, set_fixed_latency};
 use livepay_core::PaymentType;
 use livepay_core::client::ReserveOptions;
 use livepay_hyper::{Funder, FunderConfig, FunderStats, HttpClient, HttpConfig, reserve};
-use livepay_mock::model::ReleaseReason;
+use livepay_mock::model::ReleaseCause;
 use livepay_mock::serve::{ServeConfig, ServedModel};
 
 const SERVE_ENV: &str = "LIVEPAY_SCALE_SERVE";
@@ -90,7 +90,7 @@ fn serve_child() -> ExitCode {
                         let stopped = o
                             .releases()
                             .iter()
-                            .filter(|r| r.reason == ReleaseReason::Stopped)
+                            .filter(|r| r.reason == ReleaseCause::Stopped)
                             .count();
                         (
                             o.releases().len() - stopped,

@@ -29,7 +29,7 @@ fn an_hour_of_funding_is_never_released_and_pays_close_to_the_price() {
     assert_eq!(orch.stats().released_unpaid, 0, "{report}");
     assert_eq!(orch.releases().len(), 1, "{report}");
     let release = &orch.releases()[0];
-    assert_eq!(release.reason, model::ReleaseReason::Stopped);
+    assert_eq!(release.reason, model::ReleaseCause::Stopped);
     assert!(release.at >= close_at && release.at - close_at <= Duration::from_millis(100));
 
     // The whole hour was debited, tick by tick, and covered.

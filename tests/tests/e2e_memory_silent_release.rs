@@ -39,7 +39,7 @@ fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
         let s = world.orchestrator().session(&id).expect("the session");
         s.released().expect("released while unfunded")
     };
-    assert!(matches!(reason, model::ReleaseReason::InsufficientBalance { fee, balance } if fee > balance));
+    assert!(matches!(reason, model::ReleaseCause::InsufficientBalance { fee, balance } if fee > balance));
     // The release came at the first 5 s tick past the end of the credit, which the core's
     // runway model had estimated (prepay plus the rounding surplus it built on purpose).
     assert!(

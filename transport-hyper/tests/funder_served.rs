@@ -18,7 +18,7 @@ use livepay_core::{Duration, Event, PaymentType, ReleaseReason, State};
 use livepay_hyper::{
     Funder, FunderConfig, FunderHandle, FunderStats, HttpClient, HttpConfig, SessionKey, reserve,
 };
-use livepay_mock::model::orchestrator::ReleaseReason as ModelRelease;
+use livepay_mock::model::orchestrator::ReleaseCause as ModelRelease;
 use livepay_mock::serve::{ServeConfig, ServedModel};
 use tokio::sync::mpsc;
 

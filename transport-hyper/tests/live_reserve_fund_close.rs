@@ -5,7 +5,7 @@ mod common;
 
 use common::{close, collect_until, count, drain, is_accepted, reserve_live, serve_live, start_with_events};
 use livepay_core::{Event, ReleaseReason, State};
-use livepay_mock::model::ReleaseReason as ModelRelease;
+use livepay_mock::model::ReleaseCause as ModelRelease;
 
 #[tokio::test]
 async fn reserve_fund_close() {

@@ -12,7 +12,7 @@ use livepay_core::client::{ReserveError, ReserveOptions};
 use livepay_core::{ConfigError, Endpoint, Event, PaymentType, ReleaseReason, Reply, State};
 use livepay_hyper::{LiveError, LiveOptions, LiveSession, WireProblem};
 use livepay_mock::faults::FaultPlan;
-use livepay_mock::model::{Pricing, ReleaseReason as ModelRelease};
+use livepay_mock::model::{Pricing, ReleaseCause as ModelRelease};
 
 #[tokio::test]
 async fn a_price_above_the_signer_ceiling_fails_the_reservation_with_481() {

@@ -1,7 +1,7 @@
 use futures_free::{now_or_never, soon};
 
 use super::*;
-use crate::model::{Config, ReleaseReason, SignerConfig};
+use crate::model::{Config, ReleaseCause, SignerConfig};
 
 /// A minimal executor for futures that never wait for anything but this module's clock.
 mod futures_free {
@@ -91,7 +91,7 @@ fn reserve_over_the_model_then_every_transport_call() {
         .session(&reserved.session_id)
         .unwrap()
         .released();
-    assert!(matches!(released, Some((_, ReleaseReason::Stopped))));
+    assert!(matches!(released, Some((_, ReleaseCause::Stopped))));
     assert_eq!(world.orchestrator().stats().payments_accepted, 3);
 }
 

@@ -25,7 +25,7 @@ pub use config::{
     Config, DEFAULT_PRICE_WEI, DEFAULT_TICKET_EV_WEI, JitterFn, PIXELS_PER_SECOND_720P, PriceKind, Pricing,
     RunnerConfig, SignerConfig,
 };
-pub use orchestrator::{Orchestrator, OrchestratorStats, Release, ReleaseReason, Session};
+pub use orchestrator::{HostedSession, Orchestrator, OrchestratorStats, Release, ReleaseCause};
 pub use signer::{Signer, SignerStats};
 
 use livepay_core::rng::SplitMix64;

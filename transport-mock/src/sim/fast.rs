@@ -73,7 +73,7 @@ pub enum SignerAnswer {
 /// One session's server-side state (signer state as held by the client, and the orchestrator's
 /// balance and meter). All instants are microseconds on the simulation clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FastSession {
+pub struct FastLedger {
     // Signer (the state blob the client round-trips).
     last_update: u64,
     signer_balance: u64,
@@ -101,7 +101,7 @@ fn jittered(at: u64, jitter_us: i64) -> u64 {
     at.saturating_add_signed(jitter_us)
 }
 
-impl FastSession {
+impl FastLedger {
     /// A reservation at `now`: the signer's first call (prepay) and the paid retry, processed
     /// together. `jitter_us` shifts the first tick.
     pub fn reserve(config: &FastConfig, now: u64, jitter_us: i64) -> Self {
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn reservation_prepays_ten_seconds_and_an_unpaid_session_is_released_at_fifteen() {
         let c = FastConfig::default();
-        let mut s = FastSession::reserve(&c, 0, 0);
+        let mut s = FastLedger::reserve(&c, 0, 0);
         assert_eq!(s.credited, 10 * c.price_wei);
         s.catch_up(&c, 14 * S, none);
         assert_eq!(s.released_at(), None);
@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn a_mint_every_3_007_s_is_billed_4_s() {
         let c = FastConfig::default();
-        let mut s = FastSession::reserve(&c, 0, 0);
+        let mut s = FastLedger::reserve(&c, 0, 0);
         let mut t = 0;
         for _ in 0..100 {
             t += 3_007_000;
@@ -279,7 +279,7 @@ mod tests {
             ticket_ev_wei: 30 * 1_000_000_000,
             ..FastConfig::default()
         };
-        let mut s = FastSession::reserve(&c, 0, 0);
+        let mut s = FastLedger::reserve(&c, 0, 0);
         // Prepay: one 30 s ticket for a 10 s fee leaves 20 s, under one ticket's EV: mint.
         assert_eq!(
             s.generate(&c, 3 * S),
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn refresh_required_after_the_param_lifetime_and_refresh_restores() {
         let c = FastConfig::default();
-        let mut s = FastSession::reserve(&c, 0, 0);
+        let mut s = FastLedger::reserve(&c, 0, 0);
         let mut t = 0;
         while t < 480 * S - 3 * S {
             t += 3 * S;
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn fractional_carry_and_runway() {
         let c = FastConfig::default();
-        let mut s = FastSession::reserve(&c, 0, 0);
+        let mut s = FastLedger::reserve(&c, 0, 0);
         // A tick 5.5 s after creation bills 5 s and carries 0.5 s.
         s.next_tick = 5_500_000;
         s.catch_up(&c, 6 * S, none);

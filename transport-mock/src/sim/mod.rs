@@ -29,7 +29,7 @@ mod fast;
 mod policy;
 mod report;
 
-pub use fast::{FastConfig, FastSession, SignerAnswer};
+pub use fast::{FastConfig, FastLedger, SignerAnswer};
 pub use policy::{PolicyKind, Sdk10};
 pub use report::{Comparison, PolicyReport, RunwayPoint};
 
@@ -102,7 +102,7 @@ fn session_seed(seed: u64, index: u32) -> u64 {
 /// contribution to the running totals.
 pub fn session_footprint() -> usize {
     std::mem::size_of::<livepay_core::Session>()
-        + std::mem::size_of::<FastSession>()
+        + std::mem::size_of::<FastLedger>()
         + std::mem::size_of::<SessionResult>()
         + 3 * std::mem::size_of::<SplitMix64>()
         + std::mem::size_of::<Option<(Instant, Outcome)>>()
@@ -139,10 +139,10 @@ pub fn compare(config: &SimConfig, policies: &[PolicyKind]) -> Comparison {
 }
 
 /// One session's world: the fast model, the fault stream, and what happened.
-struct World<'c> {
+struct SessionWorld<'c> {
     config: &'c SimConfig,
     histogram: &'c mut RunwayHistogram,
-    model: FastSession,
+    model: FastLedger,
     faults: SplitMix64,
     jitter: SplitMix64,
     table: StatusTable,
@@ -150,7 +150,7 @@ struct World<'c> {
     trace: bool,
 }
 
-impl World<'_> {
+impl SessionWorld<'_> {
     fn fate(&mut self, endpoint: Endpoint, at: Instant) -> Fate {
         self.config
             .plan
@@ -190,7 +190,7 @@ impl World<'_> {
                 if let Next::Done(outcome) = self.table.next(Endpoint::Signer, Reply::Status(status)) {
                     return (answered, outcome);
                 }
-                let mut jitter = self.jitter.clone();
+                let mut jitter = self.jitter;
                 self.model.catch_up(
                     &config.model,
                     us(served),
@@ -208,7 +208,7 @@ impl World<'_> {
                     Fate::Delivered { latency } => latency,
                 };
                 let served = sent + latency / 2;
-                let mut jitter = self.jitter.clone();
+                let mut jitter = self.jitter;
                 let mut tick_jitter = Self::tick_jitter(&config.plan, &mut jitter);
                 self.model.catch_up(&config.model, us(served), &mut tick_jitter);
                 let runway = self.model.runway_us(&config.model, us(served));
@@ -239,7 +239,7 @@ impl World<'_> {
                     }
                     Fate::Delivered { latency } => latency,
                 };
-                let mut jitter = self.jitter.clone();
+                let mut jitter = self.jitter;
                 let status = self.model.refresh(
                     &config.model,
                     us(now + latency / 2),
@@ -258,7 +258,7 @@ impl World<'_> {
                     }
                     Fate::Delivered { latency } => latency,
                 };
-                let mut jitter = self.jitter.clone();
+                let mut jitter = self.jitter;
                 let status = self.model.stop(
                     &config.model,
                     us(now + latency / 2),
@@ -306,10 +306,10 @@ fn run_session<P: Policy>(
     let end = ORIGIN + config.duration;
     let mut jitter = SplitMix64::new(phases.next_u64());
     let first_jitter = config.plan.tick_jitter_us(&mut jitter);
-    let mut world = World {
+    let mut world = SessionWorld {
         config,
         histogram,
-        model: FastSession::reserve(&config.model, us(start), first_jitter),
+        model: FastLedger::reserve(&config.model, us(start), first_jitter),
         faults: SplitMix64::new(phases.next_u64()),
         jitter,
         table: StatusTable::new(),
@@ -360,11 +360,11 @@ fn run_session<P: Policy>(
             client.handle_timeout(now);
         }
     }
-    let mut jitter = world.jitter.clone();
+    let mut jitter = world.jitter;
     world.model.catch_up(
         &config.model,
         us(end),
-        World::tick_jitter(&config.plan, &mut jitter),
+        SessionWorld::tick_jitter(&config.plan, &mut jitter),
     );
     let model = world.model;
     let mut result = world.result;

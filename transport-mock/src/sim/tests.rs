@@ -44,7 +44,7 @@ fn fast_model_matches_the_faithful_model() {
         let mut faithful = Faithful::new(ModelConfig::default(), seed);
         let t0 = Instant::from_millis(1_000 + rng.next_u64() % 3_000);
         let mut flow = Flow::reserve(&mut faithful, t0, "live-runner", PriceKind::Live);
-        let mut fast = FastSession::reserve(&fast_config, us(t0), 0);
+        let mut fast = FastLedger::reserve(&fast_config, us(t0), 0);
         let mut now = t0;
         let mut log = Vec::new();
         for step in 0..400 {

@@ -2,7 +2,8 @@
 
 use embassy_time::{Duration, Instant};
 
-use super::{NonceSet, ReleaseReason};
+use super::ReleaseCause;
+use super::payments::NonceSet;
 use crate::model::testkit::{Flow, ms, secs};
 use crate::model::token::{self, b64_decode, b64_encode};
 use crate::model::wire::{Challenge, DiscoveryEntry, GeneratePaymentResponse, SessionCreated};
@@ -248,7 +249,7 @@ fn never_paid_session_is_released_at_the_first_uncovered_tick() {
     assert_eq!(releases[0].session_id, id);
     assert_eq!(
         releases[0].reason,
-        ReleaseReason::InsufficientBalance {
+        ReleaseCause::InsufficientBalance {
             fee: 5 * E9,
             balance: 0
         }
@@ -289,7 +290,7 @@ fn stop_releases_a_live_session() {
     let flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
     assert_eq!(flow.stop(&mut w, secs(2)).status, 204);
     assert_eq!(w.released_at(flow.session_id()), Some(secs(2)));
-    assert_eq!(w.orchestrator().releases()[0].reason, ReleaseReason::Stopped);
+    assert_eq!(w.orchestrator().releases()[0].reason, ReleaseCause::Stopped);
     assert_eq!(w.next_deadline(), None);
     assert_eq!(w.orchestrator().stats().released_stopped, 1);
 }
@@ -332,7 +333,7 @@ fn billing_carries_fractional_units_with_a_non_integer_tick() {
     assert_eq!(w.released_at(&id), Some(ms(11_000)));
     assert_eq!(
         w.orchestrator().releases()[0].reason,
-        ReleaseReason::InsufficientBalance {
+        ReleaseCause::InsufficientBalance {
             fee: 6 * E9,
             balance: 5 * E9
         }
