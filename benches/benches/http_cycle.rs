@@ -1,6 +1,8 @@
 //! One HTTP funding cycle over loopback: the signer call (`generate-live-payment`) and the payment
-//! POST, via `HyperTransport::request_payment` + `send_payment` on a keep-alive client, against the
-//! model served on loopback (`livepay_mock::serve`).
+//! POST, as a core `Engine` builds and reads them, sent with `HttpClient::execute_owned` on a
+//! keep-alive client, against the model served on loopback (`livepay_mock::serve`). The engine
+//! runs on virtual time that jumps to its next payment, so a cycle is the two requests and the
+//! engine's work around them, never a wait.
 //!
 //! Reported:
 //!
@@ -31,9 +33,9 @@ use std::time::Duration as StdDuration;
 
 use criterion::Criterion;
 use livepay_benches::{process_cpu, set_fixed_latency, thread_cpu_at};
-use livepay_core::client::ReserveOptions;
-use livepay_core::{PaymentType, Reply, Transport};
-use livepay_hyper::{HttpClient, HttpConfig, HyperTransport, reserve};
+use livepay_core::engine::{Engine, Request, ReserveOptions};
+use livepay_core::{Clock as _, Config, Instant, PaymentType, Peer, StatusTable};
+use livepay_hyper::{HttpClient, HttpConfig, TokioClock, reserve};
 use livepay_mock::serve::{ServeConfig, ServedModel};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
@@ -109,22 +111,58 @@ impl Server {
     }
 }
 
-/// One funding cycle; panics unless both requests succeed (every signer call mints: the model's
-/// ticket value equals one second of service, the least a call bills).
-async fn cycle(transport: &HyperTransport) {
-    let minted = transport.request_payment(1).await;
+/// A funded session's engine on virtual time, and the client its requests go out on.
+struct Funded {
+    engine: Engine,
+    now: Instant,
+    http: HttpClient,
+}
+
+impl Funded {
+    /// The engine's next request; virtual time jumps to the engine's next timer until it has one.
+    fn next_request(&mut self) -> Request {
+        loop {
+            if let Some(request) = self.engine.poll_request(self.now) {
+                return request;
+            }
+            while self.engine.poll_event().is_some() {}
+            self.now = self.engine.poll_timeout().expect("a funding session has a timer");
+            self.engine.handle_timeout(self.now);
+        }
+    }
+
+    /// Sends `request` and hands the answer to the engine.
+    async fn send(&mut self, request: Request) {
+        let (id, what) = (request.id, request.what);
+        let response = self
+            .http
+            .execute_owned(request)
+            .await
+            .unwrap_or_else(|error| panic!("{what}: {error}"));
+        let headers = response.header_pairs();
+        self.engine
+            .handle_response(self.now, id, &response.as_response(&headers))
+            .expect("the request in flight");
+    }
+}
+
+/// One funding cycle; panics unless the payment is credited (every signer call mints: the
+/// model's ticket value equals one second of service, the least a call bills).
+async fn cycle(funded: &mut Funded) {
+    let credited = funded.engine.stats().payments_accepted;
+    let mint = funded.next_request();
+    assert_eq!(mint.peer, Peer::Signer, "{mint:?}");
+    funded.send(mint).await;
+    let payment = funded
+        .engine
+        .poll_request(funded.now)
+        .unwrap_or_else(|| panic!("signer: {:?}", funded.engine.last_problem()));
+    funded.send(payment).await;
     assert_eq!(
-        minted,
-        Reply::Status(200),
-        "signer: {:?}",
-        transport.last_problem()
-    );
-    let paid = transport.send_payment().await;
-    assert_eq!(
-        paid,
-        Reply::Status(200),
+        funded.engine.stats().payments_accepted,
+        credited + 1,
         "payment: {:?}",
-        transport.last_problem()
+        funded.engine.last_problem()
     );
 }
 
@@ -139,7 +177,7 @@ fn percentile(sorted: &[StdDuration], p: f64) -> StdDuration {
 }
 
 /// Times `cycles` cycles one by one and reads both threads' CPU around them.
-fn timed_pass(runtime: &Runtime, transport: &HyperTransport, server_tid: &str, cycles: u32) {
+fn timed_pass(runtime: &Runtime, funded: &mut Funded, server_tid: &str, cycles: u32) {
     let client_tid = current_tid();
     let (client0, server0, process0) = (
         thread_cpu(&client_tid),
@@ -151,7 +189,7 @@ fn timed_pass(runtime: &Runtime, transport: &HyperTransport, server_tid: &str, c
     runtime.block_on(async {
         for _ in 0..cycles {
             let start = tokio::time::Instant::now();
-            cycle(transport).await;
+            cycle(funded).await;
             latencies.push(start.elapsed());
         }
     });
@@ -192,12 +230,20 @@ fn main() {
         Some(server.signer_url.clone()),
         PaymentType::Live,
     );
-    let reserved = runtime.block_on(reserve(&http, options)).expect("reserved");
-    let transport = HyperTransport::new(http, reserved.payment.expect("a priced runner"));
+    let clock = TokioClock::new();
+    let reserved = runtime
+        .block_on(reserve(&http, &clock, options))
+        .expect("reserved");
+    let now = clock.now();
+    let mut engine =
+        Engine::new(&Config::new(PaymentType::Live), reserved, StatusTable::new()).expect("valid config");
+    assert!(engine.is_metered(), "a priced runner");
+    engine.start(now);
+    let mut funded = Funded { engine, now, http };
     // Warm the keep-alive connections.
     runtime.block_on(async {
         for _ in 0..100 {
-            cycle(&transport).await;
+            cycle(&mut funded).await;
         }
     });
 
@@ -205,12 +251,17 @@ fn main() {
         .configure_from_args()
         .measurement_time(StdDuration::from_secs(5));
     criterion.bench_function("http/funding_cycle", |b| {
-        b.iter(|| runtime.block_on(cycle(black_box(&transport))));
+        b.iter(|| runtime.block_on(cycle(black_box(&mut funded))));
     });
     criterion.final_summary();
 
-    timed_pass(&runtime, &transport, &server.tid, if full { 20_000 } else { 200 });
-    drop(transport);
+    timed_pass(
+        &runtime,
+        &mut funded,
+        &server.tid,
+        if full { 20_000 } else { 200 },
+    );
+    drop(funded);
     drop(runtime);
     server.stop();
 }

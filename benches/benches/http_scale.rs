@@ -39,7 +39,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use livepay_benches::{process_cpu, set_fixed_latency};
 use livepay_core::PaymentType;
-use livepay_core::client::ReserveOptions;
+use livepay_core::engine::ReserveOptions;
 use livepay_hyper::{Funder, FunderConfig, FunderStats, HttpClient, HttpConfig, reserve};
 use livepay_mock::model::ReleaseCause;
 use livepay_mock::serve::{ServeConfig, ServedModel};
@@ -216,18 +216,18 @@ fn run_one(n: usize, secs: u64) -> bool {
             .map(|_| {
                 let options =
                     ReserveOptions::new(runner_url.clone(), Some(signer_url.clone()), PaymentType::Live);
-                let http = &http;
-                async move {
-                    let at = tokio::time::Instant::now();
-                    (at, reserve(http, options).await)
-                }
+                // On the funder's clock: each runway counts from its reservation's mint.
+                let (http, clock) = (&http, handle.clock());
+                async move { reserve(http, &clock, options).await }
             })
             .buffer_unordered(32)
-            .filter_map(|(at, reserved)| {
+            .filter_map(|reserved| {
                 let key = match reserved {
-                    Ok(reserved) => reserved
-                        .payment
-                        .and_then(|payment| handle.add_reserved_at(payment, at).ok()),
+                    Ok(reserved) if reserved.payment.is_some() => handle.add(reserved).ok(),
+                    Ok(_) => {
+                        println!("reservation unpriced: nothing to fund");
+                        None
+                    }
                     Err(error) => {
                         println!("reservation failed: {error}");
                         None

@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             plan: FaultPlan::profile(profile)?,
             ..SimConfig::default()
         };
-        let report = compare(&config, &[PolicyKind::Livepay, PolicyKind::Sdk10]);
+        let report = compare(&config, &[PolicyKind::Livepay, PolicyKind::Sdk10])?;
         for p in &report.policies {
             println!(
                 "| {profile} | {} | {:.2} | {:.3} | {} | {} | {} |",

@@ -56,6 +56,9 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(u64::from(SESSIONS)));
     group.sample_size(20);
     let cfg = config(SESSIONS);
+    if let Err(e) = cfg.validate() {
+        panic!("the benchmark's configuration: {e}");
+    }
     for policy in [PolicyKind::Livepay, PolicyKind::Sdk10] {
         group.bench_function(format!("{}_100_session_hours_flaky", policy.name()), |b| {
             b.iter(|| simulate(&cfg, policy));
@@ -69,7 +72,7 @@ fn peak_heap(sessions: u32) -> usize {
     let cfg = config(sessions);
     let base = LIVE.load(Ordering::Relaxed).max(0) as usize;
     PEAK.store(base, Ordering::Relaxed);
-    std::hint::black_box(simulate(&cfg, PolicyKind::Livepay));
+    let _ = std::hint::black_box(simulate(&cfg, PolicyKind::Livepay));
     PEAK.load(Ordering::Relaxed) - base
 }
 

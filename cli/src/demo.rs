@@ -7,14 +7,14 @@ use std::time::Duration;
 use clap::Args;
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use livepay_core::client::ReserveOptions;
+use livepay_core::engine::ReserveOptions;
 use livepay_core::{Config, PaymentType, ReleaseReason};
 use livepay_hyper::{HttpClient, HttpConfig, LiveOptions, LiveSession};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::serve::ServeConfig;
 use tokio::sync::mpsc;
 
-use crate::live::{Tally, live_error, routine};
+use crate::live::{Totals, live_error, routine};
 use crate::{CliError, duration, serve};
 
 /// `livepay demo` options.
@@ -97,7 +97,6 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let print_routine = args.sessions <= 3;
-    let mut tally = Tally::default();
     let mut status = tokio::time::interval(Duration::from_millis(250));
     let deadline = tokio::time::sleep(args.duration);
     tokio::pin!(deadline);
@@ -107,13 +106,13 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
             () = &mut deadline => break,
             () = crate::shutdown_signal() => break,
             Some((id, at, event)) = events.recv() => {
-                tally.add(&id, &event);
                 if print_routine || !routine(&event) {
                     let line = format!("{:>8.3}s  {id}  {event}", at.as_secs_f64());
                     if bar.is_hidden() { crate::out(&line) } else { bar.println(line) }
                 }
             }
             _ = status.tick() => {
+                let totals = Totals::of(&sessions);
                 let runway = ids
                     .iter()
                     .filter_map(|id| served.with_world(|w| w.session_balance(id)))
@@ -122,26 +121,22 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
                 bar.set_message(format!(
                     "{:>5.1}s · funding {}/{} · accepted {} · skipped {} · failed {} · refreshes {} · min server balance {runway}",
                     started.elapsed().as_secs_f64(),
-                    tally.funding(),
+                    totals.funding,
                     args.sessions,
-                    tally.accepted,
-                    tally.skipped,
-                    tally.failed,
-                    tally.refreshes,
+                    totals.accepted,
+                    totals.skipped,
+                    totals.failed,
+                    totals.refreshes,
                 ));
             }
         }
     }
     bar.finish_and_clear();
 
+    let totals = Totals::of(&sessions);
     let mut reasons = Vec::new();
     for s in sessions {
         reasons.push(s.close().await.map_err(live_error)?);
-    }
-    // Let the event forwarders deliver the last events.
-    while let Ok(Some((id, _, event))) = tokio::time::timeout(Duration::from_millis(50), events.recv()).await
-    {
-        tally.add(&id, &event);
     }
     let (credited, debited, releases) = served.with_world(|w| {
         let orch = w.orchestrator();
@@ -167,11 +162,11 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
          credited {:.1}s of service, debited {:.1}s (the rest is the runway still bought)",
         args.sessions,
         started.elapsed().as_secs_f64(),
-        tally.accepted,
-        tally.skipped,
-        tally.failed,
-        tally.refreshes,
-        tally.at_risk,
+        totals.accepted,
+        totals.skipped,
+        totals.failed,
+        totals.refreshes,
+        totals.at_risk,
         credited as f64 / PRICE_WEI as f64,
         debited as f64 / PRICE_WEI as f64,
     ));

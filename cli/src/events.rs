@@ -6,8 +6,13 @@ use serde_json::{Value, json};
 fn reply(r: Reply) -> Value {
     match r {
         Reply::Status(s) => json!({ "status": s }),
+        Reply::Refused => json!("refused"),
         Reply::Network => json!("network"),
         Reply::Timeout => json!("timeout"),
+        Reply::BadUrl => json!("bad_url"),
+        Reply::Tls => json!("tls"),
+        Reply::TooLarge => json!("too_large"),
+        Reply::Malformed => json!("malformed"),
     }
 }
 
@@ -24,8 +29,11 @@ pub(crate) fn reason(r: ReleaseReason) -> Value {
     match r {
         ReleaseReason::ClosedByClient => json!({ "reason": "closed_by_client" }),
         ReleaseReason::Gone => json!({ "reason": "gone" }),
-        ReleaseReason::Rejected { endpoint: e, status } => {
-            json!({ "reason": "rejected", "endpoint": endpoint(e), "status": status })
+        ReleaseReason::Rejected {
+            endpoint: e,
+            reply: r,
+        } => {
+            json!({ "reason": "rejected", "endpoint": endpoint(e), "reply": reply(r) })
         }
         ReleaseReason::BudgetExhausted => json!({ "reason": "budget_exhausted" }),
     }

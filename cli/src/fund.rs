@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use futures::StreamExt as _;
-use livepay_core::client::ReserveOptions;
+use livepay_core::engine::ReserveOptions;
 use livepay_core::{Config, PaymentType};
 use livepay_hyper::{HttpConfig, LiveOptions, LiveSession};
 

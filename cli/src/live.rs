@@ -1,10 +1,8 @@
-//! What `demo` and `fund` share: error mapping, event printing, and a running tally.
+//! What `demo` and `fund` share: error mapping, event filtering, and totals of the core's counters.
 
-use std::collections::HashMap;
-
-use livepay_core::client::ReserveError;
-use livepay_core::{Event, ReleaseReason, State};
-use livepay_hyper::LiveError;
+use livepay_core::engine::ReserveError;
+use livepay_core::{Event, ReleaseReason, State, Stats};
+use livepay_hyper::{LiveError, LiveSession};
 
 use crate::CliError;
 
@@ -35,34 +33,34 @@ pub(crate) fn release_result(reason: ReleaseReason) -> Result<(), CliError> {
     }
 }
 
-/// Counts per session, from events.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Tally {
+/// The core's counters of several sessions, added up (never recounted from events).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Totals {
+    pub(crate) funding: usize,
     pub(crate) accepted: u64,
     pub(crate) skipped: u64,
     pub(crate) failed: u64,
     pub(crate) refreshes: u64,
     pub(crate) at_risk: u64,
-    pub(crate) states: HashMap<String, State>,
 }
 
-impl Tally {
-    pub(crate) fn add(&mut self, session: &str, event: &Event) {
-        match *event {
-            Event::PaymentAccepted { .. } => self.accepted += 1,
-            Event::CycleSkipped { .. } => self.skipped += 1,
-            Event::PaymentFailed { .. } | Event::PaymentAbandoned { .. } => self.failed += 1,
-            Event::Refreshed { .. } => self.refreshes += 1,
-            Event::AtRisk { .. } | Event::Lapsed { .. } => self.at_risk += 1,
-            Event::StateChanged { to, .. } => {
-                self.states.insert(session.to_owned(), to);
-            }
-            _ => {}
+impl Totals {
+    /// The totals of `sessions` now.
+    pub(crate) fn of(sessions: &[LiveSession]) -> Self {
+        let mut totals = Self::default();
+        for session in sessions {
+            totals.funding += usize::from(session.state().is_funding());
+            totals.add(&session.stats());
         }
+        totals
     }
 
-    pub(crate) fn funding(&self) -> usize {
-        self.states.values().filter(|s| s.is_funding()).count()
+    fn add(&mut self, stats: &Stats) {
+        self.accepted += u64::from(stats.payments_accepted);
+        self.skipped += u64::from(stats.cycles_skipped);
+        self.failed += u64::from(stats.failures);
+        self.refreshes += u64::from(stats.refreshes);
+        self.at_risk += u64::from(stats.at_risk) + u64::from(stats.lapses);
     }
 }
 

@@ -1,14 +1,4 @@
-//! `livepay`: keep Livepeer live-runner sessions funded.
-//!
-//! - `livepay demo`: an embedded simulated orchestrator and signer on loopback, sessions funded
-//!   through the real HTTP transport, a live status line, a summary;
-//! - `livepay fund`: reserve and fund a real session until Ctrl-C or `--duration`;
-//! - `livepay sim`: the deterministic simulation report;
-//! - `livepay serve-sim`: serve the simulated orchestrator and signer for any client.
-//!
-//! Exit codes: 0 success (closed by the user or the duration); 2 bad input; 3 released by the
-//! server; 4 terminal rejection; 5 unreachable.
-
+#![doc = include_str!("../README.md")]
 // A command-line program prints.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -31,11 +21,11 @@ use clap::{Parser, Subcommand};
 #[command(name = "livepay", version, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Verb,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Verb {
     /// Fund session(s) on an embedded simulated orchestrator and signer, with a live status line.
     Demo(demo::DemoArgs),
     /// Reserve a real session and keep it funded until Ctrl-C, SIGTERM or --duration.
@@ -141,10 +131,10 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let result = match &cli.command {
-        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
-        Command::Fund(args) => runtime().and_then(|rt| rt.block_on(fund::run(args))),
-        Command::Sim(args) => sim::run(args),
-        Command::ServeSim(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Verb::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
+        Verb::Fund(args) => runtime().and_then(|rt| rt.block_on(fund::run(args))),
+        Verb::Sim(args) => sim::run(args),
+        Verb::ServeSim(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,7 +34,7 @@ pub(crate) struct ServeArgs {
 }
 
 /// The model configuration the CLI serves: one `live` runner at `price` wei per second.
-pub(crate) fn model_config(price: u128, tick: Duration) -> Result<model::Config, CliError> {
+pub(crate) fn model_config(price: u128, tick: Duration) -> Result<model::ModelConfig, CliError> {
     if price == 0 {
         return Err(CliError::BadInput(
             "--price must be above zero (use an unpriced runner instead)".into(),
@@ -43,7 +43,7 @@ pub(crate) fn model_config(price: u128, tick: Duration) -> Result<model::Config,
     if tick.is_zero() {
         return Err(CliError::BadInput("--tick must be above zero".into()));
     }
-    let mut config = model::Config::single(
+    let mut config = model::ModelConfig::single(
         "live-runner",
         Pricing::Live {
             wei_per_second: price,

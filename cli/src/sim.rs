@@ -71,7 +71,7 @@ pub(crate) fn run(args: &SimArgs) -> Result<(), CliError> {
         PolicyChoice::Sdk10 => &[PolicyKind::Sdk10],
         PolicyChoice::Both => &[PolicyKind::Livepay, PolicyKind::Sdk10],
     };
-    let report = compare(&config, policies);
+    let report = compare(&config, policies).map_err(|e| CliError::BadInput(e.to_string()))?;
     if let Some(path) = &args.plot {
         crate::plot::draw(path, &report)
             .map_err(|e| CliError::BadInput(format!("--plot {}: {e}", path.display())))?;

@@ -6,58 +6,13 @@
 // Printing the events is the point of this example.
 #![allow(clippy::print_stdout)]
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use futures::Stream;
+use futures::stream::{self, StreamExt};
 use livepay_core::{
-    Clock, Command, Config, Duration, Event, Instant, Reply, Session, StatusTable, Transport, run,
+    Command, Config, Duration, Event, Instant, Reply, Session, StatusTable, Transport, VirtualClock, run,
 };
-
-/// Virtual time: sleeping jumps the clock (but never past the next scheduled command), requests
-/// advance it by their latency.
-struct VirtualClock {
-    now: Cell<Instant>,
-    next_command: Cell<Instant>,
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> Instant {
-        self.now.get()
-    }
-
-    async fn sleep_until(&self, deadline: Instant) {
-        // Waking before the deadline is fine: an early `handle_timeout` is a no-op.
-        let wake = deadline.min(self.next_command.get());
-        self.now.set(self.now.get().max(wake));
-    }
-}
-
-/// Commands delivered when the virtual clock reaches their instant.
-struct Scheduled<'c> {
-    clock: &'c VirtualClock,
-    commands: VecDeque<(Instant, Command)>,
-}
-
-impl Stream for Scheduled<'_> {
-    type Item = Command;
-
-    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Command>> {
-        let Some(&(at, command)) = self.commands.front() else {
-            self.clock.next_command.set(Instant::MAX);
-            return Poll::Ready(None);
-        };
-        if self.clock.now() >= at {
-            self.commands.pop_front();
-            return Poll::Ready(Some(command));
-        }
-        // No waker needed: the driver's sleep on the virtual clock completes at once.
-        self.clock.next_command.set(at);
-        Poll::Pending
-    }
-}
 
 /// Answers from a script, 200/204 when the script is empty; every request takes 15 ms.
 struct Scripted<'c> {
@@ -68,7 +23,7 @@ struct Scripted<'c> {
 
 impl Scripted<'_> {
     fn answer(&self, script: &RefCell<VecDeque<u16>>, default: u16) -> Reply {
-        self.clock.now.set(self.clock.now() + Duration::from_millis(15));
+        self.clock.advance(Duration::from_millis(15));
         Reply::Status(script.borrow_mut().pop_front().unwrap_or(default))
     }
 }
@@ -89,10 +44,7 @@ impl Transport for Scripted<'_> {
 }
 
 fn main() -> Result<(), livepay_core::ConfigError> {
-    let clock = VirtualClock {
-        now: Cell::new(Instant::from_millis(0)),
-        next_command: Cell::new(Instant::MAX),
-    };
+    let clock = VirtualClock::new(Instant::from_millis(0));
     let transport = Scripted {
         clock: &clock,
         // Cycle 4 is skipped (482), cycle 7 needs a refresh (480).
@@ -101,15 +53,20 @@ fn main() -> Result<(), livepay_core::ConfigError> {
         payment: RefCell::new([200, 503].into()),
     };
     let mut session = Session::new(&Config::default(), clock.now())?;
-    // A demand-driven payment at 30.5 s, and a close at 120 s.
-    let commands = Scheduled {
-        clock: &clock,
-        commands: [
-            (Instant::from_millis(30_500), Command::PaymentDue),
-            (Instant::from_secs(120), Command::Close),
-        ]
-        .into(),
-    };
+    // A demand-driven payment at 30.5 s, and a close at 120 s: each waits for its instant on the
+    // virtual clock, which stops a sleep there.
+    let commands = stream::iter([
+        (Instant::from_millis(30_500), Command::PaymentDue),
+        (Instant::from_secs(120), Command::Close),
+    ])
+    .then(|(at, command)| {
+        let clock = &clock;
+        async move {
+            clock.reached(at).await;
+            command
+        }
+    })
+    .boxed_local();
     session.start(clock.now());
     let exit = futures::executor::block_on(run(
         &mut session,

@@ -1,9 +1,10 @@
-//! One table from an HTTP answer to what it means for funding (protocol.md §2).
+//! One table from an HTTP answer to what it means for funding (`docs/protocol.md` §2).
 //!
-//! Adapters never interpret a status themselves: they hand the [`Reply`] of each request to
-//! [`StatusTable::classify`] and feed the resulting [`Outcome`] to
-//! [`Session::handle_outcome`](crate::Session::handle_outcome). Callers can override single rows,
-//! e.g. to treat a proxy's 401 as terminal.
+//! Adapters never interpret a status themselves: the [`Sequencer`](crate::Sequencer) (and the
+//! `engine::Engine` on top of it) hands the [`Reply`] of each request to
+//! [`StatusTable::next`], which says what follows: another request of the same action, or the
+//! [`Outcome`] for the [`Session`](crate::Session). Callers can override single rows, e.g. to treat
+//! a proxy's 401 as terminal, or to retry TLS failures.
 
 use core::fmt;
 
@@ -33,24 +34,94 @@ impl Endpoint {
 }
 
 /// What came back from one request, as far as funding is concerned.
+///
+/// The kinds without a status say what is known about whether the server saw the request:
+/// [`Refused`](Self::Refused) and [`BadUrl`](Self::BadUrl) provably never reached it;
+/// [`Network`](Self::Network) and [`Timeout`](Self::Timeout) may or may not have (ambiguous);
+/// [`TooLarge`](Self::TooLarge) and [`Malformed`](Self::Malformed) were answered, unusably.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
     /// An HTTP answer with this status.
     Status(u16),
-    /// No HTTP answer: connection refused or reset, DNS, TLS, malformed response.
+    /// The connection could not be made (refused, DNS, connect timeout): the request never left.
+    Refused,
+    /// The connection failed after it was made (reset, closed early, not HTTP): the server may
+    /// have processed the request.
     Network,
-    /// No answer before the adapter's deadline.
+    /// No answer before the adapter's deadline: the server may have processed the request.
     Timeout,
+    /// The URL cannot be sent to (not an absolute `http(s)` URL the transport accepts).
+    BadUrl,
+    /// The TLS handshake failed (an untrusted certificate, no common protocol).
+    Tls,
+    /// The answer's body exceeded the adapter's cap.
+    TooLarge,
+    /// A success whose body is not what the protocol says (checked by the protocol engine).
+    Malformed,
+}
+
+impl Reply {
+    /// Whether the server provably never saw the request ([`Refused`](Self::Refused),
+    /// [`BadUrl`](Self::BadUrl), [`Tls`](Self::Tls): nothing was processed).
+    pub const fn never_arrived(self) -> bool {
+        matches!(self, Self::Refused | Self::BadUrl | Self::Tls)
+    }
+}
+
+impl From<Failure> for Reply {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Refused => Self::Refused,
+            Failure::Network => Self::Network,
+            Failure::Timeout => Self::Timeout,
+            Failure::BadUrl => Self::BadUrl,
+            Failure::Tls => Self::Tls,
+            Failure::TooLarge => Self::TooLarge,
+        }
+    }
 }
 
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Status(status) => write!(f, "HTTP {status}"),
+            Self::Refused => f.write_str("connection refused"),
             Self::Network => f.write_str("network error"),
             Self::Timeout => f.write_str("timeout"),
+            Self::BadUrl => f.write_str("bad URL"),
+            Self::Tls => f.write_str("TLS failure"),
+            Self::TooLarge => f.write_str("answer too large"),
+            Self::Malformed => f.write_str("malformed answer"),
         }
     }
+}
+
+/// Why a request got no HTTP answer, as an adapter reports it: the part of [`Reply`] that only
+/// the transport can know. Map an adapter's errors to these, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The connection could not be made: refused, DNS, connect timeout. Nothing was sent.
+    Refused,
+    /// The connection failed after the request may have been sent: reset, closed, not HTTP.
+    Network,
+    /// The adapter's deadline passed without a complete answer.
+    Timeout,
+    /// The URL is not one the transport can send to. Nothing was sent.
+    BadUrl,
+    /// The TLS handshake failed. Nothing was processed.
+    Tls,
+    /// The answer's body exceeded the adapter's cap.
+    TooLarge,
+}
+
+/// Which server a request goes to. Each has its own TLS policy in a real adapter: the signer
+/// holds the key, orchestrators are often self-signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    /// The orchestrator: reservation, payments, refresh, stop, discovery.
+    Orchestrator,
+    /// The remote signer: payer address and minting.
+    Signer,
 }
 
 /// The meaning of one row of the table.
@@ -74,15 +145,6 @@ pub enum Verdict {
     Rejected,
     /// Worth retrying.
     Transient,
-}
-
-/// What [`StatusTable::classify`] tells the caller to do with a [`Reply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Signer 200: carry on with the payment POST; the action is not answered yet.
-    Continue,
-    /// The action is answered: pass this to [`Session::handle_outcome`](crate::Session::handle_outcome).
-    Done(Outcome),
 }
 
 /// What follows a reply within an action: [`StatusTable::next`].
@@ -116,8 +178,8 @@ pub enum Outcome {
     Rejected {
         /// Which request saw it.
         endpoint: Endpoint,
-        /// The HTTP status.
-        status: u16,
+        /// What came back: a status, or an unusable answer ([`Reply::Malformed`], …).
+        reply: Reply,
     },
     /// A failure worth retrying.
     Transient {
@@ -133,14 +195,14 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Override {
     endpoint: Endpoint,
-    status: u16,
+    reply: Reply,
     verdict: Verdict,
 }
 
 /// How many rows a [`StatusTable`] can override.
 pub const MAX_OVERRIDES: usize = 8;
 
-/// The status classification table of protocol.md §2, with up to [`MAX_OVERRIDES`] caller
+/// The status classification table of `docs/protocol.md` §2, with up to [`MAX_OVERRIDES`] caller
 /// overrides. `Copy` and allocation-free.
 ///
 /// | endpoint | 2xx | 482 | 480 | 404 | 408, 429, 5xx, other | 4xx terminal |
@@ -150,7 +212,10 @@ pub const MAX_OVERRIDES: usize = 8;
 /// | refresh | refreshed | — | — | transient | transient | 400, 409, other 4xx |
 /// | stop | stopped | — | — | gone | transient | — |
 ///
-/// Network errors and timeouts are transient everywhere.
+/// Failures without a status, everywhere: [`Reply::Refused`], [`Reply::Network`] and
+/// [`Reply::Timeout`] are transient; [`Reply::BadUrl`], [`Reply::Tls`], [`Reply::TooLarge`] and
+/// [`Reply::Malformed`] are terminal (retrying cannot change them). Every row, status or
+/// failure, can be overridden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatusTable {
     overrides: [Option<Override>; MAX_OVERRIDES],
@@ -178,13 +243,19 @@ impl StatusTable {
 
     /// Makes `(endpoint, status)` mean `verdict`, replacing an earlier override of the same row.
     pub fn set(&mut self, endpoint: Endpoint, status: u16, verdict: Verdict) -> Result<(), TableFull> {
+        self.set_reply(endpoint, Reply::Status(status), verdict)
+    }
+
+    /// Makes `(endpoint, reply)` mean `verdict`: a status row, or a failure row such as
+    /// `(Payment, Reply::Tls)`. Replaces an earlier override of the same row.
+    pub fn set_reply(&mut self, endpoint: Endpoint, reply: Reply, verdict: Verdict) -> Result<(), TableFull> {
         let row = Override {
             endpoint,
-            status,
+            reply,
             verdict,
         };
         let same_row =
-            |o: &Option<Override>| matches!(o, Some(o) if o.endpoint == endpoint && o.status == status);
+            |o: &Option<Override>| matches!(o, Some(o) if o.endpoint == endpoint && o.reply == reply);
         if let Some(slot) = self.overrides.iter_mut().find(|o| same_row(o)) {
             *slot = Some(row);
             return Ok(());
@@ -200,37 +271,32 @@ impl StatusTable {
         Ok(self)
     }
 
+    /// Builder form of [`set_reply`](Self::set_reply).
+    pub fn with_reply(
+        mut self,
+        endpoint: Endpoint,
+        reply: Reply,
+        verdict: Verdict,
+    ) -> Result<Self, TableFull> {
+        self.set_reply(endpoint, reply, verdict)?;
+        Ok(self)
+    }
+
     /// The meaning of `reply` to a request to `endpoint`.
     pub fn verdict(&self, endpoint: Endpoint, reply: Reply) -> Verdict {
-        let Reply::Status(status) = reply else {
-            return Verdict::Transient;
-        };
         self.overrides
             .iter()
             .flatten()
-            .find(|o| o.endpoint == endpoint && o.status == status)
-            .map_or_else(|| default_verdict(endpoint, status), |o| o.verdict)
+            .find(|o| o.endpoint == endpoint && o.reply == reply)
+            .map_or_else(|| default_verdict(endpoint, reply), |o| o.verdict)
     }
 
     /// What follows `reply` to `endpoint` within an action: the next request (only the payment
-    /// POST, after a signer 200), or the outcome that answers the action. Adapters that schedule
-    /// requests one at a time (a [`Funder`]-style multiplexer) follow this instead of knowing the
-    /// protocol's sequence themselves.
-    ///
-    /// [`Funder`]: https://docs.rs/livepay-hyper
+    /// POST, after a signer 200), or the outcome that answers the action. The
+    /// [`Sequencer`](crate::Sequencer) follows this; adapters never need to.
     pub fn next(&self, endpoint: Endpoint, reply: Reply) -> Next {
-        match self.classify(endpoint, reply) {
-            Step::Continue if endpoint == Endpoint::Signer => Next::Request(Endpoint::Payment),
-            // Only the signer's answer continues an action.
-            Step::Continue => Next::Done(Outcome::Transient { endpoint, reply }),
-            Step::Done(outcome) => Next::Done(outcome),
-        }
-    }
-
-    /// What to do with `reply`: go on to the next request of the same action, or answer it.
-    pub fn classify(&self, endpoint: Endpoint, reply: Reply) -> Step {
         let outcome = match self.verdict(endpoint, reply) {
-            Verdict::Minted if endpoint == Endpoint::Signer => return Step::Continue,
+            Verdict::Minted if endpoint == Endpoint::Signer => return Next::Request(Endpoint::Payment),
             // An override that marks a non-signer answer "minted" can only mean success there.
             Verdict::Minted | Verdict::Paid | Verdict::Refreshed | Verdict::Stopped => match endpoint {
                 Endpoint::Signer | Endpoint::Payment => Outcome::Paid,
@@ -240,17 +306,22 @@ impl StatusTable {
             Verdict::Skipped => Outcome::Skipped,
             Verdict::RefreshRequired => Outcome::RefreshRequired,
             Verdict::Gone => Outcome::Gone { endpoint },
-            Verdict::Rejected => match reply {
-                Reply::Status(status) => Outcome::Rejected { endpoint, status },
-                Reply::Network | Reply::Timeout => Outcome::Transient { endpoint, reply },
-            },
+            Verdict::Rejected => Outcome::Rejected { endpoint, reply },
             Verdict::Transient => Outcome::Transient { endpoint, reply },
         };
-        Step::Done(outcome)
+        Next::Done(outcome)
     }
 }
 
-const fn default_verdict(endpoint: Endpoint, status: u16) -> Verdict {
+const fn default_verdict(endpoint: Endpoint, reply: Reply) -> Verdict {
+    let status = match reply {
+        Reply::Status(status) => status,
+        // The request may not have arrived, or may have and its answer was lost: try again.
+        Reply::Refused | Reply::Network | Reply::Timeout => return Verdict::Transient,
+        // Retrying cannot help: the URL, the certificate and the server's answers stay as they
+        // are. Override a row to retry such failures.
+        Reply::BadUrl | Reply::Tls | Reply::TooLarge | Reply::Malformed => return Verdict::Rejected,
+    };
     match (endpoint, status) {
         (Endpoint::Signer, 200) => Verdict::Minted,
         (Endpoint::Signer, 482) => Verdict::Skipped,
@@ -284,48 +355,38 @@ mod tests {
     use Endpoint::*;
 
     #[track_caller]
-    fn check(endpoint: Endpoint, reply: Reply, expected: Step) {
+    fn check(endpoint: Endpoint, reply: Reply, expected: Next) {
         assert_eq!(
-            StatusTable::new().classify(endpoint, reply),
+            StatusTable::new().next(endpoint, reply),
             expected,
             "{endpoint:?} {reply:?}"
         );
     }
 
-    fn done(o: Outcome) -> Step {
-        Step::Done(o)
+    fn done(o: Outcome) -> Next {
+        Next::Done(o)
+    }
+
+    fn rejected(endpoint: Endpoint, status: u16) -> Next {
+        done(Outcome::Rejected {
+            endpoint,
+            reply: Reply::Status(status),
+        })
+    }
+
+    fn transient(endpoint: Endpoint, reply: Reply) -> Next {
+        done(Outcome::Transient { endpoint, reply })
     }
 
     #[test]
     fn signer_rows() {
-        check(Signer, Reply::Status(200), Step::Continue);
+        check(Signer, Reply::Status(200), Next::Request(Payment));
         check(Signer, Reply::Status(482), done(Outcome::Skipped));
         check(Signer, Reply::Status(480), done(Outcome::RefreshRequired));
-        check(
-            Signer,
-            Reply::Status(481),
-            done(Outcome::Rejected {
-                endpoint: Signer,
-                status: 481,
-            }),
-        );
-        check(
-            Signer,
-            Reply::Status(400),
-            done(Outcome::Rejected {
-                endpoint: Signer,
-                status: 400,
-            }),
-        );
+        check(Signer, Reply::Status(481), rejected(Signer, 481));
+        check(Signer, Reply::Status(400), rejected(Signer, 400));
         for s in [500, 502, 503, 401] {
-            check(
-                Signer,
-                Reply::Status(s),
-                done(Outcome::Transient {
-                    endpoint: Signer,
-                    reply: Reply::Status(s),
-                }),
-            );
+            check(Signer, Reply::Status(s), transient(Signer, Reply::Status(s)));
         }
     }
 
@@ -338,53 +399,22 @@ mod tests {
             done(Outcome::Gone { endpoint: Payment }),
         );
         for s in [409, 403, 402, 400] {
-            check(
-                Payment,
-                Reply::Status(s),
-                done(Outcome::Rejected {
-                    endpoint: Payment,
-                    status: s,
-                }),
-            );
+            check(Payment, Reply::Status(s), rejected(Payment, s));
         }
         for s in [408, 429, 500, 503] {
-            check(
-                Payment,
-                Reply::Status(s),
-                done(Outcome::Transient {
-                    endpoint: Payment,
-                    reply: Reply::Status(s),
-                }),
-            );
+            check(Payment, Reply::Status(s), transient(Payment, Reply::Status(s)));
         }
     }
 
     #[test]
     fn refresh_rows() {
         check(Refresh, Reply::Status(200), done(Outcome::Refreshed));
-        check(
-            Refresh,
-            Reply::Status(409),
-            done(Outcome::Rejected {
-                endpoint: Refresh,
-                status: 409,
-            }),
-        );
-        check(
-            Refresh,
-            Reply::Status(400),
-            done(Outcome::Rejected {
-                endpoint: Refresh,
-                status: 400,
-            }),
-        );
+        check(Refresh, Reply::Status(409), rejected(Refresh, 409));
+        check(Refresh, Reply::Status(400), rejected(Refresh, 400));
         check(
             Refresh,
             Reply::Status(503),
-            done(Outcome::Transient {
-                endpoint: Refresh,
-                reply: Reply::Status(503),
-            }),
+            transient(Refresh, Reply::Status(503)),
         );
     }
 
@@ -392,65 +422,68 @@ mod tests {
     fn stop_rows() {
         check(Stop, Reply::Status(204), done(Outcome::Stopped));
         check(Stop, Reply::Status(404), done(Outcome::Gone { endpoint: Stop }));
-        check(
-            Stop,
-            Reply::Status(500),
-            done(Outcome::Transient {
-                endpoint: Stop,
-                reply: Reply::Status(500),
-            }),
-        );
+        check(Stop, Reply::Status(500), transient(Stop, Reply::Status(500)));
     }
 
     #[test]
-    fn next_follows_a_signer_200_with_the_payment_post_and_answers_everything_else() {
+    fn only_a_signer_200_continues_an_action() {
         let table = StatusTable::new();
-        assert_eq!(table.next(Signer, Reply::Status(200)), Next::Request(Payment));
         assert_eq!(table.next(Payment, Reply::Status(200)), Next::Done(Outcome::Paid));
-        assert_eq!(
-            table.next(Signer, Reply::Status(482)),
-            Next::Done(Outcome::Skipped)
-        );
         // An override that marks a payment answer "minted" cannot loop.
         let odd = StatusTable::new().with(Payment, 299, Verdict::Minted).unwrap();
         assert_eq!(odd.next(Payment, Reply::Status(299)), Next::Done(Outcome::Paid));
     }
 
     #[test]
-    fn network_errors_and_timeouts_are_transient_everywhere() {
+    fn refused_network_errors_and_timeouts_are_transient_everywhere() {
         for endpoint in [Signer, Payment, Refresh, Stop] {
-            for reply in [Reply::Network, Reply::Timeout] {
-                check(endpoint, reply, done(Outcome::Transient { endpoint, reply }));
+            for reply in [Reply::Refused, Reply::Network, Reply::Timeout] {
+                check(endpoint, reply, transient(endpoint, reply));
             }
         }
     }
 
     #[test]
+    fn failures_retrying_cannot_mend_are_terminal_everywhere() {
+        for endpoint in [Signer, Payment, Refresh, Stop] {
+            for reply in [Reply::BadUrl, Reply::Tls, Reply::TooLarge, Reply::Malformed] {
+                check(endpoint, reply, done(Outcome::Rejected { endpoint, reply }));
+            }
+        }
+    }
+
+    #[test]
+    fn only_refused_bad_urls_and_tls_failures_provably_never_arrived() {
+        assert!(Reply::Refused.never_arrived());
+        assert!(Reply::BadUrl.never_arrived());
+        assert!(Reply::Tls.never_arrived());
+        for ambiguous in [Reply::Network, Reply::Timeout, Reply::TooLarge, Reply::Malformed] {
+            assert!(!ambiguous.never_arrived(), "{ambiguous:?}");
+        }
+        assert!(!Reply::Status(503).never_arrived());
+    }
+
+    #[test]
     fn overrides_replace_single_rows_and_are_bounded() {
         let mut table = StatusTable::new().with(Signer, 401, Verdict::Rejected).unwrap();
-        assert_eq!(
-            table.classify(Signer, Reply::Status(401)),
-            done(Outcome::Rejected {
-                endpoint: Signer,
-                status: 401
-            })
-        );
+        assert_eq!(table.next(Signer, Reply::Status(401)), rejected(Signer, 401));
         // Other rows keep their default meaning; re-setting a row does not use a new slot.
         assert_eq!(table.verdict(Signer, Reply::Status(402)), Verdict::Transient);
         table.set(Signer, 401, Verdict::Transient).unwrap();
         assert_eq!(table.verdict(Signer, Reply::Status(401)), Verdict::Transient);
-        for s in 0..(MAX_OVERRIDES as u16 - 1) {
+        // Failure rows are overridable like status rows.
+        table.set_reply(Payment, Reply::Tls, Verdict::Transient).unwrap();
+        assert_eq!(table.next(Payment, Reply::Tls), transient(Payment, Reply::Tls));
+        assert_eq!(table.verdict(Signer, Reply::Tls), Verdict::Rejected);
+        for s in 0..(MAX_OVERRIDES as u16 - 2) {
             table.set(Payment, 600 + s, Verdict::Gone).unwrap();
         }
         assert_eq!(table.set(Payment, 700, Verdict::Gone), Err(TableFull));
-        // A status override never turns a timeout into a terminal rejection.
+        // A status override never changes what a timeout means.
         let t = StatusTable::new().with(Payment, 503, Verdict::Rejected).unwrap();
         assert_eq!(
-            t.classify(Payment, Reply::Timeout),
-            done(Outcome::Transient {
-                endpoint: Payment,
-                reply: Reply::Timeout
-            })
+            t.next(Payment, Reply::Timeout),
+            transient(Payment, Reply::Timeout)
         );
     }
 }

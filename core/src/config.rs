@@ -11,7 +11,7 @@ pub use crate::wire::PaymentType;
 /// Timing facts of each payment type (the wire facts live in [`crate::wire`]).
 impl PaymentType {
     /// What the signer pre-bills on the first call (no state): 10 s `live`, 60 s `lv2v`, nothing
-    /// time-based for `fixed` (protocol.md §2.2).
+    /// time-based for `fixed` (`docs/protocol.md` §2.2).
     pub const fn prepay(self) -> Duration {
         match self {
             Self::Live => Duration::from_secs(10),
@@ -34,6 +34,11 @@ pub enum FirstPayment {
     Immediately,
     /// After one interval, like livepeer-gateway 1.0.0.
     AfterInterval,
+    /// At an instant drawn uniformly from `[start, start + span)` with the session's seeded
+    /// generator ([`Config::seed`]), so that sessions started together do not reach the signer in
+    /// lockstep for the rest of their lives. A span longer than `prepay − safety_margin` is
+    /// refused by [`Config::validate`]: the first payment must land inside the runway.
+    Within(Duration),
 }
 
 /// Retry policy after a transient failure: exponential backoff with seeded jitter.
@@ -194,6 +199,11 @@ impl Config {
         if self.mint_margin.as_ticks() * 4 >= embassy_time::TICK_HZ {
             return Err(ConfigError::MintMarginTooLarge);
         }
+        if let FirstPayment::Within(span) = self.first_payment
+            && span >= time::minus(self.prepay, self.safety_margin)
+        {
+            return Err(ConfigError::FirstPaymentSpanTooLong);
+        }
         if self.budget.max_payments == Some(0) {
             return Err(ConfigError::Zero("budget.max_payments"));
         }
@@ -223,6 +233,9 @@ pub enum ConfigError {
     JitterAbove100,
     /// `mint_margin` must stay under a quarter second to leave room either side of a boundary.
     MintMarginTooLarge,
+    /// [`FirstPayment::Within`] spans at least `prepay - safety_margin`: the first payment could
+    /// land after the runway ends.
+    FirstPaymentSpanTooLong,
 }
 
 impl fmt::Display for ConfigError {
@@ -238,6 +251,9 @@ impl fmt::Display for ConfigError {
             Self::BackoffInverted => f.write_str("config: `backoff.initial` must not exceed `backoff.max`"),
             Self::JitterAbove100 => f.write_str("config: `backoff.jitter_percent` must be 0..=100"),
             Self::MintMarginTooLarge => f.write_str("config: `mint_margin` must be under 250 ms"),
+            Self::FirstPaymentSpanTooLong => {
+                f.write_str("config: the `first_payment` span must be shorter than `prepay - safety_margin`")
+            }
         }
     }
 }
@@ -295,6 +311,11 @@ mod tests {
         let mut c = base;
         c.mint_margin = Duration::from_millis(300);
         assert_eq!(c.validate(), Err(ConfigError::MintMarginTooLarge));
+        let mut c = base;
+        c.first_payment = FirstPayment::Within(Duration::from_secs(9));
+        assert_eq!(c.validate(), Err(ConfigError::FirstPaymentSpanTooLong));
+        c.first_payment = FirstPayment::Within(Duration::from_secs(3));
+        assert_eq!(c.validate(), Ok(()));
         let mut c = base;
         c.budget.max_payments = Some(0);
         assert_eq!(c.validate(), Err(ConfigError::Zero("budget.max_payments")));

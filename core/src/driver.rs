@@ -1,7 +1,11 @@
 //! A runtime-agnostic async driver: [`run`] carries out a [`Session`]'s actions over a
 //! [`Transport`] and sleeps on a [`Clock`], on any executor (tokio, embassy, smol, a test's
-//! `block_on`). It makes no decision of its own: every reply goes through the
-//! [`StatusTable`] and every decision through the session.
+//! `block_on`). It makes no decision of its own: the [`Sequencer`] says which request comes
+//! next and what every reply means, and the session decides everything else.
+//!
+//! This is the allocation-free path for embedded users, whose transport builds the requests
+//! itself (from [`crate::wire`]). With `alloc`, the `engine::Engine` builds and
+//! parses every byte instead, and adapters only move them.
 
 use core::future::Future;
 
@@ -9,8 +13,9 @@ use futures::future::{Either, FusedFuture, FutureExt};
 use futures::stream::{Stream, StreamExt};
 use futures::{pin_mut, select_biased};
 
-use crate::classify::{Endpoint, Next, Outcome, Reply, StatusTable};
+use crate::classify::{Endpoint, Reply, StatusTable};
 use crate::event::{Event, ReleaseReason, State};
+use crate::sequencer::{Call, Sequencer};
 use crate::session::{Action, Session};
 use crate::{Duration, Instant};
 
@@ -70,21 +75,13 @@ pub enum Exit {
     Stopped,
 }
 
-/// Carries out one action: its first request, then whatever [`StatusTable::next`] says follows
-/// (the payment POST after a signer 200), until the action is answered.
-async fn execute<T: Transport>(transport: &T, table: &StatusTable, action: Action) -> Outcome {
-    let mut endpoint = action.first_request();
-    loop {
-        let reply = match (endpoint, action) {
-            (Endpoint::Signer, Action::Pay { cycle }) => transport.request_payment(cycle).await,
-            (Endpoint::Signer | Endpoint::Payment, _) => transport.send_payment().await,
-            (Endpoint::Refresh, _) => transport.refresh().await,
-            (Endpoint::Stop, _) => transport.stop().await,
-        };
-        match table.next(endpoint, reply) {
-            Next::Request(following) => endpoint = following,
-            Next::Done(outcome) => return outcome,
-        }
+/// Makes the request of `call`.
+async fn execute<T: Transport>(transport: &T, call: Call) -> Reply {
+    match (call.endpoint, call.action) {
+        (Endpoint::Signer, Action::Pay { cycle }) => transport.request_payment(cycle).await,
+        (Endpoint::Signer | Endpoint::Payment, _) => transport.send_payment().await,
+        (Endpoint::Refresh, _) => transport.refresh().await,
+        (Endpoint::Stop, _) => transport.stop().await,
     }
 }
 
@@ -112,35 +109,41 @@ where
     S: Stream<Item = Command> + Unpin,
 {
     let mut commands = commands.fuse();
+    let mut calls = Sequencer::new(session, *table);
     let in_flight = futures::future::Fuse::terminated();
     pin_mut!(in_flight);
+    let mut call_in_flight = None;
     loop {
-        while let Some(event) = session.poll_event() {
+        while let Some(event) = calls.machine_mut().poll_event() {
             on_event(event);
         }
-        if let State::Released { reason } = session.state() {
+        if let State::Released { reason } = calls.machine().state() {
             return Exit::Released(reason);
         }
         if in_flight.is_terminated() {
-            if let Some(action) = session.poll_action() {
-                in_flight.set(execute(transport, table, action).fuse());
-            } else if session.state() == State::Reserved {
+            if let Some(call) = calls.poll_call() {
+                call_in_flight = Some(call.id);
+                in_flight.set(execute(transport, call).fuse());
+            } else if calls.machine().state() == State::Reserved {
                 return Exit::Stopped;
             }
         }
-        let sleep = match session.poll_timeout() {
+        let sleep = match calls.machine().poll_timeout() {
             Some(at) => Either::Left(clock.sleep_until(at)),
             None => Either::Right(futures::future::pending::<()>()),
         }
         .fuse();
         pin_mut!(sleep);
         select_biased! {
-            outcome = in_flight => {
-                let answered = session.handle_outcome(clock.now(), outcome);
-                debug_assert!(answered.is_ok(), "driver paired an outcome with the wrong action");
+            reply = in_flight => {
+                if let Some(id) = call_in_flight.take() {
+                    let answered = calls.handle_reply(clock.now(), id, reply);
+                    debug_assert!(answered.is_ok(), "driver answered a request not in flight");
+                }
             }
             command = commands.select_next_some() => {
                 let now = clock.now();
+                let session = calls.machine_mut();
                 match command {
                     Command::Start => session.start(now),
                     Command::Stop => session.stop(now),
@@ -148,7 +151,7 @@ where
                     Command::PaymentDue => session.payment_due(now),
                 }
             }
-            () = sleep => session.handle_timeout(clock.now()),
+            () = sleep => calls.machine_mut().handle_timeout(clock.now()),
         }
     }
 }

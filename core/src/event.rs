@@ -46,8 +46,8 @@ pub enum ReleaseReason {
     Rejected {
         /// Which request saw it.
         endpoint: Endpoint,
-        /// The HTTP status.
-        status: u16,
+        /// What came back: a status, or an unusable answer.
+        reply: Reply,
     },
     /// The configured [`Budget`](crate::Budget) was used up; the session was stopped when the
     /// credit already bought was about to run out.
@@ -157,9 +157,11 @@ impl fmt::Display for ReleaseReason {
         match self {
             Self::ClosedByClient => f.write_str("closed by the client"),
             Self::Gone => f.write_str("gone: the orchestrator released the session (404)"),
-            Self::Rejected { endpoint, status } => {
-                write!(f, "rejected: {} answered {status}", endpoint.as_str())
-            }
+            Self::Rejected {
+                endpoint,
+                reply: Reply::Status(status),
+            } => write!(f, "rejected: {} answered {status}", endpoint.as_str()),
+            Self::Rejected { endpoint, reply } => write!(f, "rejected: {}: {reply}", endpoint.as_str()),
             Self::BudgetExhausted => f.write_str("budget exhausted"),
         }
     }

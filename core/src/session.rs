@@ -75,7 +75,8 @@ struct Timing {
     backoff_initial: u32,
     backoff_max: u32,
     target_runway: u32,
-    mint_margin: u32,
+    /// Under 250 ms ([`Config::validate`]), so a byte holds it.
+    mint_margin: u8,
     min_demand_spacing: u32,
     max_payments: u32,
     /// Budget on funded time (prepay included), in whole seconds rounded up; [`NO_LIMIT`] for
@@ -84,7 +85,9 @@ struct Timing {
     jitter_percent: u8,
     max_refreshes: u8,
     whole_seconds: bool,
-    first_immediately: bool,
+    /// [`FirstPayment`] in compact form: [`AFTER_INTERVAL`] for one interval, 0 for at once,
+    /// `ms` for a draw from `[0, ms)`.
+    first_within: u32,
     stop_on_rejection: bool,
     unfunded: Option<NotFunded>,
 }
@@ -96,6 +99,9 @@ fn millis(span: Duration) -> u32 {
 fn ms(value: u32) -> Duration {
     Duration::from_millis(u64::from(value))
 }
+
+/// The compact [`FirstPayment::AfterInterval`].
+const AFTER_INTERVAL: u32 = u32::MAX;
 
 /// The budget value that means "no limit".
 const NO_LIMIT: u32 = u32::MAX;
@@ -112,13 +118,14 @@ const NEVER: Instant = Instant::MAX;
 /// [`runway`](Self::runway), [`deadline`](Self::deadline), [`funded_until`](Self::funded_until).
 ///
 /// (B) **Inputs** `handle_*(&mut self, now, …)`: [`handle_timeout`](Self::handle_timeout),
-/// [`handle_outcome`](Self::handle_outcome).
+/// [`handle_sent`](Self::handle_sent), [`handle_outcome`](Self::handle_outcome).
 ///
 /// (C) **Commands**: [`start`](Self::start), [`stop`](Self::stop), [`close`](Self::close),
 /// [`payment_due`](Self::payment_due).
 ///
 /// (D) **Outputs**, drained until `None` after every (B) or (C) call, in this order:
-/// [`poll_action`](Self::poll_action) (what to send), [`poll_timeout`](Self::poll_timeout)
+/// [`poll_action`](Self::poll_action) (what to send; [`peek_action`](Self::peek_action) looks
+/// without taking), [`poll_timeout`](Self::poll_timeout)
 /// (when to call [`handle_timeout`](Self::handle_timeout) next), [`poll_event`](Self::poll_event).
 ///
 /// # Contract
@@ -186,7 +193,7 @@ impl Session {
             backoff_initial: millis(config.backoff.initial),
             backoff_max: millis(config.backoff.max),
             target_runway: millis(config.target_runway),
-            mint_margin: millis(config.mint_margin),
+            mint_margin: u8::try_from(config.mint_margin.as_millis()).unwrap_or(u8::MAX),
             min_demand_spacing: millis(config.min_demand_spacing),
             max_payments: config
                 .budget
@@ -199,7 +206,11 @@ impl Session {
             jitter_percent: config.backoff.jitter_percent,
             max_refreshes: config.max_refreshes_per_cycle,
             whole_seconds: config.payment_type.bills_whole_seconds(),
-            first_immediately: config.first_payment == FirstPayment::Immediately,
+            first_within: match config.first_payment {
+                FirstPayment::Immediately => 0,
+                FirstPayment::AfterInterval => AFTER_INTERVAL,
+                FirstPayment::Within(span) => millis(span).min(AFTER_INTERVAL - 1),
+            },
             stop_on_rejection: config.stop_on_rejection,
             unfunded,
         };
@@ -255,6 +266,11 @@ impl Session {
             .then(|| time::sub(self.funded_until, ms(self.timing.safety_margin)))
     }
 
+    /// Whether anything is funded after the reservation: `false` offchain and at a fixed price.
+    pub fn is_metered(&self) -> bool {
+        self.timing.unfunded.is_none()
+    }
+
     /// Whether an action is in flight (taken by [`poll_action`](Self::poll_action), not answered).
     pub fn has_action_in_flight(&self) -> bool {
         self.in_flight
@@ -274,10 +290,13 @@ impl Session {
             return;
         }
         self.set_state(State::Funding);
-        self.next_pay = if self.timing.first_immediately {
-            now
-        } else {
-            time::add(now, ms(self.timing.interval))
+        self.next_pay = match self.timing.first_within {
+            AFTER_INTERVAL => time::add(now, ms(self.timing.interval)),
+            0 => now,
+            span => {
+                let offset = self.rng.below_or_eq(u64::from(span) - 1);
+                time::add(now, Duration::from_millis(offset))
+            }
         };
         self.advance(now);
     }
@@ -331,8 +350,27 @@ impl Session {
         self.advance(now);
     }
 
-    /// Answers the action in flight. Classify replies with
-    /// [`StatusTable::classify`](crate::StatusTable::classify).
+    /// The first request of the [`Action::Pay`] in flight (the signer's) left at `at`. Adapters
+    /// that queue requests (a per-signer concurrency limit, a connection pool) call it when the
+    /// bytes actually leave, so that queue time never skews the billing estimate (the signer
+    /// bills from the instant it sees the request) or the reported latency. Without it, the
+    /// instant the action was produced counts.
+    ///
+    /// `at` may be earlier than the latest input (a timer may have fired meanwhile); it is never
+    /// taken as earlier than the instant the action was produced. Ignored unless a `Pay` is in
+    /// flight.
+    pub fn handle_sent(&mut self, at: Instant) {
+        if !(self.in_flight && matches!(self.action, Some(Action::Pay { .. }))) {
+            return;
+        }
+        if at > self.last_input {
+            self.observe(at);
+        }
+        self.last_attempt = self.last_attempt.max(at);
+    }
+
+    /// Answers the action in flight. A [`Sequencer`](crate::Sequencer) reads replies into
+    /// outcomes with the [`StatusTable`](crate::StatusTable); drivers go through it.
     ///
     /// # Errors
     ///
@@ -353,8 +391,7 @@ impl Session {
         match (action, outcome) {
             (Action::Stop, outcome) => {
                 let reply = match outcome {
-                    Outcome::Transient { reply, .. } => Some(reply),
-                    Outcome::Rejected { status, .. } => Some(Reply::Status(status)),
+                    Outcome::Transient { reply, .. } | Outcome::Rejected { reply, .. } => Some(reply),
                     _ => None,
                 };
                 if let Some(reply) = reply {
@@ -389,8 +426,8 @@ impl Session {
                 }
             }
             (_, Outcome::Gone { .. }) => self.release(ReleaseReason::Gone),
-            (_, Outcome::Rejected { endpoint, status }) => {
-                let reason = ReleaseReason::Rejected { endpoint, status };
+            (_, Outcome::Rejected { endpoint, reply }) => {
+                let reason = ReleaseReason::Rejected { endpoint, reply };
                 if self.closing.is_some() {
                     // Already closing: the stop goes out below.
                 } else if self.timing.stop_on_rejection {
@@ -415,6 +452,12 @@ impl Session {
     }
 
     // ---- (D) outputs ---------------------------------------------------------------------
+
+    /// The action [`poll_action`](Self::poll_action) would return now, without taking it: for
+    /// adapters that only take an action once they have room to send it.
+    pub fn peek_action(&self) -> Option<Action> {
+        self.action.filter(|_| !self.in_flight)
+    }
 
     /// The next request to carry out, if any. Taking it puts it in flight.
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -692,7 +735,7 @@ impl Session {
         if !self.timing.whole_seconds {
             return nominal;
         }
-        let margin = ms(self.timing.mint_margin);
+        let margin = ms(u32::from(self.timing.mint_margin));
         let gap = time::since(nominal, self.last_mint);
         let one_second = Duration::from_secs(1);
         if self.runway(now) >= ms(self.timing.target_runway) {
@@ -765,5 +808,54 @@ impl core::fmt::Display for OutcomeError {
 }
 
 impl core::error::Error for OutcomeError {}
+
+/// What a [`Sequencer`](crate::Sequencer) needs of a funding policy: actions out, outcomes in.
+/// [`Session`] is livepay's; the simulation's baseline of the upstream SDK's loop is another, so
+/// that both are carried out by the same sequencing.
+pub trait Machine {
+    /// The action that [`poll_action`](Self::poll_action) would return, without taking it.
+    fn peek_action(&self) -> Option<Action>;
+    /// Takes the next action, putting it in flight.
+    fn poll_action(&mut self) -> Option<Action>;
+    /// The first request of the action in flight left at `at` ([`Session::handle_sent`]).
+    fn handle_sent(&mut self, at: Instant);
+    /// Answers the action in flight.
+    ///
+    /// # Errors
+    ///
+    /// When no action is in flight or the outcome cannot answer it.
+    fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError>;
+}
+
+impl Machine for Session {
+    fn peek_action(&self) -> Option<Action> {
+        Self::peek_action(self)
+    }
+    fn poll_action(&mut self) -> Option<Action> {
+        Self::poll_action(self)
+    }
+    fn handle_sent(&mut self, at: Instant) {
+        Self::handle_sent(self, at);
+    }
+    fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
+        Self::handle_outcome(self, now, outcome)
+    }
+}
+
+impl<M: Machine + ?Sized> Machine for &mut M {
+    fn peek_action(&self) -> Option<Action> {
+        (**self).peek_action()
+    }
+    fn poll_action(&mut self) -> Option<Action> {
+        (**self).poll_action()
+    }
+    fn handle_sent(&mut self, at: Instant) {
+        (**self).handle_sent(at);
+    }
+    fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
+        (**self).handle_outcome(now, outcome)
+    }
+}
+
 #[cfg(test)]
 mod tests;

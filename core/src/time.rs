@@ -23,7 +23,7 @@ pub(crate) fn sub(at: Instant, span: Duration) -> Instant {
     Instant::from_ticks(at.as_ticks().saturating_sub(span.as_ticks()))
 }
 
-/// `span` rounded up to whole seconds: what the signer bills for `live` (protocol.md §2.2).
+/// `span` rounded up to whole seconds: what the signer bills for `live` (`docs/protocol.md` §2.2).
 #[inline]
 pub(crate) fn ceil_secs(span: Duration) -> Duration {
     Duration::from_ticks(span.as_ticks().div_ceil(TICK_HZ).saturating_mul(TICK_HZ))

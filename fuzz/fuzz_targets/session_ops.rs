@@ -30,7 +30,10 @@ fn outcome(kind: u8, endpoint: u8, status: u16) -> Outcome {
         3 => Outcome::Refreshed,
         4 => Outcome::Stopped,
         5 => Outcome::Gone { endpoint },
-        6 => Outcome::Rejected { endpoint, status },
+        6 => Outcome::Rejected {
+            endpoint,
+            reply: Reply::Status(status),
+        },
         _ => Outcome::Transient {
             endpoint,
             reply: Reply::Status(status),

@@ -6,9 +6,7 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 use futures::Stream;
-use livepay_core::{Command, Instant};
-
-use crate::clock::ManualClock;
+use livepay_core::{Command, Instant, VirtualClock};
 
 /// A schedule of [`Command`]s, each delivered once virtual time reaches its instant. Commands
 /// due at the same instant keep the order they were added in.
@@ -37,7 +35,7 @@ impl Commands {
     }
 
     /// The schedule as a [`Stream`] on `clock`.
-    pub fn stream(self, clock: &ManualClock) -> CommandStream<'_> {
+    pub fn stream(self, clock: &VirtualClock) -> CommandStream<'_> {
         CommandStream {
             clock,
             pending: self.schedule.into(),
@@ -48,11 +46,11 @@ impl Commands {
 
 /// A [`Commands`] schedule as a [`Stream`]: yields each command once the clock reaches its
 /// instant, and registers the next instant with
-/// [`ManualClock::wake_no_later_than`] so that time stops there. After the last command it stays
+/// [`VirtualClock::wake_no_later_than`] so that time stops there. After the last command it stays
 /// pending forever, like an application's command channel that is never closed.
 #[derive(Debug)]
 pub struct CommandStream<'c> {
-    clock: &'c ManualClock,
+    clock: &'c VirtualClock,
     pending: VecDeque<(Instant, Command)>,
     delivered: Vec<(Instant, Command)>,
 }

@@ -1,42 +1,4 @@
-//! # livepay-tests
-//!
-//! A deterministic harness that drives [`livepay_core::run`] on virtual time, and the scenario
-//! tests built on it (tier 3 of design.md, "Tests (tiers)": one behaviour per file in `tests/`,
-//! never a real sleep).
-//!
-//! - [`ManualClock`]: virtual time, a [`livepay_core::Clock`];
-//! - [`ScriptedTransport`]: a [`livepay_core::Transport`] answering from a [`Script`], logging
-//!   every [`Call`];
-//! - [`Commands`]: application [`Command`]s delivered at virtual instants, as a stream;
-//! - [`simulate`]: polls any future on a [`ManualClock`], moving time whenever everything waits;
-//! - [`drive`]: all of the above around one session, returning a [`Report`].
-//!
-//! ```
-//! use livepay_core::{Config, Endpoint, Exit, PaymentType, ReleaseReason, Reply};
-//! use livepay_tests::{Call, Commands, Script, at_ms, drive, secs};
-//!
-//! // The first payment POST answers 404: the orchestrator had released the session.
-//! let script = Script::new().then(Endpoint::Payment, Reply::Status(404));
-//! let report = drive(Config::new(PaymentType::Live), script, Commands::new(), secs(30));
-//! assert_eq!(report.exit, Some(Exit::Released(ReleaseReason::Gone)));
-//! assert_eq!(report.calls, [
-//!     (at_ms(0), Call::RequestPayment { cycle: 1 }),
-//!     (at_ms(20), Call::SendPayment),
-//! ]);
-//! assert_eq!(report.released(), Some((at_ms(40), ReleaseReason::Gone)));
-//! ```
-//!
-//! ## How virtual time moves
-//!
-//! Everything that waits on the clock registers the instant it waits for
-//! ([`ManualClock::wake_no_later_than`]) and returns `Pending`: a scripted reply, the next
-//! command, the driver's sleep. [`simulate`] polls the future; whenever a poll leaves virtual
-//! time where it was and nothing completed, nothing is due now, so it moves time to the earliest
-//! registered instant and polls again. The driver's sleep also jumps time itself, but never past
-//! an instant registered before it, nor past the horizon. Every instant in a [`Report`] is
-//! therefore exact: a reply due at `t` is handled at `t`, a command scheduled at `t` is applied
-//! at `t`.
-
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 use core::fmt;
@@ -50,15 +12,15 @@ use livepay_core::{
     Command, Config, Duration, Event, Exit, Instant, ReleaseReason, Session, State, Stats, StatusTable, run,
 };
 
-mod clock;
 mod commands;
 pub mod memory;
 pub mod sim;
 mod transport;
 
-pub use clock::{MAX_STEPS, ManualClock};
 pub use commands::{CommandStream, Commands};
-pub use transport::{Answer, Call, CallRecord, DEFAULT_LATENCY, Script, ScriptedTransport};
+pub use livepay_core::VirtualClock;
+pub use livepay_core::virtual_clock::MAX_STEPS;
+pub use transport::{CallRecord, DEFAULT_LATENCY, Script, ScriptedAnswer, ScriptedTransport, TransportCall};
 
 /// Where every [`drive`] starts: the reservation is paid and funding starts at this instant.
 /// Far from zero so that saturating arithmetic near `Instant::MIN` cannot hide a bug.
@@ -113,7 +75,7 @@ pub const MAX_ROUNDS: u64 = 1_000_000;
 ///
 /// - when the future waits but nothing is registered on the clock (it would wait forever);
 /// - after [`MAX_ROUNDS`] polls, or [`MAX_STEPS`] clock steps (a runaway loop).
-pub fn simulate<F: Future>(clock: &ManualClock, until: Instant, future: F) -> Option<F::Output> {
+pub fn simulate<F: Future>(clock: &VirtualClock, until: Instant, future: F) -> Option<F::Output> {
     clock.set_horizon(Some(until));
     let mut future = pin!(future);
     let mut rounds: u64 = 0;
@@ -162,7 +124,7 @@ pub struct Report {
     /// Every event, with the virtual instant it was reported at.
     pub events: Vec<(Instant, Event)>,
     /// Every transport call, with the instant it was made.
-    pub calls: Vec<(Instant, Call)>,
+    pub calls: Vec<(Instant, TransportCall)>,
     /// Every transport call with its scripted reply and when that reply was due.
     pub log: Vec<CallRecord>,
     /// Every command delivered, with the instant it was delivered.
@@ -193,7 +155,7 @@ pub fn drive_with(
     commands: Commands,
     until: Instant,
 ) -> Report {
-    let clock = ManualClock::new(START);
+    let clock = VirtualClock::new(START);
     let transport = ScriptedTransport::new(&clock, script);
     let mut stream = commands.stream(&clock);
     let mut session =
@@ -222,7 +184,7 @@ pub fn drive_with(
 
 impl Report {
     /// The instants of the calls `matches` accepts.
-    pub fn calls_where(&self, matches: impl Fn(Call) -> bool) -> Vec<Instant> {
+    pub fn calls_where(&self, matches: impl Fn(TransportCall) -> bool) -> Vec<Instant> {
         self.calls
             .iter()
             .filter(|&&(_, c)| matches(c))
@@ -230,19 +192,19 @@ impl Report {
             .collect()
     }
 
-    /// Every [`Call::RequestPayment`]: its instant and cycle.
+    /// Every [`TransportCall::RequestPayment`]: its instant and cycle.
     pub fn pay_requests(&self) -> Vec<(Instant, u32)> {
         self.calls
             .iter()
             .filter_map(|&(t, c)| match c {
-                Call::RequestPayment { cycle } => Some((t, cycle)),
+                TransportCall::RequestPayment { cycle } => Some((t, cycle)),
                 _ => None,
             })
             .collect()
     }
 
     /// The instants of every call equal to `call`.
-    pub fn times_of(&self, call: Call) -> Vec<Instant> {
+    pub fn times_of(&self, call: TransportCall) -> Vec<Instant> {
         self.calls_where(|c| c == call)
     }
 
@@ -329,7 +291,7 @@ impl Report {
 
     /// Asserts that the calls `matches` accepts are at least `min` apart.
     #[track_caller]
-    pub fn assert_calls_spaced(&self, min: Duration, matches: impl Fn(Call) -> bool) {
+    pub fn assert_calls_spaced(&self, min: Duration, matches: impl Fn(TransportCall) -> bool) {
         let times = self.calls_where(matches);
         for pair in times.windows(2) {
             assert!(
@@ -374,7 +336,7 @@ mod tests {
 
     #[test]
     fn sleep_jumps_to_its_deadline_but_stops_at_a_registered_wake() {
-        let clock = ManualClock::new(START);
+        let clock = VirtualClock::new(START);
         futures::executor::block_on(clock.sleep_until(secs(5)));
         assert_eq!(clock.now(), secs(5));
         // Time never goes backwards.
@@ -401,7 +363,7 @@ mod tests {
 
     #[test]
     fn simulate_moves_time_to_the_earliest_waiter_and_stops_at_the_horizon() {
-        let clock = ManualClock::new(START);
+        let clock = VirtualClock::new(START);
         let transport = ScriptedTransport::new(
             &clock,
             Script::new().then_after(
@@ -425,14 +387,14 @@ mod tests {
     #[test]
     #[should_panic(expected = "deadlock")]
     fn simulate_panics_instead_of_hanging_on_a_future_that_waits_for_nothing() {
-        let clock = ManualClock::new(START);
+        let clock = VirtualClock::new(START);
         let _ = simulate(&clock, secs(10), futures::future::pending::<()>());
     }
 
     #[test]
     #[should_panic(expected = "runaway loop")]
     fn a_loop_that_sleeps_without_time_passing_is_caught() {
-        let clock = ManualClock::new(START);
+        let clock = VirtualClock::new(START);
         clock.set_max_steps(1_000);
         let _ = simulate(&clock, secs(10), async {
             loop {
@@ -444,7 +406,7 @@ mod tests {
     #[test]
     fn commands_arrive_on_time_and_in_order() {
         use futures::StreamExt as _;
-        let clock = ManualClock::new(START);
+        let clock = VirtualClock::new(START);
         let commands = Commands::new()
             .at(secs(2), Command::Close)
             .at(secs(1), Command::PaymentDue)

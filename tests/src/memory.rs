@@ -1,9 +1,10 @@
-//! Setup shared by the end-to-end tests over the in-memory transport
-//! (`tests/tests/e2e_memory_*.rs`): reserve a session on a [`MemoryNet`], then fund it with
-//! [`livepay_core::run`] on the net's [`VirtualClock`].
+//! Setup shared by the end-to-end tests over the in-memory network
+//! (`tests/tests/e2e_memory_*.rs`): reserve a session on a [`MemoryNet`], then fund it with the
+//! core's [`Engine::run`] over [`MemoryHttp`] on the net's [`VirtualClock`].
 //!
 //! Unlike [`drive`](crate::drive), nothing here is scripted: the faithful model answers every
-//! request, and [`run`] moves virtual time itself (see [`VirtualClock`]).
+//! request, the engine builds and reads every byte, and [`Engine::run`] moves virtual time
+//! itself (its sleeps jump the clock).
 //!
 //! ```
 //! use livepay_core::{Duration, Exit, ReleaseReason};
@@ -11,32 +12,31 @@
 //! use livepay_mock::model::{self, World};
 //! use livepay_tests::memory::{fund_then_close, reserve_live};
 //!
-//! let net = MemoryNet::new(World::new(model::Config::default(), 7));
-//! let (transport, _id) = reserve_live(&net);
-//! let (exit, session, _close_at) = fund_then_close(&transport, Duration::from_secs(60), |_, _| {});
+//! let net = MemoryNet::new(World::new(model::ModelConfig::default(), 7));
+//! let reserved = reserve_live(&net);
+//! let (exit, engine, _close_at) = fund_then_close(&net, reserved, Duration::from_secs(60), |_, _| {});
 //! assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
-//! assert!(session.stats().payments_accepted >= 19);
+//! assert!(engine.stats().payments_accepted >= 19);
 //! ```
 
 use futures::executor::block_on;
 use futures::{Stream, StreamExt as _, stream};
-use livepay_core::client::ReserveOptions;
-use livepay_core::{Command, Config, Duration, Event, Exit, Instant, PaymentType, Session, StatusTable, run};
-use livepay_mock::memory::{MemoryNet, MemoryTransport, VirtualClock, reserve};
+use livepay_core::engine::{Engine, ReserveOptions, Reserved};
+use livepay_core::{Command, Config, Duration, Event, Exit, Instant, PaymentType, StatusTable, VirtualClock};
+use livepay_mock::memory::{MemoryHttp, MemoryNet, reserve};
 
 /// The runner [`reserve_live`] reserves.
 pub const RUNNER: &str = "live-runner";
 
-/// Reserves a session on `net` with `options`: a transport over its payment session, and the
-/// session's id.
+/// Reserves a session on `net` with `options`.
 ///
 /// # Panics
 ///
 /// When the reservation fails, or the runner is unpriced (nothing to fund).
-pub fn reserve_with(net: &MemoryNet, options: ReserveOptions) -> (MemoryTransport, String) {
+pub fn reserve_with(net: &MemoryNet, options: ReserveOptions) -> Reserved {
     let reserved = reserve(net, options).expect("reserved");
-    let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
-    (transport, reserved.session_id)
+    assert!(reserved.payment.is_some(), "a priced runner");
+    reserved
 }
 
 /// [`reserve_with`] the default options for a live session of [`RUNNER`].
@@ -44,11 +44,22 @@ pub fn reserve_with(net: &MemoryNet, options: ReserveOptions) -> (MemoryTranspor
 /// # Panics
 ///
 /// As [`reserve_with`].
-pub fn reserve_live(net: &MemoryNet) -> (MemoryTransport, String) {
+pub fn reserve_live(net: &MemoryNet) -> Reserved {
     reserve_with(net, net.reserve_options(RUNNER, PaymentType::Live))
 }
 
-/// `command` once `clock` reaches `at`, then nothing, ever: a command stream for [`run`].
+/// An engine funding `reserved` with `config` and the default [`StatusTable`]; its runway starts
+/// at the reservation's mint ([`Reserved::minted_at`]).
+///
+/// # Panics
+///
+/// When `config` is invalid.
+pub fn engine(reserved: Reserved, config: &Config) -> Engine {
+    Engine::new(config, reserved, StatusTable::new()).expect("valid config")
+}
+
+/// `command` once `clock` reaches `at`, then nothing, ever: a command stream for
+/// [`Engine::run`].
 pub fn command_at(
     clock: &VirtualClock,
     at: Instant,
@@ -63,54 +74,54 @@ pub fn command_at(
     )
 }
 
-/// Starts funding `session` and drives it with [`run`] over `transport` on its net's clock, under
-/// `futures::executor::block_on`, with the default [`StatusTable`], until it is released or
-/// stopped. `on_event` gets every event with the virtual instant it was reported at.
+/// Starts funding with `engine` and drives it with [`Engine::run`] over [`MemoryHttp`] on the
+/// net's clock, under `futures::executor::block_on`, until it is released or stopped.
+/// `on_event` gets every event with the virtual instant it was reported at.
 pub fn resume(
-    session: &mut Session,
-    transport: &MemoryTransport,
+    net: &MemoryNet,
+    engine: &mut Engine,
     commands: impl Stream<Item = Command> + Unpin,
     mut on_event: impl FnMut(Instant, Event),
 ) -> Exit {
-    let clock = transport.net().clock();
-    session.start(clock.now());
-    block_on(run(
-        session,
-        transport,
-        clock,
-        &StatusTable::new(),
-        commands,
-        |event| on_event(clock.now(), event),
-    ))
+    let clock = net.clock();
+    let http = MemoryHttp::new(net.clone());
+    engine.start(clock.now());
+    block_on(engine.run(&http, clock, commands, |engine| {
+        while let Some(event) = engine.poll_event() {
+            on_event(clock.now(), event);
+        }
+    }))
 }
 
-/// Creates a session with `config` at the clock's current instant and funds it: [`resume`].
-/// Returns how [`run`] ended and the session.
+/// Creates an engine for `reserved` with `config` and funds it: [`resume`]. Returns how
+/// [`Engine::run`] ended and the engine.
 ///
 /// # Panics
 ///
 /// When `config` is invalid.
 pub fn fund(
-    transport: &MemoryTransport,
+    net: &MemoryNet,
+    reserved: Reserved,
     config: &Config,
     commands: impl Stream<Item = Command> + Unpin,
     on_event: impl FnMut(Instant, Event),
-) -> (Exit, Session) {
-    let mut session = Session::new(config, transport.net().now()).expect("valid config");
-    let exit = resume(&mut session, transport, commands, on_event);
-    (exit, session)
+) -> (Exit, Engine) {
+    let mut engine = engine(reserved, config);
+    let exit = resume(net, &mut engine, commands, on_event);
+    (exit, engine)
 }
 
-/// [`fund`]s a live session from now and sends [`Command::Close`] `after` that: how [`run`]
-/// ended, the session, and the instant of the close.
+/// [`fund`]s a live session from now and sends [`Command::Close`] `after` that: how
+/// [`Engine::run`] ended, the engine, and the instant of the close.
 pub fn fund_then_close(
-    transport: &MemoryTransport,
+    net: &MemoryNet,
+    reserved: Reserved,
     after: Duration,
     on_event: impl FnMut(Instant, Event),
-) -> (Exit, Session, Instant) {
-    let clock = transport.net().clock();
+) -> (Exit, Engine, Instant) {
+    let clock = net.clock();
     let close_at = clock.now() + after;
     let commands = command_at(clock, close_at, Command::Close);
-    let (exit, session) = fund(transport, &Config::new(PaymentType::Live), commands, on_event);
-    (exit, session, close_at)
+    let (exit, engine) = fund(net, reserved, &Config::new(PaymentType::Live), commands, on_event);
+    (exit, engine, close_at)
 }

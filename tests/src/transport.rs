@@ -6,16 +6,14 @@ use core::ops::Range;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-use livepay_core::{Duration, Endpoint, Instant, Reply, Transport};
-
-use crate::clock::ManualClock;
+use livepay_core::{Duration, Endpoint, Instant, Reply, Transport, VirtualClock};
 
 /// Latency of every scripted answer unless said otherwise.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(20);
 
 /// One request the driver made, as the transport saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Call {
+pub enum TransportCall {
     /// `request_payment(cycle)`: the signer's `generate-live-payment`.
     RequestPayment {
         /// The cycle the driver asked for.
@@ -29,7 +27,7 @@ pub enum Call {
     Stop,
 }
 
-impl Call {
+impl TransportCall {
     /// The endpoint this call reaches.
     pub const fn endpoint(self) -> Endpoint {
         match self {
@@ -40,7 +38,7 @@ impl Call {
         }
     }
 
-    /// Whether this is a [`Call::RequestPayment`] (of any cycle).
+    /// Whether this is a [`TransportCall::RequestPayment`] (of any cycle).
     pub const fn is_request_payment(self) -> bool {
         matches!(self, Self::RequestPayment { .. })
     }
@@ -48,14 +46,14 @@ impl Call {
 
 /// One scripted answer: what comes back, and how long the request takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Answer {
+pub struct ScriptedAnswer {
     /// Virtual time from the call to its reply.
     pub latency: Duration,
     /// The reply.
     pub reply: Reply,
 }
 
-impl Answer {
+impl ScriptedAnswer {
     /// `reply` after `latency`.
     pub const fn new(latency: Duration, reply: Reply) -> Self {
         Self { latency, reply }
@@ -71,7 +69,7 @@ impl Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallRecord {
     /// The call.
-    pub call: Call,
+    pub call: TransportCall,
     /// When it was made.
     pub at: Instant,
     /// When its reply is (or was) due: `at` plus the scripted latency. A run that ended earlier
@@ -86,7 +84,7 @@ pub struct CallRecord {
 struct Window {
     endpoint: Option<Endpoint>,
     range: Range<Instant>,
-    answer: Answer,
+    answer: ScriptedAnswer,
 }
 
 const fn slot(endpoint: Endpoint) -> usize {
@@ -110,8 +108,8 @@ const fn slot(endpoint: Endpoint) -> usize {
 ///    payment and refresh, 204 for stop, each after [`DEFAULT_LATENCY`].
 #[derive(Debug, Clone)]
 pub struct Script {
-    queues: [VecDeque<Answer>; 4],
-    defaults: [Answer; 4],
+    queues: [VecDeque<ScriptedAnswer>; 4],
+    defaults: [ScriptedAnswer; 4],
     windows: Vec<Window>,
 }
 
@@ -124,10 +122,10 @@ impl Default for Script {
 impl Script {
     /// Every request succeeds after [`DEFAULT_LATENCY`].
     pub fn new() -> Self {
-        let ok = Answer::quick(Reply::Status(200));
+        let ok = ScriptedAnswer::quick(Reply::Status(200));
         Self {
             queues: Default::default(),
-            defaults: [ok, ok, ok, Answer::quick(Reply::Status(204))],
+            defaults: [ok, ok, ok, ScriptedAnswer::quick(Reply::Status(204))],
             windows: Vec::new(),
         }
     }
@@ -135,13 +133,13 @@ impl Script {
     /// Queues `reply` (after [`DEFAULT_LATENCY`]) for the next call to `endpoint`.
     #[must_use]
     pub fn then(self, endpoint: Endpoint, reply: Reply) -> Self {
-        self.then_answer(endpoint, Answer::quick(reply))
+        self.then_answer(endpoint, ScriptedAnswer::quick(reply))
     }
 
     /// Queues `reply` after `latency` for the next call to `endpoint`.
     #[must_use]
     pub fn then_after(self, endpoint: Endpoint, latency: Duration, reply: Reply) -> Self {
-        self.then_answer(endpoint, Answer::new(latency, reply))
+        self.then_answer(endpoint, ScriptedAnswer::new(latency, reply))
     }
 
     /// Queues `reply` (after [`DEFAULT_LATENCY`]) for the next `times` calls to `endpoint`.
@@ -155,7 +153,7 @@ impl Script {
 
     /// Queues `answer` for the next call to `endpoint`.
     #[must_use]
-    pub fn then_answer(mut self, endpoint: Endpoint, answer: Answer) -> Self {
+    pub fn then_answer(mut self, endpoint: Endpoint, answer: ScriptedAnswer) -> Self {
         self.queues[slot(endpoint)].push_back(answer);
         self
     }
@@ -163,32 +161,37 @@ impl Script {
     /// What `endpoint` answers once its queue is empty.
     #[must_use]
     pub fn otherwise(mut self, endpoint: Endpoint, latency: Duration, reply: Reply) -> Self {
-        self.defaults[slot(endpoint)] = Answer::new(latency, reply);
+        self.defaults[slot(endpoint)] = ScriptedAnswer::new(latency, reply);
         self
     }
 
     /// Every call to `endpoint` made during `range` gets `reply` (after [`DEFAULT_LATENCY`]).
     #[must_use]
     pub fn during(self, endpoint: Endpoint, range: Range<Instant>, reply: Reply) -> Self {
-        self.window(Some(endpoint), range, Answer::quick(reply))
+        self.window(Some(endpoint), range, ScriptedAnswer::quick(reply))
     }
 
     /// Every call to any endpoint made during `range` gets `reply` (after [`DEFAULT_LATENCY`]):
     /// a partition.
     #[must_use]
     pub fn outage(self, range: Range<Instant>, reply: Reply) -> Self {
-        self.window(None, range, Answer::quick(reply))
+        self.window(None, range, ScriptedAnswer::quick(reply))
     }
 
     /// Every call to `endpoint` made at or after `at` gets `reply` (after [`DEFAULT_LATENCY`]).
     #[must_use]
     pub fn starting_at(self, endpoint: Endpoint, at: Instant, reply: Reply) -> Self {
-        self.window(Some(endpoint), at..Instant::MAX, Answer::quick(reply))
+        self.window(Some(endpoint), at..Instant::MAX, ScriptedAnswer::quick(reply))
     }
 
     /// Every call to `endpoint` (any endpoint for `None`) made during `range` gets `answer`.
     #[must_use]
-    pub fn window(mut self, endpoint: Option<Endpoint>, range: Range<Instant>, answer: Answer) -> Self {
+    pub fn window(
+        mut self,
+        endpoint: Option<Endpoint>,
+        range: Range<Instant>,
+        answer: ScriptedAnswer,
+    ) -> Self {
         self.windows.push(Window {
             endpoint,
             range,
@@ -199,7 +202,7 @@ impl Script {
 
     /// The answer to a call to `endpoint` made at `at` (consuming a queued answer if that is
     /// what applies).
-    pub fn answer(&mut self, endpoint: Endpoint, at: Instant) -> Answer {
+    pub fn answer(&mut self, endpoint: Endpoint, at: Instant) -> ScriptedAnswer {
         let window = self
             .windows
             .iter()
@@ -213,7 +216,7 @@ impl Script {
     }
 }
 
-/// A [`livepay_core::Transport`] answering from a [`Script`] on a [`ManualClock`].
+/// A [`livepay_core::Transport`] answering from a [`Script`] on a [`VirtualClock`].
 ///
 /// Each call is logged when it is made, then completes once the clock has moved on by the
 /// answer's latency, so virtual time passes as for a real request and other things (timers,
@@ -222,14 +225,14 @@ impl Script {
 /// [`drive`](crate::drive) uses), or any timer that is armed meanwhile.
 #[derive(Debug)]
 pub struct ScriptedTransport<'c> {
-    clock: &'c ManualClock,
+    clock: &'c VirtualClock,
     script: RefCell<Script>,
     log: RefCell<Vec<CallRecord>>,
 }
 
 impl<'c> ScriptedTransport<'c> {
     /// A transport answering from `script` on `clock`.
-    pub fn new(clock: &'c ManualClock, script: Script) -> Self {
+    pub fn new(clock: &'c VirtualClock, script: Script) -> Self {
         Self {
             clock,
             script: RefCell::new(script),
@@ -242,7 +245,7 @@ impl<'c> ScriptedTransport<'c> {
         self.log.borrow().clone()
     }
 
-    async fn call(&self, call: Call) -> Reply {
+    async fn call(&self, call: TransportCall) -> Reply {
         self.clock.step("transport call");
         let at = self.clock.now();
         let answer = self.script.borrow_mut().answer(call.endpoint(), at);
@@ -260,18 +263,18 @@ impl<'c> ScriptedTransport<'c> {
 
 impl Transport for ScriptedTransport<'_> {
     async fn request_payment(&self, cycle: u32) -> Reply {
-        self.call(Call::RequestPayment { cycle }).await
+        self.call(TransportCall::RequestPayment { cycle }).await
     }
 
     async fn send_payment(&self) -> Reply {
-        self.call(Call::SendPayment).await
+        self.call(TransportCall::SendPayment).await
     }
 
     async fn refresh(&self) -> Reply {
-        self.call(Call::Refresh).await
+        self.call(TransportCall::Refresh).await
     }
 
     async fn stop(&self) -> Reply {
-        self.call(Call::Stop).await
+        self.call(TransportCall::Stop).await
     }
 }

@@ -4,7 +4,7 @@
 use livepay_core::{
     Command, Config, Duration, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply, State,
 };
-use livepay_tests::{Call, Commands, START, Script, at_ms, drive, secs};
+use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 const FUNDING_STOPPED: Event = Event::StateChanged {
     from: State::Funding,
@@ -40,9 +40,9 @@ fn close_during_a_slow_payment_sends_the_stop_after_the_payment_completes() {
     assert_eq!(
         report.calls,
         [
-            (START, Call::RequestPayment { cycle: 1 }),
-            (at_ms(20), Call::SendPayment),
-            (paid_at, Call::Stop),
+            (START, TransportCall::RequestPayment { cycle: 1 }),
+            (at_ms(20), TransportCall::SendPayment),
+            (paid_at, TransportCall::Stop),
         ],
         "{}",
         report.timeline()
@@ -59,8 +59,8 @@ fn close_while_idle_sends_the_stop_at_once() {
     let report = drive(Config::new(PaymentType::Live), Script::new(), commands, secs(30));
 
     report.assert_exit(Some(Exit::Released(ReleaseReason::ClosedByClient)));
-    assert_eq!(report.times_of(Call::Stop), [secs(1)]);
-    assert_eq!(report.calls.last(), Some(&(secs(1), Call::Stop)));
+    assert_eq!(report.times_of(TransportCall::Stop), [secs(1)]);
+    assert_eq!(report.calls.last(), Some(&(secs(1), TransportCall::Stop)));
     assert_eq!(report.pay_requests(), [(START, 1)], "{}", report.timeline());
     assert_eq!(
         report.released(),

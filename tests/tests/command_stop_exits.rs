@@ -2,7 +2,7 @@
 //! (once any action in flight is answered), having sent nothing more, not even a stop request.
 
 use livepay_core::{Command, Config, Duration, Endpoint, Event, Exit, PaymentType, Reply, State};
-use livepay_tests::{Call, Commands, START, Script, at_ms, drive, secs};
+use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 const FUNDING_STOPPED: Event = Event::StateChanged {
     from: State::Funding,
@@ -19,8 +19,8 @@ fn stop_while_idle_exits_at_once() {
     assert_eq!(
         report.calls,
         [
-            (START, Call::RequestPayment { cycle: 1 }),
-            (at_ms(20), Call::SendPayment)
+            (START, TransportCall::RequestPayment { cycle: 1 }),
+            (at_ms(20), TransportCall::SendPayment)
         ],
         "{}",
         report.timeline()
@@ -52,6 +52,6 @@ fn stop_during_a_payment_exits_once_it_is_answered() {
         ))
     );
     report.assert_no_call_after(at_ms(20));
-    assert_eq!(report.times_of(Call::Stop), []);
+    assert_eq!(report.times_of(TransportCall::Stop), []);
     assert_eq!(report.state, State::Reserved);
 }

@@ -3,7 +3,8 @@
 //! treats those as healthy: it goes on, pays whenever the signer mints, and the orchestrator
 //! never releases the session.
 
-use livepay_core::{Duration, Exit, ReleaseReason, Session};
+use livepay_core::engine::Engine;
+use livepay_core::{Duration, Exit, ReleaseReason};
 use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, DEFAULT_PRICE_WEI, World};
 use livepay_tests::memory::{fund_then_close, reserve_live};
@@ -11,23 +12,24 @@ use livepay_tests::memory::{fund_then_close, reserve_live};
 const HALF_HOUR: u64 = 30 * 60;
 
 /// Funds a session for half an hour against tickets worth 30 s each, then closes it.
-fn half_hour_of_30_s_tickets() -> (MemoryNet, Session, String) {
-    let config = model::Config {
+fn half_hour_of_30_s_tickets() -> (MemoryNet, Engine, String) {
+    let config = model::ModelConfig {
         ticket_ev_wei: 30 * DEFAULT_PRICE_WEI,
-        ..model::Config::default()
+        ..model::ModelConfig::default()
     };
     let net = MemoryNet::new(World::new(config, 8));
-    let (transport, id) = reserve_live(&net);
-    let (exit, session, _) = fund_then_close(&transport, Duration::from_secs(HALF_HOUR), |_, _| {});
+    let reserved = reserve_live(&net);
+    let id = reserved.session_id.clone();
+    let (exit, engine, _) = fund_then_close(&net, reserved, Duration::from_secs(HALF_HOUR), |_, _| {});
     assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
-    (net, session, id)
+    (net, engine, id)
 }
 
-fn report(net: &MemoryNet, session: &Session) -> String {
+fn report(net: &MemoryNet, engine: &Engine) -> String {
     let world = net.world();
     format!(
         "client {:?}\norchestrator {:?}\nsigner {:?}",
-        session.stats(),
+        engine.stats(),
         world.orchestrator().stats(),
         world.signer().stats()
     )
@@ -35,10 +37,10 @@ fn report(net: &MemoryNet, session: &Session) -> String {
 
 #[test]
 fn a_stream_of_482_keeps_the_session_funded() {
-    let (net, session, id) = half_hour_of_30_s_tickets();
-    let report = report(&net, &session);
+    let (net, engine, id) = half_hour_of_30_s_tickets();
+    let report = report(&net, &engine);
     let world = net.world();
-    let stats = session.stats();
+    let stats = engine.stats();
 
     // Most cycles were skipped, each one a signer 482, and funding went on through them.
     assert!(stats.cycles_skipped * 10 >= stats.payments_sent * 8, "{report}");
@@ -64,8 +66,8 @@ fn a_stream_of_482_keeps_the_session_funded() {
 /// latency (here ~100,000 calls in 30 min instead of ~600).
 #[test]
 fn skipped_cycles_do_not_poll_the_signer_faster_than_the_interval() {
-    let (net, session, _) = half_hour_of_30_s_tickets();
-    let report = report(&net, &session);
+    let (net, engine, _) = half_hour_of_30_s_tickets();
+    let report = report(&net, &engine);
     let calls = net.world().signer().stats().calls;
     // One cycle per 3 s interval, refresh retries and the reservation's mint included.
     assert!(calls <= HALF_HOUR / 3 + 20, "{calls} signer calls: {report}");

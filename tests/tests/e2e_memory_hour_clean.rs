@@ -1,5 +1,5 @@
 //! End to end on the faithful model, in memory: a session reserved over the model and funded by
-//! `livepay_core::run` for an hour, then closed, is never released by the orchestrator and pays
+//! the core's `Engine` for an hour, then closed, is never released by the orchestrator and pays
 //! within 5 % of the price.
 
 use livepay_core::{Duration, Exit, ReleaseReason};
@@ -11,16 +11,17 @@ const HOUR: u64 = 3600;
 
 #[test]
 fn an_hour_of_funding_is_never_released_and_pays_close_to_the_price() {
-    let net = MemoryNet::new(World::new(model::Config::default(), 1));
-    let (transport, id) = reserve_live(&net);
-    let (exit, session, close_at) = fund_then_close(&transport, Duration::from_secs(HOUR), |_, _| {});
+    let net = MemoryNet::new(World::new(model::ModelConfig::default(), 1));
+    let reserved = reserve_live(&net);
+    let id = reserved.session_id.clone();
+    let (exit, engine, close_at) = fund_then_close(&net, reserved, Duration::from_secs(HOUR), |_, _| {});
 
     assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
     let world = net.world();
     let orch = world.orchestrator();
     let report = format!(
         "client {:?}\norchestrator {:?}\nsigner {:?}",
-        session.stats(),
+        engine.stats(),
         orch.stats(),
         world.signer().stats()
     );
@@ -41,7 +42,7 @@ fn an_hour_of_funding_is_never_released_and_pays_close_to_the_price() {
     assert!(s.credited() * 100 <= s.debited() * 105, "{report}");
 
     // About one payment per 3 s interval, every one accepted, none lost, no refresh missed.
-    let stats = session.stats();
+    let stats = engine.stats();
     assert!((1_100..=1_300).contains(&stats.payments_accepted), "{report}");
     assert_eq!(
         u64::from(stats.payments_accepted) + 1,

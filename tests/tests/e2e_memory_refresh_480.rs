@@ -9,25 +9,26 @@ use livepay_tests::memory::{fund_then_close, reserve_live};
 
 #[test]
 fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
-    let config = model::Config::default();
+    let config = model::ModelConfig::default();
     assert_eq!(config.param_lifetime, Duration::from_secs(8 * 60));
     let net = MemoryNet::new(World::new(config, 2));
-    let (transport, id) = reserve_live(&net);
+    let reserved = reserve_live(&net);
+    let id = reserved.session_id.clone();
     let (payment_url, first_params) = {
-        let payment = transport.session();
+        let payment = reserved.payment.as_ref().expect("priced");
         (
             payment.payment_url().to_owned(),
             payment.payment_params().to_owned(),
         )
     };
     let mut events = Vec::new();
-    let (exit, session, _) = fund_then_close(&transport, Duration::from_secs(3600), |t, e| {
+    let (exit, engine, _) = fund_then_close(&net, reserved, Duration::from_secs(3600), |t, e| {
         events.push((t, e));
     });
     assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
 
     let world = net.world();
-    let stats = session.stats();
+    let stats = engine.stats();
     let report = format!(
         "client {stats:?}\norchestrator {:?}\nsigner {:?}",
         world.orchestrator().stats(),
@@ -68,7 +69,7 @@ fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
 
     // The params changed; the session-scoped payment URL did not (the refresh answer names the
     // generic `/payment`).
-    let kept = transport.session();
+    let kept = engine.protocol();
     assert_eq!(kept.payment_url(), payment_url);
     assert_ne!(kept.payment_params(), first_params);
     assert!(payment_url.ends_with(&format!("/session/{id}/payment")));

@@ -3,7 +3,7 @@
 //! of it from the 404 on its first payment POST and reports `Released(Gone)`.
 
 use futures::stream;
-use livepay_core::client::ProtocolError;
+use livepay_core::engine::ProtocolError;
 use livepay_core::{Command, Config, Duration, Endpoint, Exit, PaymentType, ReleaseReason};
 use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, World};
@@ -11,21 +11,22 @@ use livepay_tests::memory::{command_at, fund, reserve_live, resume};
 
 #[test]
 fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
-    let net = MemoryNet::new(World::new(model::Config::default(), 3));
-    let (transport, id) = reserve_live(&net);
+    let net = MemoryNet::new(World::new(model::ModelConfig::default(), 3));
+    let reserved = reserve_live(&net);
+    let id = reserved.session_id.clone();
     let clock = net.clock();
 
     // Fund for 30 s, then stop funding (without closing).
     let stop_at = clock.now() + Duration::from_secs(30);
     let stop = command_at(clock, stop_at, Command::Stop);
-    let (exit, mut session) = fund(&transport, &Config::new(PaymentType::Live), stop, |_, _| {});
+    let (exit, mut engine) = fund(&net, reserved, &Config::new(PaymentType::Live), stop, |_, _| {});
     assert_eq!(exit, Exit::Stopped);
     let stopped = clock.now();
     assert!(stopped - stop_at <= Duration::from_millis(100));
-    let paid_before = session.stats().payments_accepted;
-    assert!(paid_before >= 10, "{:?}", session.stats());
+    let paid_before = engine.stats().payments_accepted;
+    assert!(paid_before >= 10, "{:?}", engine.stats());
     assert_eq!(net.world().released_at(&id), None, "still funded when stopped");
-    let funded_until = session.funded_until();
+    let funded_until = engine.funded_until();
     assert!(
         funded_until > stopped + Duration::from_secs(10),
         "runway {}",
@@ -48,22 +49,22 @@ fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
         "released at {released_at}, stopped at {stopped}, estimated end of credit {funded_until}"
     );
     assert_eq!(
-        session.stats().payments_accepted,
+        engine.stats().payments_accepted,
         paid_before,
         "nothing was sent meanwhile"
     );
 
     // Funding starts again: the first cycle mints, its POST answers 404, the session is gone.
     let restarted = clock.now();
-    let exit = resume(&mut session, &transport, stream::pending(), |_, _| {});
+    let exit = resume(&net, &mut engine, stream::pending(), |_, _| {});
     assert_eq!(exit, Exit::Released(ReleaseReason::Gone));
     assert!(
         clock.now() - restarted <= Duration::from_millis(100),
         "seen at once"
     );
     assert_eq!(
-        transport.last_error(),
-        Some(ProtocolError::Status {
+        engine.last_problem(),
+        Some(&ProtocolError::Status {
             endpoint: Endpoint::Payment,
             status: 404,
             message: "session not found".to_owned(),
@@ -77,5 +78,5 @@ fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
         world.signer().stats().mints,
         world.orchestrator().stats().payments_accepted + 1
     );
-    assert_eq!(session.stats().payments_accepted, paid_before);
+    assert_eq!(engine.stats().payments_accepted, paid_before);
 }

@@ -2,7 +2,7 @@
 //! (signer 481, typed), while a runner price change during a funded session is not seen by that
 //! session at all: the model pins the session's price at reservation, through refreshes too.
 
-use livepay_core::client::{MaxPrice, ReserveError};
+use livepay_core::engine::{MaxPrice, ReserveError};
 use livepay_core::wire::PriceUnit;
 use livepay_core::{Duration, Exit, PaymentType, ReleaseReason};
 use livepay_mock::memory::{MemoryNet, reserve};
@@ -13,12 +13,12 @@ const RUNNER: &str = "live-runner";
 
 #[test]
 fn a_signer_maximum_below_the_runner_price_fails_the_reservation_with_481() {
-    let config = model::Config {
+    let config = model::ModelConfig {
         signer: SignerConfig {
             max_price_wei: Some(DEFAULT_PRICE_WEI - 1),
             ..SignerConfig::default()
         },
-        ..model::Config::default()
+        ..model::ModelConfig::default()
     };
     let net = MemoryNet::new(World::new(config, 4));
     let err = reserve(&net, net.reserve_options(RUNNER, PaymentType::Live)).unwrap_err();
@@ -42,7 +42,7 @@ fn a_signer_maximum_below_the_runner_price_fails_the_reservation_with_481() {
 
 #[test]
 fn a_max_price_below_the_runner_price_fails_the_reservation_with_481() {
-    let net = MemoryNet::new(World::new(model::Config::default(), 5));
+    let net = MemoryNet::new(World::new(model::ModelConfig::default(), 5));
     let below = MaxPrice::new((DEFAULT_PRICE_WEI - 1).to_string(), PriceUnit::Seconds);
     let options = net
         .reserve_options(RUNNER, PaymentType::Live)
@@ -62,15 +62,16 @@ fn a_max_price_below_the_runner_price_fails_the_reservation_with_481() {
 
 #[test]
 fn a_price_change_mid_session_does_not_reach_the_funded_session() {
-    let net = MemoryNet::new(World::new(model::Config::default(), 6));
+    let net = MemoryNet::new(World::new(model::ModelConfig::default(), 6));
     let ceiling = MaxPrice::new("1500000000", PriceUnit::Seconds);
     let options = net
         .reserve_options(RUNNER, PaymentType::Live)
         .with_max_price(ceiling.clone());
-    let (transport, id) = reserve_with(&net, options);
+    let reserved = reserve_with(&net, options);
+    let id = reserved.session_id.clone();
     let change_at = net.now() + Duration::from_secs(5 * 60);
     let mut changed = false;
-    let (exit, session, _) = fund_then_close(&transport, Duration::from_secs(20 * 60), |now, _| {
+    let (exit, engine, _) = fund_then_close(&net, reserved, Duration::from_secs(20 * 60), |now, _| {
         if !changed && now >= change_at {
             // Double the runner's price, above the session's maxPrice.
             let doubled = Pricing::Live {
@@ -92,11 +93,11 @@ fn a_price_change_mid_session_does_not_reach_the_funded_session() {
     let world = net.world();
     let report = format!(
         "client {:?}\norchestrator {:?}\nsigner {:?}",
-        session.stats(),
+        engine.stats(),
         world.orchestrator().stats(),
         world.signer().stats()
     );
-    assert!(session.stats().refreshes >= 2, "{report}");
+    assert!(engine.stats().refreshes >= 2, "{report}");
     assert_eq!(world.signer().stats().price_481, 0, "{report}");
     assert_eq!(world.signer().stats().rejected_400, 0, "{report}");
     assert_eq!(world.orchestrator().stats().payments_rejected, 0, "{report}");

@@ -2,7 +2,7 @@
 //! (3 s) later with `FirstPayment::AfterInterval` (livepeer-gateway 1.0.0's behaviour).
 
 use livepay_core::{Config, Event, FirstPayment, PaymentType};
-use livepay_tests::{Call, Commands, START, Script, at_ms, drive, secs};
+use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 #[test]
 fn by_default_the_first_request_goes_out_at_the_start_instant() {
@@ -17,8 +17,8 @@ fn by_default_the_first_request_goes_out_at_the_start_instant() {
     assert_eq!(
         report.calls,
         [
-            (START, Call::RequestPayment { cycle: 1 }),
-            (at_ms(20), Call::SendPayment),
+            (START, TransportCall::RequestPayment { cycle: 1 }),
+            (at_ms(20), TransportCall::SendPayment),
         ],
         "{}",
         report.timeline()
@@ -46,9 +46,9 @@ fn after_interval_the_first_request_goes_out_one_interval_later() {
     report.assert_exit(None);
     assert_eq!(
         report.calls.first(),
-        Some(&(secs(3), Call::RequestPayment { cycle: 1 })),
+        Some(&(secs(3), TransportCall::RequestPayment { cycle: 1 })),
         "{}",
         report.timeline()
     );
-    assert_eq!(report.times_of(Call::SendPayment), [at_ms(3_020)]);
+    assert_eq!(report.times_of(TransportCall::SendPayment), [at_ms(3_020)]);
 }

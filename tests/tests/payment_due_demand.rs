@@ -2,7 +2,7 @@
 //! spaced by `min_demand_spacing` (500 ms) and cannot flood the signer.
 
 use livepay_core::{Command, Config, Duration, Event, PaymentType};
-use livepay_tests::{Call, Commands, START, Script, at_ms, drive, secs};
+use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 #[test]
 fn payment_due_pays_at_once() {
@@ -55,5 +55,5 @@ fn a_burst_of_payment_due_is_spaced_by_at_least_500_ms() {
         "{}",
         report.timeline()
     );
-    report.assert_calls_spaced(config.min_demand_spacing, Call::is_request_payment);
+    report.assert_calls_spaced(config.min_demand_spacing, TransportCall::is_request_payment);
 }

@@ -2,7 +2,7 @@
 //! signer again and pays.
 
 use livepay_core::{Config, Duration, Endpoint, Event, PaymentType, Reply};
-use livepay_tests::{Call, Commands, START, Script, at_ms, drive, secs};
+use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 #[test]
 fn a_480_is_followed_by_a_refresh_then_the_same_cycle_pays() {
@@ -13,10 +13,10 @@ fn a_480_is_followed_by_a_refresh_then_the_same_cycle_pays() {
     assert_eq!(
         report.calls,
         [
-            (START, Call::RequestPayment { cycle: 1 }),
-            (at_ms(20), Call::Refresh),
-            (at_ms(40), Call::RequestPayment { cycle: 1 }),
-            (at_ms(60), Call::SendPayment),
+            (START, TransportCall::RequestPayment { cycle: 1 }),
+            (at_ms(20), TransportCall::Refresh),
+            (at_ms(40), TransportCall::RequestPayment { cycle: 1 }),
+            (at_ms(60), TransportCall::SendPayment),
         ],
         "{}",
         report.timeline()

@@ -2,7 +2,7 @@
 //! the session is reported `Released(Gone)` at once, within one cycle of the release.
 
 use livepay_core::{Config, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply};
-use livepay_tests::{Call, Commands, Script, drive, secs};
+use livepay_tests::{Commands, Script, TransportCall, drive, secs};
 
 #[test]
 fn the_first_404_after_successful_cycles_releases_the_session() {
@@ -24,7 +24,7 @@ fn the_first_404_after_successful_cycles_releases_the_session() {
         .filter(|r| r.reply == Reply::Status(404))
         .collect();
     assert_eq!(gone.len(), 1, "{}", report.timeline());
-    assert_eq!(gone[0].call, Call::SendPayment);
+    assert_eq!(gone[0].call, TransportCall::SendPayment);
     assert!(
         gone[0].at - released_by_orchestrator <= config.interval,
         "the next cycle after the release saw it"

@@ -10,7 +10,7 @@ use livepay_tests::sim::sim_config;
 fn an_exhausted_budget_ends_the_session_cleanly() {
     let mut config = sim_config(FaultPlan::clean(), 10, 30);
     config.client.budget.max_funded_time = Some(Duration::from_secs(600));
-    let report = simulate(&config, PolicyKind::Livepay);
+    let report = simulate(&config, PolicyKind::Livepay).expect("a valid config");
     assert_eq!(report.drops, 0, "{report:?}");
     // Roughly 10 minutes of 3 s cycles per session, not 30.
     let per_session = report.payments_accepted / 10;

@@ -2,7 +2,7 @@
 //! POSTed to the orchestrator, and funding goes on.
 
 use livepay_core::{Config, Endpoint, Event, PaymentType, Reply, State};
-use livepay_tests::{Call, Commands, DEFAULT_LATENCY, Script, drive, secs};
+use livepay_tests::{Commands, DEFAULT_LATENCY, Script, TransportCall, drive, secs};
 
 #[test]
 fn a_482_stream_skips_cycles_without_a_payment_post_and_funding_continues() {
@@ -25,7 +25,7 @@ fn a_482_stream_skips_cycles_without_a_payment_post_and_funding_continues() {
     );
 
     // A payment POST follows every mint and none of the skips.
-    let sends = report.times_of(Call::SendPayment);
+    let sends = report.times_of(TransportCall::SendPayment);
     // (The last request may still be in flight when the run ends.)
     for &(at, cycle) in requests
         .iter()

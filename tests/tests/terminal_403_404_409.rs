@@ -3,7 +3,7 @@
 //! 403 and 409 are rejections: the session is stopped, then reported released with the reason.
 
 use livepay_core::{Config, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply, State};
-use livepay_tests::{Call, Commands, Report, START, Script, at_ms, drive, secs};
+use livepay_tests::{Commands, Report, START, Script, TransportCall, at_ms, drive, secs};
 
 fn first_payment_answers(status: u16) -> Report {
     let script = Script::new().then(Endpoint::Payment, Reply::Status(status));
@@ -18,8 +18,8 @@ fn payment_404_is_gone_without_a_stop_request() {
     assert_eq!(
         report.calls,
         [
-            (START, Call::RequestPayment { cycle: 1 }),
-            (at_ms(20), Call::SendPayment)
+            (START, TransportCall::RequestPayment { cycle: 1 }),
+            (at_ms(20), TransportCall::SendPayment)
         ],
         "{}",
         report.timeline()
@@ -33,16 +33,16 @@ fn assert_rejected_after_a_stop(status: u16) {
     let report = first_payment_answers(status);
     let reason = ReleaseReason::Rejected {
         endpoint: Endpoint::Payment,
-        status,
+        reply: Reply::Status(status),
     };
 
     report.assert_exit(Some(Exit::Released(reason)));
     assert_eq!(
         report.calls,
         [
-            (START, Call::RequestPayment { cycle: 1 }),
-            (at_ms(20), Call::SendPayment),
-            (at_ms(40), Call::Stop),
+            (START, TransportCall::RequestPayment { cycle: 1 }),
+            (at_ms(20), TransportCall::SendPayment),
+            (at_ms(40), TransportCall::Stop),
         ],
         "HTTP {status}:\n{}",
         report.timeline()

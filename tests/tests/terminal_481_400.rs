@@ -3,7 +3,7 @@
 //! session is stopped, and the release names the endpoint and the status; nothing is minted after.
 
 use livepay_core::{Config, Endpoint, Exit, PaymentType, ReleaseReason, Reply};
-use livepay_tests::{Call, Commands, Script, drive, secs};
+use livepay_tests::{Commands, Script, TransportCall, drive, secs};
 
 #[track_caller]
 fn terminal_after_two_cycles(endpoint: Endpoint, status: u16) {
@@ -15,10 +15,13 @@ fn terminal_after_two_cycles(endpoint: Endpoint, status: u16) {
     .then(endpoint, Reply::Status(status));
     let report = drive(Config::new(PaymentType::Live), script, Commands::new(), secs(60));
 
-    let reason = ReleaseReason::Rejected { endpoint, status };
+    let reason = ReleaseReason::Rejected {
+        endpoint,
+        reply: Reply::Status(status),
+    };
     report.assert_exit(Some(Exit::Released(reason)));
     assert_eq!(report.pay_requests().len(), 3, "{}", report.timeline());
-    let stops = report.times_of(Call::Stop);
+    let stops = report.times_of(TransportCall::Stop);
     assert_eq!(stops.len(), 1, "{}", report.timeline());
     report.assert_no_call_after(stops[0]);
 }

@@ -2,7 +2,7 @@
 //! on: later cycles pay as usual.
 
 use livepay_core::{Config, Duration, Endpoint, Event, PaymentType, Reply};
-use livepay_tests::{Call, Commands, Script, drive, rel, secs};
+use livepay_tests::{Commands, Script, TransportCall, drive, rel, secs};
 
 #[test]
 fn a_503_on_the_payment_post_is_retried_and_payments_continue() {
@@ -18,7 +18,7 @@ fn a_503_on_the_payment_post_is_retried_and_payments_continue() {
         .iter()
         .find(|r| r.reply == Reply::Status(503))
         .expect("the 503 was served");
-    assert_eq!(failed.call, Call::SendPayment);
+    assert_eq!(failed.call, TransportCall::SendPayment);
 
     // The failure is reported when the 503 arrives, as the first in a row, with its retry time.
     let failures = report.events_where(|e| matches!(e, Event::PaymentFailed { .. }));

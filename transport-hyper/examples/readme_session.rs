@@ -4,7 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 use futures::StreamExt;
-use livepay_core::{Config, PaymentType, client::ReserveOptions};
+use livepay_core::{Config, PaymentType, engine::ReserveOptions};
 use livepay_hyper::{LiveOptions, LiveSession};
 
 #[tokio::main]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use livepay_core::PaymentType;
-use livepay_core::client::ReserveOptions;
+use livepay_core::engine::ReserveOptions;
 use livepay_hyper::{LiveOptions, LiveSession};
 use livepay_mock::serve::{ServeConfig, ServedModel};
 
@@ -39,6 +39,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     session.start_payments()?;
 
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let stats = session.stats(); // the engine's own counters
+    println!(
+        "{} payments credited of {} sent, {} ms of service bought",
+        stats.payments_accepted,
+        stats.payments_sent,
+        stats.billed.as_millis()
+    );
     let reason = session.close().await?;
     printer.await?;
     println!("released: {reason}");

@@ -1,11 +1,13 @@
 //! The HTTP layer: pooled keep-alive hyper 1.x clients on tokio, with per-request timeouts,
-//! connect timeouts, `TCP_NODELAY`, response-body caps and a TLS policy per peer.
+//! connect timeouts, `TCP_NODELAY`, response-body caps and a TLS policy per [`Peer`].
 //!
-//! hyper has no timeouts of its own: every request, including the body read, runs under one
-//! `tokio::time::timeout`.
+//! It moves the bytes of a core [`Request`] and hands back what came back; it never reads a
+//! status or a body. hyper has no timeouts of its own: every request, including the body read,
+//! runs under one `tokio::time::timeout`.
 
-use std::collections::HashMap;
+use std::error::Error as StdError;
 use std::fmt;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,19 +17,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use livepay_core::Reply;
-use livepay_core::client::{HttpRequest, Method};
+use livepay_core::engine::{Method, PayerCache, Request, Response};
+use livepay_core::{Failure, Peer, redact};
 
 use crate::tls;
-
-/// Which side a request goes to: each has its own TLS policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Peer {
-    /// The orchestrator (often self-signed on Livepeer).
-    Orchestrator,
-    /// The remote signer (holds the key: always verified unless separately opted out).
-    Signer,
-}
 
 /// HTTP settings, with documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,16 +57,24 @@ impl Default for HttpConfig {
     }
 }
 
-/// Why a request got no usable HTTP answer.
+/// Why a request got no usable HTTP answer. Messages hold no secret: URLs are shown without
+/// user-info and query, and no header value or body is quoted.
+///
+/// [`failure`](Self::failure) is what the core is told; the variants keep the detail for logs
+/// and errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HttpError {
-    /// The URL is not an absolute `http`/`https` URL.
+    /// The URL is not an absolute `http`/`https` URL with a host, or the request cannot be built
+    /// from it (an invalid header). Nothing was sent.
     BadUrl(String),
     /// No complete answer within the request timeout.
     Timeout,
-    /// The connection could not be made (refused, DNS, TLS handshake, connect timeout).
+    /// The connection could not be made: refused, DNS, connect timeout. Nothing was sent.
     Connect(String),
+    /// The TLS handshake failed: an untrusted or invalid certificate, no common protocol, the
+    /// peer hung up mid-handshake. Nothing was sent.
+    Tls(String),
     /// The connection failed mid-request, or the answer was not valid HTTP.
     Io(String),
     /// The body exceeded the cap.
@@ -81,16 +82,24 @@ pub enum HttpError {
         /// The cap, bytes.
         limit: usize,
     },
-    /// The TLS configuration could not be built.
-    Tls(String),
+    /// The TLS configuration could not be built (no request was made).
+    TlsConfig(String),
 }
 
 impl HttpError {
-    /// What the core's status table sees: a timeout, or no answer at all.
-    pub fn reply(&self) -> Reply {
+    /// What the core's engine is told ([`Engine::handle_failure`]), and so what its status
+    /// table decides on: a refused connection is transient, a TLS failure or an oversized body
+    /// terminal (`docs/protocol.md` §2; overridable per row).
+    ///
+    /// [`Engine::handle_failure`]: livepay_core::engine::Engine::handle_failure
+    pub const fn failure(&self) -> Failure {
         match self {
-            Self::Timeout => Reply::Timeout,
-            _ => Reply::Network,
+            Self::BadUrl(_) => Failure::BadUrl,
+            Self::Timeout => Failure::Timeout,
+            Self::Connect(_) => Failure::Refused,
+            Self::Tls(_) | Self::TlsConfig(_) => Failure::Tls,
+            Self::Io(_) => Failure::Network,
+            Self::BodyTooLarge { .. } => Failure::TooLarge,
         }
     }
 }
@@ -101,22 +110,41 @@ impl fmt::Display for HttpError {
             Self::BadUrl(url) => write!(f, "bad URL `{url}`: expected an absolute http(s) URL"),
             Self::Timeout => f.write_str("no answer before the request timeout"),
             Self::Connect(why) => write!(f, "could not connect: {why}"),
+            Self::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             Self::Io(why) => write!(f, "connection failed: {why}"),
             Self::BodyTooLarge { limit } => write!(f, "response body larger than {limit} bytes"),
-            Self::Tls(why) => write!(f, "TLS configuration: {why}"),
+            Self::TlsConfig(why) => write!(f, "TLS configuration: {why}"),
         }
     }
 }
 
 impl std::error::Error for HttpError {}
 
-/// A status and a (capped) body.
+/// An answer: the status, the headers and the (capped) body, as they came.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     /// The HTTP status.
     pub status: u16,
+    /// The headers, `(name, value)`, names lower-case; values that are not UTF-8 are left out.
+    pub headers: Vec<(String, String)>,
     /// The body, at most `max_body_bytes`.
     pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// The headers as `(&str, &str)` pairs, for a core [`Response`]
+    /// ([`as_response`](Self::as_response)).
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// This answer as the core reads it, with `headers` from [`header_pairs`](Self::header_pairs).
+    pub fn as_response<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> Response<'a> {
+        Response::new(self.status, &self.body).with_headers(headers)
+    }
 }
 
 /// Bodies may carry signer state or tickets: print only their size.
@@ -124,30 +152,30 @@ impl fmt::Debug for HttpResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpResponse")
             .field("status", &self.status)
-            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("headers", &self.headers.len())
+            .field("body", &redact::Len(self.body.len()))
             .finish()
     }
 }
 
 type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Payer addresses by signer URL (protocol.md §2.1: cache it per signer).
-type Payers = Arc<Mutex<HashMap<String, String>>>;
-
 /// Two pooled keep-alive clients (orchestrators, signer) sharing one configuration, and the payer
-/// address of each signer already asked. Cheap to clone: clones share the pools and the cache.
+/// address of each signer already asked (a core [`PayerCache`]). Cheap to clone: clones share the
+/// pools and the cache.
 #[derive(Clone)]
 pub struct HttpClient {
     orchestrator: Pool,
     signer: Pool,
     config: Arc<HttpConfig>,
-    payers: Payers,
+    payers: Arc<Mutex<PayerCache>>,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
             .field("config", &self.config)
+            .field("payers_cached", &self.payers().len())
             .finish_non_exhaustive()
     }
 }
@@ -157,7 +185,7 @@ fn pool(config: &HttpConfig, insecure: bool) -> Result<Pool, HttpError> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(config.connect_timeout));
-    let tls = tls::client_config(insecure).map_err(|e| HttpError::Tls(e.to_string()))?;
+    let tls = tls::client_config(insecure).map_err(|e| HttpError::TlsConfig(e.to_string()))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -171,37 +199,35 @@ fn pool(config: &HttpConfig, insecure: bool) -> Result<Pool, HttpError> {
 
 impl HttpClient {
     /// Clients with `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::TlsConfig`] when a TLS configuration cannot be built.
     pub fn new(config: HttpConfig) -> Result<Self, HttpError> {
         Ok(Self {
             orchestrator: pool(&config, config.insecure_orchestrator_tls)?,
             signer: pool(&config, config.insecure_signer_tls)?,
             config: Arc::new(config),
-            payers: Payers::default(),
+            payers: Arc::default(),
         })
     }
 
     /// The payer address cached for the signer at `signer_url` (the exact
-    /// [`ReserveOptions::signer_url`](livepay_core::client::ReserveOptions::signer_url)), if a
+    /// [`ReserveOptions::signer_url`](livepay_core::engine::ReserveOptions::signer_url)), if a
     /// reservation over this client (or a clone) learnt it.
     pub fn cached_payer(&self, signer_url: &str) -> Option<String> {
-        self.payers().get(signer_url).cloned()
+        self.payers().get(signer_url).map(str::to_owned)
     }
 
     /// Caches `address` as the payer of the signer at `signer_url`: later reservations over
-    /// this client (or a clone) skip `sign-orchestrator-info`.
-    pub fn cache_payer(&self, signer_url: &str, address: String) {
-        self.payers().insert(signer_url.to_owned(), address);
+    /// this client (or a clone) do not ask the signer for it.
+    pub fn cache_payer(&self, signer_url: &str, address: &str) {
+        self.payers().insert(signer_url, address);
     }
 
-    /// Drops the payer cached for `signer_url` if it is still `address`.
-    pub(crate) fn forget_payer(&self, signer_url: &str, address: &str) {
-        let mut payers = self.payers();
-        if payers.get(signer_url).is_some_and(|cached| cached == address) {
-            payers.remove(signer_url);
-        }
-    }
-
-    fn payers(&self) -> MutexGuard<'_, HashMap<String, String>> {
+    /// The payer cache shared by this client and its clones, locked. Hold the guard briefly
+    /// (never across an `.await`).
+    pub fn payers(&self) -> MutexGuard<'_, PayerCache> {
         // Every update is a single insert or remove: recover a poisoned guard.
         self.payers.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -211,15 +237,43 @@ impl HttpClient {
         &self.config
     }
 
-    /// Sends `request` to `peer` and reads the whole answer, under the request timeout and the
-    /// body cap.
-    pub async fn execute(&self, peer: Peer, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
-        let uri: http::Uri = request
-            .url
-            .parse()
-            .map_err(|_| HttpError::BadUrl(crate::redact_url(&request.url)))?;
+    /// Sends `request` to `request.peer` and reads the whole answer, under the request timeout
+    /// and the body cap. Copies the body; [`execute_owned`](Self::execute_owned) does not.
+    ///
+    /// # Errors
+    ///
+    /// Why no usable answer came back ([`HttpError::failure`] says what to tell the core).
+    pub async fn execute(&self, request: &Request) -> Result<HttpResponse, HttpError> {
+        let prepared = self.prepare(request, Bytes::copy_from_slice(&request.body))?;
+        self.exchange(request.peer, prepared).await
+    }
+
+    /// As [`execute`](Self::execute), taking the request (its body is sent without a copy).
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub async fn execute_owned(&self, request: Request) -> Result<HttpResponse, HttpError> {
+        let peer = request.peer;
+        let prepared = self.prepare_owned(request)?;
+        self.exchange(peer, prepared).await
+    }
+
+    /// The hyper request of `request`, with its body moved out.
+    pub(crate) fn prepare_owned(
+        &self,
+        mut request: Request,
+    ) -> Result<http::Request<Full<Bytes>>, HttpError> {
+        let body = Bytes::from(std::mem::take(&mut request.body));
+        self.prepare(&request, body)
+    }
+
+    /// The hyper request of `request` with `body`.
+    fn prepare(&self, request: &Request, body: Bytes) -> Result<http::Request<Full<Bytes>>, HttpError> {
+        let bad_url = || HttpError::BadUrl(redact::url(&request.url).to_string());
+        let uri: http::Uri = request.url.parse().map_err(|_| bad_url())?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(HttpError::BadUrl(crate::redact_url(&request.url)));
+            return Err(bad_url());
         }
         let method = match request.method {
             Method::Get => http::Method::GET,
@@ -229,23 +283,31 @@ impl HttpClient {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_ref(), value.as_str());
         }
-        let http_request = builder
-            .body(Full::new(Bytes::from(request.body.clone())))
-            .map_err(|e| HttpError::BadUrl(format!("{}: {e}", crate::redact_url(&request.url))))?;
+        // `http::Error` names the problem (an invalid header name or value), never the value.
+        builder
+            .body(Full::new(body))
+            .map_err(|e| HttpError::BadUrl(format!("{}: {e}", redact::url(&request.url))))
+    }
+
+    /// Sends a prepared request to `peer`'s pool and reads the whole answer.
+    pub(crate) async fn exchange(
+        &self,
+        peer: Peer,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<HttpResponse, HttpError> {
         let pool = match peer {
             Peer::Orchestrator => &self.orchestrator,
             Peer::Signer => &self.signer,
         };
         let limit = self.config.max_body_bytes;
         let exchange = async {
-            let response = pool.request(http_request).await.map_err(|e| {
-                if e.is_connect() {
-                    HttpError::Connect(error_chain(&e))
-                } else {
-                    HttpError::Io(error_chain(&e))
-                }
-            })?;
+            let response = pool.request(request).await.map_err(|e| classify(&e))?;
             let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
             let body = Limited::new(response.into_body(), limit)
                 .collect()
                 .await
@@ -253,11 +315,15 @@ impl HttpClient {
                     if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                         HttpError::BodyTooLarge { limit }
                     } else {
-                        HttpError::Io(e.to_string())
+                        HttpError::Io(chain(&*e))
                     }
                 })?
                 .to_bytes();
-            Ok(HttpResponse { status, body })
+            Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(self.config.request_timeout, exchange)
             .await
@@ -265,14 +331,119 @@ impl HttpClient {
     }
 }
 
-/// An error and its sources, one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
+/// Sorts a hyper-util client error. A connect error is a TLS failure when the handshake failed
+/// (a rustls error, or the peer hanging up mid-handshake: plain TCP connecting reads nothing),
+/// and otherwise a failure to connect; any other error happened after connecting.
+fn classify(error: &hyper_util::client::legacy::Error) -> HttpError {
+    let text = chain(error);
+    if !error.is_connect() {
+        return HttpError::Io(text);
+    }
+    let handshake = links(error).any(|link| {
+        link.downcast_ref::<rustls::Error>().is_some()
+            || link
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof)
+    });
+    if handshake {
+        HttpError::Tls(text)
+    } else {
+        HttpError::Connect(text)
+    }
+}
+
+/// `error` and its causes. `io::Error::source` skips the error it wraps (it returns the wrapped
+/// error's source), so an `io::Error`'s next link is the error it wraps: that is where rustls's
+/// errors sit.
+fn links<'a>(error: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(error), |&link| {
+        match link.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => link.source(),
+        }
+    })
+}
+
+/// An error and its causes, one line, each cause once.
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = String::new();
+    for link in links(error) {
+        let part = link.to_string();
+        // An `io::Error` displays as the error it wraps: skip the repeat.
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_failure() {
+        let cases = [
+            (HttpError::BadUrl("x".into()), Failure::BadUrl),
+            (HttpError::Timeout, Failure::Timeout),
+            (HttpError::Connect("refused".into()), Failure::Refused),
+            (HttpError::Tls("invalid peer certificate".into()), Failure::Tls),
+            (HttpError::Io("reset".into()), Failure::Network),
+            (HttpError::BodyTooLarge { limit: 1 }, Failure::TooLarge),
+            (HttpError::TlsConfig("x".into()), Failure::Tls),
+        ];
+        for (error, failure) in cases {
+            assert_eq!(error.failure(), failure, "{error}");
+        }
+    }
+
+    /// Issue 8: a bad URL, a TLS failure and an oversized body were reported as network errors,
+    /// so the core retried them as transient. They are terminal by the default table now; what
+    /// may have reached the server, or never connected, is still retried.
+    #[test]
+    fn the_default_table_retries_only_what_may_succeed_again() {
+        use livepay_core::{Endpoint, Next, Outcome, Reply, StatusTable};
+        let table = StatusTable::new();
+        let terminal = [
+            HttpError::BadUrl("x".into()),
+            HttpError::Tls("invalid peer certificate".into()),
+            HttpError::BodyTooLarge { limit: 1 },
+        ];
+        for error in terminal {
+            let next = table.next(Endpoint::Signer, Reply::from(error.failure()));
+            assert!(
+                matches!(next, Next::Done(Outcome::Rejected { .. })),
+                "{error}: {next:?}"
+            );
+        }
+        let transient = [
+            HttpError::Connect("refused".into()),
+            HttpError::Io("reset".into()),
+            HttpError::Timeout,
+        ];
+        for error in transient {
+            let next = table.next(Endpoint::Payment, Reply::from(error.failure()));
+            assert!(
+                matches!(next, Next::Done(Outcome::Transient { .. })),
+                "{error}: {next:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_chain_sees_through_io_errors() {
+        let rustls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let wrapped = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, rustls));
+        let found = links(&wrapped).any(|l| l.downcast_ref::<rustls::Error>().is_some());
+        assert!(found);
+        assert_eq!(
+            chain(&wrapped),
+            "invalid peer certificate: UnknownIssuer",
+            "each cause once"
+        );
+    }
 }

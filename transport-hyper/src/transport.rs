@@ -1,184 +1,160 @@
-//! The core's [`Transport`] over real HTTP: carries out actions, feeds back replies, decides
-//! nothing.
+//! The core's [`Http`] over an [`HttpClient`] ([`HyperHttp`]), and the reservation loop
+//! ([`reserve`]): each sends what the core builds and hands back what came back, deciding nothing.
 
-use std::sync::Mutex;
-
-use livepay_core::client::ReserveError;
-use livepay_core::client::{
-    Answer, HttpRequest, PaymentSession, ReserveFlow, ReserveOptions, Reserved, origin,
+use bytes::Bytes;
+use livepay_core::Clock as _;
+use livepay_core::engine::{
+    Answered, Delivery, Http, Request, ReserveError, ReserveFlow, ReserveOptions, Reserved,
 };
-use livepay_core::{Endpoint, Reply, Transport};
+use livepay_core::{Instant, redact};
 
-use crate::http::{HttpClient, HttpError, Peer};
+use crate::clock::TokioClock;
+use crate::http::{HttpClient, HttpError, HttpResponse};
+use crate::session::LiveError;
 
-/// The last thing that went wrong on the wire, for logs and error reports (never a secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WireProblem {
-    /// No usable HTTP answer.
-    Http {
-        /// The request.
-        endpoint: Endpoint,
-        /// What failed.
-        error: HttpError,
-    },
-    /// An HTTP answer the protocol client flagged (bad body, error status with its message).
-    Protocol {
-        /// The request.
-        endpoint: Endpoint,
-        /// The client's description.
-        message: String,
-    },
+/// The core's [`Http`] adapter over an [`HttpClient`]: what [`Engine::run`] sends through. It
+/// stamps each request's send time on `clock` right before the request is handed to hyper
+/// (after anything that waited before it), so that the core's billing estimate and latency
+/// count from when the bytes left.
+///
+/// Cheap to clone (the client's pools are shared).
+///
+/// [`Engine::run`]: livepay_core::engine::Engine::run
+#[derive(Debug, Clone)]
+pub struct HyperHttp {
+    client: HttpClient,
+    clock: TokioClock,
 }
 
-/// Carries out a funded session's requests with an [`HttpClient`]; the protocol state (signer
-/// state, minted payment, payment params) lives in the [`PaymentSession`].
+/// What one request got: when it was handed to hyper, and the answer or the error.
 #[derive(Debug)]
-pub struct HyperTransport {
-    http: HttpClient,
-    session: Mutex<PaymentSession>,
-    last_problem: Mutex<Option<WireProblem>>,
+pub struct Exchange {
+    /// When the request was handed to hyper, on the adapter's clock; `None` when it could not
+    /// be sent at all (a bad URL).
+    pub sent_at: Option<Instant>,
+    /// The answer, or why there was none.
+    pub result: Result<HttpResponse, HttpError>,
 }
 
-impl HyperTransport {
-    /// A transport for `session` over `http`.
-    pub fn new(http: HttpClient, session: PaymentSession) -> Self {
-        Self {
-            http,
-            session: Mutex::new(session),
-            last_problem: Mutex::new(None),
+impl Exchange {
+    /// The [`Delivery`] the core reads, without the error's detail.
+    pub fn into_delivery(self) -> Delivery<Bytes> {
+        Delivery {
+            sent_at: self.sent_at,
+            result: self
+                .result
+                .map(|r| Answered {
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                })
+                .map_err(|e| e.failure()),
         }
     }
+}
 
-    /// The session id (the manifest id).
-    pub fn session_id(&self) -> String {
-        self.lock().manifest_id().to_owned()
+impl HyperHttp {
+    /// An adapter sending through `client`, stamping send times on `clock` (the clock the
+    /// engine runs on).
+    pub const fn new(client: HttpClient, clock: TokioClock) -> Self {
+        Self { client, clock }
     }
 
-    /// The most recent problem seen on the wire, if any.
-    pub fn last_problem(&self) -> Option<WireProblem> {
-        self.last_problem.lock().map_or(None, |p| p.clone())
+    /// The client.
+    pub const fn client(&self) -> &HttpClient {
+        &self.client
     }
 
-    /// A copy of the protocol state (secrets stay redacted in its `Debug`).
-    pub fn session(&self) -> PaymentSession {
-        self.lock().clone()
+    /// The clock send times are stamped on.
+    pub const fn clock(&self) -> &TokioClock {
+        &self.clock
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PaymentSession> {
-        // A panic while holding the lock cannot leave the protocol state half-written: every
-        // update is a single assignment. Recover the guard rather than propagate the poison.
-        self.session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn note(&self, problem: Option<WireProblem>) {
-        if let Some(p) = &problem {
-            tracing::debug!(problem = ?p, "livepay: wire problem");
+    /// Sends `request` and keeps the error's detail (which [`Http::send`] reduces to a
+    /// [`Failure`](livepay_core::Failure)).
+    pub async fn exchange(&self, request: Request) -> Exchange {
+        let (peer, what) = (request.peer, request.what);
+        let prepared = match self.client.prepare_owned(request) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                tracing::debug!(what, %error, "livepay: not sent");
+                return Exchange {
+                    sent_at: None,
+                    result: Err(error),
+                };
+            }
+        };
+        let sent_at = Some(self.clock.now());
+        let result = self.client.exchange(peer, prepared).await;
+        match &result {
+            Ok(response) => tracing::debug!(what, status = response.status, "livepay: answer"),
+            Err(error) => tracing::debug!(what, %error, "livepay: no answer"),
         }
-        if let Ok(mut last) = self.last_problem.lock()
-            && problem.is_some()
-        {
-            *last = problem;
-        }
+        Exchange { sent_at, result }
     }
+}
 
-    /// Sends `request` to `peer`; on an answer, lets `apply` update the protocol state.
-    async fn exchange(
-        &self,
-        endpoint: Endpoint,
-        peer: Peer,
-        request: HttpRequest,
-        apply: impl FnOnce(&mut PaymentSession, u16, &[u8]) -> Answer,
-    ) -> Reply {
-        match self.http.execute(peer, &request).await {
+impl Http for HyperHttp {
+    type Body = Bytes;
+
+    async fn send(&self, request: Request) -> Delivery<Bytes> {
+        self.exchange(request).await.into_delivery()
+    }
+}
+
+/// Runs the reservation (the 402 flow, `docs/protocol.md` §2.1, §2.3) of `options` over `http`:
+/// the core's [`ReserveFlow`] builds every request and reads every answer; this only sends them,
+/// each with its peer's TLS policy.
+///
+/// The payer address is cached per signer in `http` (shared by its clones): a known one is not
+/// asked for again, a successful reservation caches the one it used, and a failed one
+/// that used the cached address drops it ([`ReserveFlow::update_cache`]).
+///
+/// [`Reserved::minted_at`] is on `clock`: fund the session on the same clock (a
+/// [`LiveSession`](crate::LiveSession) does; for a [`Funder`](crate::Funder), pass
+/// [`Funder::clock`](crate::Funder::clock)).
+///
+/// # Errors
+///
+/// [`LiveError::Reserve`] when the options are invalid or the reservation was refused or its
+/// answers unusable; [`LiveError::Unreachable`] when a request got no usable HTTP answer, with the
+/// [`HttpError`]. No other variant.
+pub async fn reserve(
+    http: &HttpClient,
+    clock: &TokioClock,
+    options: ReserveOptions,
+) -> Result<Reserved, LiveError> {
+    let mut flow = ReserveFlow::with_cache(options, &http.payers())?;
+    let adapter = HyperHttp::new(http.clone(), *clock);
+    // The core only sees a `Failure`; keep the detail of the request that got no answer.
+    let mut unanswered = None;
+    while let Some(request) = flow.poll_request(clock.now()) {
+        let id = request.id;
+        let exchange = adapter.exchange(request).await;
+        if let Some(at) = exchange.sent_at {
+            flow.handle_sent(at, id);
+        }
+        match exchange.result {
             Ok(response) => {
-                let answer = apply(&mut self.lock(), response.status, &response.body);
-                tracing::debug!(endpoint = endpoint.as_str(), status = response.status, reply = %answer.reply, "livepay: answer");
-                self.note(answer.error.map(|e| WireProblem::Protocol {
-                    endpoint,
-                    message: e.to_string(),
-                }));
-                answer.reply
+                let headers = response.header_pairs();
+                flow.handle_response(clock.now(), id, &response.as_response(&headers));
             }
             Err(error) => {
-                let reply = error.reply();
-                tracing::debug!(endpoint = endpoint.as_str(), %error, "livepay: no answer");
-                self.note(Some(WireProblem::Http { endpoint, error }));
-                reply
+                flow.handle_failure(clock.now(), id, error.failure());
+                unanswered = Some(error);
             }
         }
     }
-}
-
-impl Transport for HyperTransport {
-    async fn request_payment(&self, _cycle: u32) -> Reply {
-        let request = self.lock().signer_request();
-        self.exchange(
-            Endpoint::Signer,
-            Peer::Signer,
-            request,
-            PaymentSession::on_signer_response,
-        )
-        .await
-    }
-
-    async fn send_payment(&self) -> Reply {
-        let Some(request) = self.lock().payment_request() else {
-            // Nothing minted: the driver only sends after a signer 200, so this is a bug upstream;
-            // report it as no answer rather than panic.
-            return Reply::Network;
-        };
-        self.exchange(
-            Endpoint::Payment,
-            Peer::Orchestrator,
-            request,
-            PaymentSession::on_payment_response,
-        )
-        .await
-    }
-
-    async fn refresh(&self) -> Reply {
-        let request = self.lock().refresh_request();
-        self.exchange(
-            Endpoint::Refresh,
-            Peer::Orchestrator,
-            request,
-            PaymentSession::on_refresh_response,
-        )
-        .await
-    }
-
-    async fn stop(&self) -> Reply {
-        let request = self.lock().stop_request();
-        self.exchange(
-            Endpoint::Stop,
-            Peer::Orchestrator,
-            request,
-            PaymentSession::on_stop_response,
-        )
-        .await
-    }
-}
-
-/// Runs the 402 reservation flow of `options` over `http`: requests to the signer's origin use
-/// the signer's TLS policy, the rest the orchestrator's.
-pub async fn reserve(http: &HttpClient, options: ReserveOptions) -> Result<Reserved, ReserveError> {
-    let signer_origin = options.signer_url.as_deref().and_then(origin);
-    let mut flow = ReserveFlow::new(options)?;
-    while let Some(request) = flow.poll_request() {
-        let peer = if signer_origin.is_some() && origin(&request.url) == signer_origin {
-            Peer::Signer
-        } else {
-            Peer::Orchestrator
-        };
-        match http.execute(peer, &request).await {
-            Ok(response) => flow.handle_response(response.status, &response.body),
-            Err(error) => {
-                tracing::debug!(%error, "livepay: reservation request failed");
-                flow.handle_failure(error.reply());
-            }
+    flow.update_cache(&mut http.payers());
+    match flow.result() {
+        Ok(reserved) => {
+            tracing::debug!(session = %reserved.session_id, app = %redact::url(&reserved.app_url), "livepay: reserved");
+            Ok(reserved)
         }
+        Err(ReserveError::Unreachable { endpoint, reply }) => Err(match unanswered {
+            Some(error) => LiveError::Unreachable { endpoint, error },
+            None => LiveError::Reserve(ReserveError::Unreachable { endpoint, reply }),
+        }),
+        Err(error) => Err(LiveError::Reserve(error)),
     }
-    flow.result()
 }

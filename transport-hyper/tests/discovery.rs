@@ -1,13 +1,13 @@
-//! Discovery (protocol.md §2.4) against the served model, a garbage-answering orchestrator and an
+//! Discovery (`docs/protocol.md` §2.4) against the served model, a garbage-answering orchestrator and an
 //! unreachable one.
 
 mod common;
 
 use common::{RUNNER, canned_server, fast_model, http_response, live_pricing, quick_http, serve};
-use livepay_core::PaymentType;
-use livepay_core::client::MaxPrice;
+use livepay_core::engine::MaxPrice;
 use livepay_core::wire::PriceUnit;
-use livepay_hyper::{DiscoveryError, HttpClient, HttpError, discover};
+use livepay_core::{Failure, PaymentType};
+use livepay_hyper::{DiscoveryError, HttpClient, discover};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::{Pricing, RunnerConfig};
 
@@ -154,12 +154,20 @@ async fn an_unreachable_orchestrator_is_an_http_error() {
     let http = client();
     let result = common::guarded("discovery", discover(&http, &format!("http://{addr}"), None)).await;
     match result {
-        Err(DiscoveryError::Http(HttpError::Connect(_) | HttpError::Timeout)) => {}
+        Err(DiscoveryError::Unreachable {
+            failure: Failure::Refused | Failure::Timeout,
+            detail,
+        }) => assert!(!detail.is_empty()),
         other => panic!("an unreachable orchestrator gave {other:?}"),
     }
     match discover(&http, "not a url", None).await {
-        Err(error @ DiscoveryError::Http(HttpError::BadUrl(_))) => {
-            assert!(error.to_string().starts_with("discovery: "), "{error}");
+        Err(
+            error @ DiscoveryError::Unreachable {
+                failure: Failure::BadUrl,
+                ..
+            },
+        ) => {
+            assert!(error.to_string().starts_with("discovery: bad URL"), "{error}");
         }
         other => panic!("a bad URL gave {other:?}"),
     }

@@ -13,10 +13,10 @@ use std::time::Duration as StdDuration;
 
 use common::{RUNNER, eventually, scaled_config, speed_up};
 use futures::StreamExt;
-use livepay_core::client::{PaymentSession, ReserveOptions};
+use livepay_core::engine::{ReserveOptions, Reserved};
 use livepay_core::{Duration, Event, PaymentType, ReleaseReason, State};
 use livepay_hyper::{
-    Funder, FunderConfig, FunderHandle, FunderStats, HttpClient, HttpConfig, SessionKey, reserve,
+    Funder, FunderConfig, FunderHandle, FunderStats, HttpClient, HttpConfig, SessionKey, TokioClock, reserve,
 };
 use livepay_mock::model::orchestrator::ReleaseCause as ModelRelease;
 use livepay_mock::serve::{ServeConfig, ServedModel};
@@ -40,26 +40,27 @@ fn served_config() -> ServeConfig {
     config
 }
 
-/// Reserves one session; the instant taken before the reservation bounds its prepay from below.
-async fn reserve_one(http: &HttpClient, served: &ServedModel) -> (tokio::time::Instant, PaymentSession) {
+/// Reserves one priced session on `clock` (the funder's: its runway counts from its mint).
+async fn reserve_one(http: &HttpClient, clock: TokioClock, served: &ServedModel) -> Reserved {
     let options = ReserveOptions::new(
         served.runner_url(RUNNER),
         Some(served.signer_url()),
         PaymentType::Live,
     );
-    let started = tokio::time::Instant::now();
-    let reserved = reserve(http, options).await.expect("reserved");
-    (started, reserved.payment.expect("a priced runner"))
+    let reserved = reserve(http, &clock, options).await.expect("reserved");
+    assert!(reserved.payment.is_some(), "a priced runner");
+    reserved
 }
 
-/// Reserves `n` sessions, 32 at a time.
+/// Reserves `n` sessions on `clock`, 32 at a time.
 fn reserve_many<'a>(
     http: &'a HttpClient,
+    clock: TokioClock,
     served: &'a ServedModel,
     n: usize,
-) -> impl futures::Stream<Item = (tokio::time::Instant, PaymentSession)> + 'a {
+) -> impl futures::Stream<Item = Reserved> + 'a {
     futures::stream::iter(0..n)
-        .map(move |_| reserve_one(http, served))
+        .map(move |_| reserve_one(http, clock, served))
         .buffer_unordered(32)
 }
 
@@ -154,8 +155,8 @@ fn two_hundred_sessions_funded_from_one_task_without_a_release_or_a_lapse() {
         let run = tokio::spawn(funder.run());
 
         // Each session joins the funder as soon as it is reserved.
-        let keys: Vec<SessionKey> = reserve_many(&http, &served, N)
-            .map(|(at, payment)| handle.add_reserved_at(payment, at).expect("funder running"))
+        let keys: Vec<SessionKey> = reserve_many(&http, handle.clock(), &served, N)
+            .map(|reserved| handle.add(reserved).expect("funder running"))
             .collect()
             .await;
         assert_eq!(keys.len(), N);
@@ -211,10 +212,10 @@ fn the_concurrency_limits_hold_when_every_session_is_due_at_once() {
         let run = tokio::spawn(funder.run());
 
         // Reserve everything first, then add it in one burst.
-        let reserved: Vec<_> = reserve_many(&http, &served, N).collect().await;
+        let reserved: Vec<_> = reserve_many(&http, handle.clock(), &served, N).collect().await;
         let keys: Vec<SessionKey> = reserved
             .into_iter()
-            .map(|(at, payment)| handle.add_reserved_at(payment, at).expect("funder running"))
+            .map(|reserved| handle.add(reserved).expect("funder running"))
             .collect();
 
         // The in-flight peak is tracked by the funder itself: wait for every session's first
@@ -261,21 +262,27 @@ fn a_stopped_session_leaves_the_funder_with_its_protocol_state_and_stays_reserve
         .expect("valid config");
         let handle = funder.handle();
         let run = tokio::spawn(funder.run());
-        let (at, payment) = reserve_one(&http, &served).await;
-        let id = payment.manifest_id().to_owned();
-        let kept = handle.add_reserved_at(payment, at).expect("funder running");
-        let (at, payment) = reserve_one(&http, &served).await;
-        let stopped = handle.add_reserved_at(payment, at).expect("funder running");
+        let reserved = reserve_one(&http, handle.clock(), &served).await;
+        let id = reserved.session_id.clone();
+        let kept = handle.add(reserved).expect("funder running");
+        let reserved = reserve_one(&http, handle.clock(), &served).await;
+        let stopped = handle.add(reserved).expect("funder running");
         let stopped_id = {
             eventually("both sessions paid", || handle.stats().payments >= 2).await;
-            let state = handle
+            let engine = handle
                 .stop(stopped)
                 .expect("funder running")
                 .await
                 .expect("handed back");
-            state.manifest_id().to_owned()
+            assert_eq!(engine.state(), State::Reserved);
+            assert_eq!(engine.in_flight(), None);
+            assert_eq!(engine.protocol().manifest_id(), engine.session_id());
+            engine.session_id().to_owned()
         };
         assert_ne!(stopped_id, id);
+        // A stopped session is no longer held; the kept one reports the engine's counters.
+        let gone = handle.session_stats(stopped).expect("funder running").await;
+        assert_eq!(gone.expect("answered"), None);
         let stats = handle.stats();
         assert_eq!(
             (stats.sessions, stats.stopped, stats.released),
@@ -287,6 +294,13 @@ fn a_stopped_session_leaves_the_funder_with_its_protocol_state_and_stays_reserve
         handle.close(stopped).expect("funder running");
         let paid = handle.stats().payments;
         eventually("the kept session pays on", || handle.stats().payments > paid).await;
+        let kept_stats = handle
+            .session_stats(kept)
+            .expect("funder running")
+            .await
+            .expect("answered")
+            .expect("held");
+        assert!(kept_stats.payments_accepted >= 1, "{kept_stats:?}");
         assert_eq!(handle.stats().sessions, 1);
         assert_eq!(
             releases_of(&served, &id),

@@ -5,7 +5,7 @@ mod common;
 
 use common::{canned_server, guarded, http_response};
 use livepay_core::PaymentType;
-use livepay_core::client::{ReserveEndpoint, ReserveError, ReserveOptions};
+use livepay_core::engine::{ReserveEndpoint, ReserveError, ReserveOptions};
 use livepay_hyper::{HttpConfig, HttpError, LiveError, LiveOptions, LiveSession};
 
 /// Reserves against a server answering `response` to everything. With `paid`, a signer is

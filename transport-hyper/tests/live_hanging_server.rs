@@ -10,7 +10,7 @@ use common::{
     collect_until, count, drain, fast_model, guarded, hanging_server, is_accepted, live_options,
     live_pricing, serve,
 };
-use livepay_core::client::{ReserveEndpoint, ReserveOptions};
+use livepay_core::engine::{ReserveEndpoint, ReserveOptions};
 use livepay_core::{Endpoint, Event, PaymentType, Reply};
 use livepay_hyper::{HttpConfig, HttpError, LiveError, LiveOptions, LiveSession, WireProblem};
 use livepay_mock::faults::FaultPlan;
@@ -92,7 +92,7 @@ async fn a_stop_that_never_answers_fails_the_close_at_the_timeout() {
         LiveError::StopFailed {
             reply: Reply::Timeout,
             problem: Some(WireProblem::Http {
-                endpoint: Endpoint::Stop,
+                what: Endpoint::Stop.as_str(),
                 error: HttpError::Timeout
             })
         }

@@ -46,7 +46,7 @@ async fn start_payments_outside_a_runtime_is_an_error() {
 
 #[test]
 fn reserve_outside_a_runtime_is_an_error() {
-    let reserve = livepay_core::client::ReserveOptions::new(
+    let reserve = livepay_core::engine::ReserveOptions::new(
         "http://127.0.0.1:1/apps/live-runner/session",
         None,
         livepay_core::PaymentType::Live,

@@ -11,9 +11,9 @@ use common::{
     RUNNER, collect_until, count, fast_config, fast_model, guarded, is_accepted, live_pricing, quick_http,
     serve,
 };
-use livepay_core::client::{HttpRequest, ReserveOptions, header};
-use livepay_core::{PaymentType, Reply, Transport};
-use livepay_hyper::{HttpClient, HyperTransport, LiveError, LiveOptions, LiveSession};
+use livepay_core::engine::{Engine, ReserveOptions, header};
+use livepay_core::{Clock as _, PaymentType, Peer, StatusTable};
+use livepay_hyper::{HttpClient, HyperHttp, LiveError, LiveOptions, LiveSession, TokioClock};
 use livepay_mock::faults::FaultPlan;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -136,23 +136,37 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
     .with_signer_header("Authorization", AUTH);
     assert_debug_hidden(&secrets, "ReserveOptions", &reserve);
 
-    // The protocol state after a reservation, through the hyper transport.
+    // The protocol state after a reservation, and one funding cycle of an engine driven by hand
+    // over the hyper client and adapter.
     let http = HttpClient::new(quick_http()).expect("client");
-    let reserved = guarded("the reservation", livepay_hyper::reserve(&http, reserve.clone()))
-        .await
-        .expect("reservation");
-    let payment = reserved.payment.clone().expect("a paid session");
-    let signer_request = payment.signer_request();
+    let clock = TokioClock::new();
+    let reserved = guarded(
+        "the reservation",
+        livepay_hyper::reserve(&http, &clock, reserve.clone()),
+    )
+    .await
+    .expect("reservation");
+    let mut engine = Engine::new(&fast_config(), reserved.clone(), StatusTable::new()).expect("engine");
+    engine.start(clock.now());
+    let signer_request = engine.poll_request(clock.now()).expect("the first mint");
+    assert_eq!(signer_request.peer, Peer::Signer);
     secrets.push(json_string(&signer_request.body, "State"));
     secrets.push(json_string(&signer_request.body, "Sig"));
     assert_debug_hidden(&secrets, "Reserved", &reserved);
-    assert_debug_hidden(&secrets, "PaymentSession", &payment);
-    assert_debug_hidden(&secrets, "signer HttpRequest", &signer_request);
+    assert_debug_hidden(&secrets, "ProtocolState", engine.protocol());
+    assert_debug_hidden(&secrets, "Engine", &engine);
+    assert_debug_hidden(&secrets, "signer Request", &signer_request);
 
-    let transport = HyperTransport::new(http.clone(), payment);
-    assert_eq!(transport.request_payment(1).await, Reply::Status(200));
-    let minted = transport.session();
-    let payment_request = minted.clone().payment_request().expect("a minted payment");
+    let adapter = HyperHttp::new(http.clone(), clock);
+    let minted = adapter.exchange(signer_request.clone()).await;
+    let response = minted.result.as_ref().expect("the signer answers");
+    assert_eq!(response.status, 200);
+    let headers = response.header_pairs();
+    engine
+        .handle_response(clock.now(), signer_request.id, &response.as_response(&headers))
+        .expect("in flight");
+    let with_mint = engine.clone();
+    let payment_request = engine.poll_request(clock.now()).expect("the payment POST");
     secrets.push(
         payment_request
             .header(header::PAYMENT)
@@ -165,22 +179,41 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
             .expect("segCreds")
             .to_owned(),
     );
-    let next_signer_request = minted.signer_request();
+    // The signer's new state, as the next signer request would carry it.
+    let next_signer_request = engine.protocol().signer_request(payment_request.id);
     secrets.push(json_string(&next_signer_request.body, "State"));
     secrets.push(json_string(&next_signer_request.body, "Sig"));
-    assert_debug_hidden(&secrets, "PaymentSession with a mint", &minted);
-    assert_debug_hidden(&secrets, "payment HttpRequest", &payment_request);
-    assert_debug_hidden(&secrets, "HyperTransport", &transport);
-    assert_eq!(transport.send_payment().await, Reply::Status(200));
-    assert_eq!(transport.last_problem(), None);
+    assert_debug_hidden(&secrets, "signer Exchange", &minted);
+    assert_debug_hidden(&secrets, "ProtocolState with a mint", with_mint.protocol());
+    assert_debug_hidden(&secrets, "Engine with a mint", &with_mint);
+    assert_debug_hidden(&secrets, "payment Request", &payment_request);
+    assert_debug_hidden(&secrets, "HyperHttp", &adapter);
+    let paid = adapter.exchange(payment_request.clone()).await;
+    assert_debug_hidden(&secrets, "payment Exchange", &paid);
+    let response = paid.result.as_ref().expect("the orchestrator answers");
+    assert_eq!(response.status, 200);
+    let headers = response.header_pairs();
+    engine
+        .handle_response(clock.now(), payment_request.id, &response.as_response(&headers))
+        .expect("in flight");
+    assert_eq!(engine.stats().payments_accepted, 1);
+    assert_eq!(engine.last_problem(), None);
 
-    let handmade = HttpRequest::post("https://user:pa55word-hidden-9x@orch.example/apps/r/session/x/payment")
-        .with_header(header::AUTHORIZATION, AUTH)
-        .with_header(header::PAYMENT, "cGF5bWVudC1zZWNyZXQtdGlja2V0cw==")
-        .with_header(header::SEGMENT, "c2VnLWNyZWRzLXNlY3JldC12YWx1ZQ==")
-        .with_json(
-            br#"{"state":{"State":"c3RhdGUtc2VjcmV0LWJsb2I=","Sig":"c2lnLXNlY3JldC1ibG9i"}}"#.to_vec(),
-        );
+    let mut handmade = payment_request.clone();
+    handmade.url = "https://user:pa55word-hidden-9x@orch.example/apps/r/session/x/payment".to_owned();
+    handmade.headers = vec![
+        (header::AUTHORIZATION.into(), AUTH.to_owned()),
+        (
+            header::PAYMENT.into(),
+            "cGF5bWVudC1zZWNyZXQtdGlja2V0cw==".to_owned(),
+        ),
+        (
+            header::SEGMENT.into(),
+            "c2VnLWNyZWRzLXNlY3JldC12YWx1ZQ==".to_owned(),
+        ),
+    ];
+    handmade.body =
+        br#"{"state":{"State":"c3RhdGUtc2VjcmV0LWJsb2I=","Sig":"c2lnLXNlY3JldC1ibG9i"}}"#.to_vec();
     let handmade_secrets: Vec<String> = [
         AUTH,
         "pa55word-hidden-9x",
@@ -191,7 +224,7 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
     ]
     .map(String::from)
     .to_vec();
-    assert_debug_hidden(&handmade_secrets, "handmade HttpRequest", &handmade);
+    assert_debug_hidden(&handmade_secrets, "handmade Request", &handmade);
 
     // A funded LiveSession, its options and its events.
     let options = LiveOptions::new(reserve.clone())
@@ -212,6 +245,7 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
     }
     assert_debug_hidden(&secrets, "LiveSession (funding)", &session);
     assert_debug_hidden(&secrets, "a wire problem", &session.last_problem());
+    assert_debug_hidden(&secrets, "the session's counters", &session.stats());
     guarded("close", session.close()).await.expect("close");
 
     // A refused reservation: the error names no header value.

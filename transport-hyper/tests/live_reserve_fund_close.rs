@@ -43,6 +43,14 @@ async fn reserve_fund_close() {
         })
     );
     assert!(session.state().is_funding());
+    // The engine's counters are published before its events: every payment seen is counted.
+    let stats = session.stats();
+    assert!(
+        stats.payments_accepted as usize >= count(&seen, is_accepted),
+        "{stats:?}"
+    );
+    assert!(stats.payments_sent >= stats.payments_accepted, "{stats:?}");
+    assert_eq!((stats.failures, stats.lapses), (0, 0), "{stats:?}");
 
     assert_eq!(close(session).await, ReleaseReason::ClosedByClient);
 

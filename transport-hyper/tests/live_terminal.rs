@@ -8,7 +8,7 @@ use common::{
     RUNNER, collect_until, drain, fast_config, fast_model, guarded, live_options, live_pricing, quick_http,
     serve,
 };
-use livepay_core::client::{ReserveError, ReserveOptions};
+use livepay_core::engine::{ProtocolError, ReserveError, ReserveOptions};
 use livepay_core::{ConfigError, Endpoint, Event, PaymentType, ReleaseReason, Reply, State};
 use livepay_hyper::{LiveError, LiveOptions, LiveSession, WireProblem};
 use livepay_mock::faults::FaultPlan;
@@ -152,7 +152,7 @@ async fn bad_configurations_fail_before_any_request() {
 }
 
 #[tokio::test]
-async fn an_unpriced_session_is_closed_with_a_direct_stop() {
+async fn an_unpriced_session_is_closed_with_the_engines_stop() {
     let served = serve(fast_model(Pricing::Unpriced), FaultPlan::clean(), 14).await;
     let options = LiveOptions::new(ReserveOptions::new(
         served.runner_url(RUNNER),
@@ -196,7 +196,11 @@ async fn a_failed_stop_is_reported_and_funding_stays_stopped() {
     };
     assert_eq!(*reply, Reply::Status(503));
     assert!(
-        matches!(problem, Some(WireProblem::Protocol { endpoint: Endpoint::Stop, message }) if message.starts_with("stop answered HTTP 503")),
+        matches!(
+            problem,
+            Some(p @ WireProblem::Protocol(ProtocolError::Status { endpoint: Endpoint::Stop, status: 503, .. }))
+                if p.to_string().starts_with("stop answered HTTP 503")
+        ),
         "{problem:?}"
     );
     assert!(
@@ -221,7 +225,7 @@ async fn a_failed_stop_is_reported_and_funding_stays_stopped() {
     assert_eq!(served.with_world(|w| w.signer().stats().mints), mints);
     assert_eq!(served.with_world(|w| w.orchestrator().stats().released_unpaid), 1);
 
-    // The same for an unpriced session, whose stop is sent directly.
+    // The same for an unpriced session: nothing to fund, but its stop is the engine's too.
     let mut plan = FaultPlan::clean();
     plan.stop.error_5xx = 1.0;
     let served_unpriced = serve(fast_model(Pricing::Unpriced), plan, 16).await;
@@ -241,10 +245,10 @@ async fn a_failed_stop_is_reported_and_funding_stays_stopped() {
             &error,
             LiveError::StopFailed {
                 reply: Reply::Status(503),
-                problem: Some(WireProblem::Protocol {
+                problem: Some(WireProblem::Protocol(ProtocolError::Status {
                     endpoint: Endpoint::Stop,
                     ..
-                })
+                }))
             }
         ),
         "{error:?}"

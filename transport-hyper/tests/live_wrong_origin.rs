@@ -5,7 +5,7 @@ mod common;
 
 use common::{canned_server, guarded, hanging_server, http_response};
 use livepay_core::PaymentType;
-use livepay_core::client::{ReserveError, ReserveOptions};
+use livepay_core::engine::{ReserveError, ReserveOptions};
 use livepay_hyper::{HttpConfig, LiveError, LiveOptions, LiveSession};
 
 fn challenge(payment_url: &str) -> Vec<u8> {

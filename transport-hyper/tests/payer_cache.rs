@@ -1,4 +1,4 @@
-//! The payer address is cached per signer in the `HttpClient` (protocol.md §2.1): two
+//! The payer address is cached per signer in the `HttpClient` (`docs/protocol.md` §2.1): two
 //! reservations over one client ask `sign-orchestrator-info` once; a fresh client asks again.
 //!
 //! The signer model counts no `sign-orchestrator-info` calls, so the test puts a counting
@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{
-    RawRequest, bind, fast_model, guarded, http_response, live_options, live_pricing, origin_of, quick_http,
-    read_request, serve,
+    RawRequest, bare_request, bind, fast_model, guarded, http_response, live_options, live_pricing,
+    origin_of, quick_http, read_request, serve,
 };
-use livepay_core::client::HttpRequest;
+use livepay_core::engine::Method;
 use livepay_hyper::{HttpClient, LiveSession, Peer};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::serve::ServedModel;
@@ -47,14 +47,14 @@ async fn counting_signer(signer: String, counts: Arc<Counts>) -> String {
                     "/generate-live-payment" => counts.generate.fetch_add(1, Ordering::SeqCst),
                     _ => 0,
                 };
-                let mut request = HttpRequest::post(format!("{signer}{path}"));
+                let mut request = bare_request(Peer::Signer, Method::Post, &format!("{signer}{path}"));
                 request.body = body;
                 for (name, value) in headers {
                     if !matches!(name.as_str(), "host" | "content-length" | "connection") {
-                        request = request.with_header(name, value);
+                        request.headers.push((name.into(), value));
                     }
                 }
-                let response = match upstream.execute(Peer::Signer, &request).await {
+                let response = match upstream.execute_owned(request).await {
                     Ok(r) => http_response(r.status, "application/json", &r.body),
                     Err(_) => http_response(502, "text/plain", b"upstream failed"),
                 };
@@ -140,7 +140,7 @@ async fn a_seeded_cache_skips_sign_orchestrator_info() {
         Ok(client) => client,
         Err(error) => panic!("cannot build the HTTP client: {error}"),
     };
-    client.cache_payer(&signer, payer.clone());
+    client.cache_payer(&signer, &payer);
     let session = reserve(&served, &signer, &client).await;
     assert_eq!(counts.orchestrator_info.load(Ordering::SeqCst), 0);
     assert_eq!(client.cached_payer(&signer).as_deref(), Some(payer.as_str()));

@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Wall time of the simulation itself, for the reader; the simulation never reads a clock.
         #[allow(clippy::disallowed_methods)]
         let started = std::time::Instant::now();
-        let report = compare(&config, &[PolicyKind::Livepay, PolicyKind::Sdk10]);
+        let report = compare(&config, &[PolicyKind::Livepay, PolicyKind::Sdk10])?;
         println!("{report}(in {:.2?})\n", started.elapsed());
     }
     Ok(())

@@ -1,74 +1,71 @@
-//! An in-memory [`Transport`] and [`Clock`] over the faithful [`World`] model: livepay-core's
-//! async [`run`](livepay_core::run) driver, its [`client`](livepay_core::client) and the model,
-//! end to end on virtual time, without sockets.
+//! The faithful [`World`] model as an in-memory network: livepay-core's protocol
+//! [`Engine`](livepay_core::engine::Engine) and its [`ReserveFlow`], end to end on virtual time,
+//! without sockets.
 //!
-//! - [`VirtualClock`]: virtual time. [`sleep_until`](Clock::sleep_until) jumps forward and
-//!   completes at once, but never past an instant something registered with
-//!   [`VirtualClock::wake_no_later_than`] (e.g. a scheduled command awaiting
-//!   [`VirtualClock::reached`]). Moving the clock advances the world, so orchestrator ticks and
-//!   silent releases happen at their modelled instants.
-//! - [`MemoryNet`]: the world, the clock and a fixed latency per request. [`MemoryNet::execute`]
-//!   routes an [`HttpRequest`] by origin to the orchestrator or the signer.
+//! This module only moves bytes, as any adapter does: it builds no request, reads no status and
+//! knows no endpoint. The core's engine says what to send; the model answers it.
+//!
+//! - [`MemoryNet`]: the world, a [`VirtualClock`] (the core's) and a fixed latency per request.
+//!   [`MemoryNet::execute`] carries one [`Request`] to the orchestrator or the signer (routed by
+//!   its URL's origin) at once, moving the clock by the latency. The world is advanced lazily to
+//!   the clock's instant: before each request is served, and whenever it is looked at
+//!   ([`MemoryNet::world`], [`MemoryNet::world_mut`]), so orchestrator ticks and silent releases
+//!   happen at their modelled instants.
+//! - [`MemoryHttp`]: the net as an [`Http`] adapter, for [`Engine::run`](livepay_core::engine::Engine::run)
+//!   on any executor (see `tests/tests/e2e_memory_*.rs`).
 //! - [`reserve`]: drives a [`ReserveFlow`] over the net.
-//! - [`MemoryTransport`]: a [`Transport`] over a reserved [`PaymentSession`].
 //!
-//! # Example: reserve, then fund for a minute
+//! # Example: reserve, then fund for a minute, by hand
 //!
-//! [`run`](livepay_core::run) drives a session over this transport on any executor (see
-//! `tests/tests/e2e_memory_*.rs`). The loop below is the same, by hand, since every request
-//! of the memory transport completes at once ([`MemoryTransport::call`]).
+//! Every request over the net completes at once, so a plain loop drives the engine: send what
+//! it asks for, hand back what came back, sleep (jump) to its next timer.
 //!
 //! ```
-//! use livepay_core::{Action, Config, Duration, Endpoint, PaymentType, Session, StatusTable, Step};
-//! use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+//! use livepay_core::engine::{Engine, Response};
+//! use livepay_core::{Config, Duration, PaymentType, StatusTable};
+//! use livepay_mock::memory::{MemoryNet, reserve};
 //! use livepay_mock::model::{self, World};
 //!
-//! let net = MemoryNet::new(World::new(model::Config::default(), 7));
+//! let net = MemoryNet::new(World::new(model::ModelConfig::default(), 7));
 //! let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live))?;
-//! let transport = MemoryTransport::new(net.clone(), reserved.payment.expect("a priced runner"));
-//!
-//! let clock = net.clock();
-//! let table = StatusTable::new();
-//! let mut session = Session::new(&Config::new(PaymentType::Live), clock.now())?;
-//! session.start(clock.now());
-//! let until = clock.now() + Duration::from_secs(60);
-//! while clock.now() < until {
-//!     while let Some(action) = session.poll_action() {
-//!         let (first, then) = match action {
-//!             Action::Pay { .. } => (Endpoint::Signer, Some(Endpoint::Payment)),
-//!             Action::Refresh => (Endpoint::Refresh, None),
-//!             Action::Stop => (Endpoint::Stop, None),
-//!         };
-//!         let mut step = table.classify(first, transport.call(first));
-//!         if let (Step::Continue, Some(next)) = (step, then) {
-//!             step = table.classify(next, transport.call(next));
-//!         }
-//!         if let Step::Done(outcome) = step {
-//!             session.handle_outcome(clock.now(), outcome)?;
+//! let session_id = reserved.session_id.clone();
+//! let mut engine = Engine::new(&Config::new(PaymentType::Live), reserved, StatusTable::new())?;
+//! engine.start(net.now());
+//! let until = net.now() + Duration::from_secs(60);
+//! while net.now() < until {
+//!     while let Some(request) = engine.poll_request(net.now()) {
+//!         match net.execute(&request) {
+//!             Ok(answer) => {
+//!                 let response = Response::new(answer.status, &answer.body);
+//!                 engine.handle_response(net.now(), request.id, &response)?;
+//!             }
+//!             Err(failure) => engine.handle_failure(net.now(), request.id, failure)?,
 //!         }
 //!     }
-//!     clock.advance_to(session.poll_timeout().expect("a funding session has a timer"));
-//!     session.handle_timeout(clock.now());
+//!     while let Some(event) = engine.poll_event() {
+//!         let _ = event; // log it, react to it
+//!     }
+//!     net.clock()
+//!         .advance_to(engine.poll_timeout().expect("a funding session has a timer"));
+//!     engine.handle_timeout(net.now());
 //! }
-//! assert!(session.stats().payments_accepted >= 19);
+//! assert!(engine.stats().payments_accepted >= 19);
 //! let world = net.world();
 //! assert!(world.orchestrator().releases().is_empty(), "never released");
-//! assert!(world.session_balance(&reserved.session_id).unwrap() > 0);
+//! assert!(world.session_balance(&session_id).unwrap() > 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use core::cell::{Cell, Ref, RefCell, RefMut};
 use core::fmt;
-use core::future::{Future, poll_fn};
-use core::task::Poll;
 use std::rc::Rc;
 
 use embassy_time::{Duration, Instant};
-use livepay_core::client::{
-    Answer, HttpRequest, Method, PaymentSession, ProtocolError, ReserveError, ReserveFlow, ReserveOptions,
-    Reserved, origin,
+use livepay_core::engine::{
+    Answered, Delivery, Http, Method, PayerCache, Request, ReserveError, ReserveFlow, ReserveOptions,
+    Reserved, Response, origin,
 };
-use livepay_core::{Clock, Endpoint, PaymentType, Reply, Transport};
+use livepay_core::{Failure, PaymentType, VirtualClock};
 
 use crate::model::{self, Host, World};
 
@@ -78,214 +75,17 @@ pub const DEFAULT_SIGNER_ORIGIN: &str = "http://signer.invalid";
 /// Latency of every request unless [`MemoryNet::with_latency`] says otherwise.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(10);
 
-/// Consecutive pending polls of [`VirtualClock::reached`] at one instant after which the clock
-/// decides nothing will ever move time, and panics instead of spinning.
-const MAX_STALLED_POLLS: u32 = 100_000;
-
-/// Virtual time for [`Clock`], optionally tied to a [`World`] it advances.
-///
-/// Time only moves forward: by [`advance_to`](Self::advance_to) (the net does it by each
-/// request's latency) and by [`sleep_until`](Clock::sleep_until), which jumps to its deadline and
-/// completes at once, unless an earlier instant was registered with
-/// [`wake_no_later_than`](Self::wake_no_later_than): then it stops there, wakes its task and
-/// stays pending, so whatever waits for that instant runs on time. Futures that wait on this
-/// clock wake their task at once (there is no reactor), so a plain `block_on` keeps polling.
-pub struct VirtualClock {
-    now: Cell<Instant>,
-    wake_by: Cell<Option<Instant>>,
-    stalled: Cell<(Instant, u32)>,
-    /// Answers being handed over ([`VirtualClock::yield_now`]): sleeps hold time still meanwhile.
-    held: Cell<u32>,
-    world: Option<Rc<RefCell<World>>>,
-}
-
-impl VirtualClock {
-    /// A clock reading `start`, tied to no world.
-    pub fn new(start: Instant) -> Self {
-        Self {
-            now: Cell::new(start),
-            wake_by: Cell::new(None),
-            stalled: Cell::new((start, 0)),
-            held: Cell::new(0),
-            world: None,
-        }
-    }
-
-    fn with_world(world: Rc<RefCell<World>>) -> Self {
-        let start = world.borrow().now();
-        Self {
-            world: Some(world),
-            ..Self::new(start)
-        }
-    }
-
-    /// The current virtual instant.
-    pub fn now(&self) -> Instant {
-        self.now.get()
-    }
-
-    /// Moves time forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        self.advance_to(self.now() + by);
-    }
-
-    /// Moves time forward to `at` (an earlier `at` is ignored), running every orchestrator tick
-    /// due by then.
-    ///
-    /// # Panics
-    ///
-    /// When the world is borrowed elsewhere at that moment.
-    pub fn advance_to(&self, at: Instant) {
-        if at > self.now() {
-            self.now.set(at);
-        }
-        if let Some(world) = &self.world {
-            world.borrow_mut().advance(self.now());
-        }
-    }
-
-    /// Asks that time stop at `at` on its way forward. The earliest registration still in the
-    /// future wins; waiters register again each time they are polled.
-    pub fn wake_no_later_than(&self, at: Instant) {
-        let now = self.now();
-        let earliest = match self.wake_by.get() {
-            Some(current) if current > now => current.min(at),
-            _ => at,
-        };
-        self.wake_by.set(Some(earliest));
-    }
-
-    /// The earliest registered instant still in the future.
-    pub fn next_wake(&self) -> Option<Instant> {
-        self.wake_by.get().filter(|&at| at > self.now())
-    }
-
-    /// Completes once virtual time reaches `at`, without moving time itself: it registers `at`
-    /// so that a sleep stops there. Use it to schedule commands:
-    /// `stream::once(async { clock.reached(t).await; Command::Close })`.
-    ///
-    /// # Panics
-    ///
-    /// When polled pending 100,000 times in a row at one instant: nothing moves
-    /// time (no sleep, no request), so it would wait forever.
-    pub fn reached(&self, at: Instant) -> impl Future<Output = ()> + '_ {
-        poll_fn(move |cx| {
-            let now = self.now();
-            if now >= at {
-                return Poll::Ready(());
-            }
-            let (since, polls) = self.stalled.get();
-            let polls = if since == now { polls + 1 } else { 1 };
-            assert!(
-                polls < MAX_STALLED_POLLS,
-                "livepay-mock: virtual time is stuck at {now}: something waits for {at}, but no \
-                 sleep or request moves the clock"
-            );
-            self.stalled.set((now, polls));
-            self.wake_no_later_than(at);
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-    }
-}
-
-impl VirtualClock {
-    /// Returns `Pending` once (waking its task) with time held still, then completes: whatever
-    /// else the task polls meanwhile (a command due now) runs at this very instant, and no sleep
-    /// moves time until this completes. [`MemoryTransport`] yields after every answer, so that
-    /// requests answered at once do not starve [`run`](livepay_core::run)'s commands.
-    pub fn yield_now(&self) -> YieldNow<'_> {
-        YieldNow {
-            clock: self,
-            yielded: false,
-            done: false,
-        }
-    }
-}
-
-/// The future of [`VirtualClock::yield_now`].
-#[derive(Debug)]
-#[must_use = "futures do nothing unless polled"]
-pub struct YieldNow<'c> {
-    clock: &'c VirtualClock,
-    yielded: bool,
-    done: bool,
-}
-
-impl Future for YieldNow<'_> {
-    type Output = ();
-
-    fn poll(self: core::pin::Pin<&mut Self>, cx: &mut core::task::Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(());
-        }
-        if this.yielded {
-            this.done = true;
-            this.clock.held.set(this.clock.held.get() - 1);
-            return Poll::Ready(());
-        }
-        this.yielded = true;
-        this.clock.held.set(this.clock.held.get() + 1);
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-impl Drop for YieldNow<'_> {
-    fn drop(&mut self) {
-        if self.yielded && !self.done {
-            self.clock.held.set(self.clock.held.get() - 1);
-        }
-    }
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> Instant {
-        self.now.get()
-    }
-
-    async fn sleep_until(&self, deadline: Instant) {
-        poll_fn(|cx| {
-            let now = self.now();
-            if now >= deadline {
-                return Poll::Ready(());
-            }
-            if self.held.get() > 0 {
-                // An answer is being handed over at `now`: let it land before time moves.
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            let target = self.next_wake().map_or(deadline, |wake| wake.min(deadline));
-            self.advance_to(target);
-            if self.now() >= deadline {
-                return Poll::Ready(());
-            }
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-        .await;
-    }
-}
-
-impl fmt::Debug for VirtualClock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VirtualClock")
-            .field("now", &self.now())
-            .field("next_wake", &self.next_wake())
-            .field("held", &self.held.get())
-            .field("world", &self.world.is_some())
-            .finish()
-    }
-}
-
-/// The modelled network: a shared [`World`], its [`VirtualClock`], and a fixed latency per
+/// The modelled network: a shared [`World`], a [`VirtualClock`], and a fixed latency per
 /// request. Cheap to clone: clones share the world and the clock.
 ///
 /// Requests are routed by origin: the orchestrator's (from the model's
-/// [`Config::service_url`](model::Config::service_url)) or the signer's
+/// [`ModelConfig::service_url`](model::ModelConfig::service_url)) or the signer's
 /// ([`DEFAULT_SIGNER_ORIGIN`] unless set). A request reaches its server half a latency after it
 /// is sent, and its answer arrives after the full latency.
+///
+/// The clock does not know the world: whoever moves it (a sleep, [`VirtualClock::advance_to`])
+/// moves only time, and the net brings the world up to the clock's instant before it serves a
+/// request or shows the world.
 #[derive(Clone)]
 pub struct MemoryNet {
     world: Rc<RefCell<World>>,
@@ -305,10 +105,9 @@ impl MemoryNet {
     pub fn new(world: World) -> Self {
         let orchestrator_origin = origin(world.orchestrator().service_url())
             .unwrap_or_else(|| panic!("livepay-mock: the model's service_url is not an http(s) URL"));
-        let world = Rc::new(RefCell::new(world));
         Self {
-            clock: Rc::new(VirtualClock::with_world(Rc::clone(&world))),
-            world,
+            clock: Rc::new(VirtualClock::new(world.now())),
+            world: Rc::new(RefCell::new(world)),
             latency: DEFAULT_LATENCY,
             orchestrator_origin,
             signer_origin: DEFAULT_SIGNER_ORIGIN.to_owned(),
@@ -336,7 +135,7 @@ impl MemoryNet {
         self
     }
 
-    /// The clock.
+    /// The clock (shared by every clone).
     pub fn clock(&self) -> &VirtualClock {
         &self.clock
     }
@@ -346,22 +145,32 @@ impl MemoryNet {
         self.clock.now()
     }
 
-    /// The world, for assertions.
+    /// The world, advanced to the clock's instant, for assertions.
     ///
     /// # Panics
     ///
-    /// When it is mutably borrowed (never while no request is being served).
+    /// When it is mutably borrowed elsewhere (never while no request is being served), or when
+    /// the clock moved while another borrow of the world is still held (the world cannot catch
+    /// up then).
     pub fn world(&self) -> Ref<'_, World> {
+        let now = self.now();
+        // Only a world behind the clock needs the mutable borrow, so that several shared
+        // borrows taken at one instant can coexist.
+        if self.world.borrow().now() < now {
+            self.world.borrow_mut().advance(now);
+        }
         self.world.borrow()
     }
 
-    /// The world, mutable (e.g. to change a runner's price).
+    /// The world, advanced to the clock's instant, mutable (e.g. to change a runner's price).
     ///
     /// # Panics
     ///
     /// When it is borrowed elsewhere.
     pub fn world_mut(&self) -> RefMut<'_, World> {
-        self.world.borrow_mut()
+        let mut world = self.world.borrow_mut();
+        world.advance(self.now());
+        world
     }
 
     /// The latency of each request.
@@ -379,9 +188,14 @@ impl MemoryNet {
         &self.signer_origin
     }
 
-    /// The reservation URL of runner `runner_id`.
+    /// The reservation URL of runner `runner_id`, as the model's orchestrator names it (in its
+    /// discovery answer).
+    ///
+    /// # Panics
+    ///
+    /// When the world is mutably borrowed elsewhere.
     pub fn runner_url(&self, runner_id: &str) -> String {
-        format!("{}/apps/{runner_id}/session", self.orchestrator_origin)
+        self.world.borrow().orchestrator().runner_url(runner_id)
     }
 
     /// Options to reserve runner `runner_id` with this net's signer.
@@ -398,45 +212,53 @@ impl MemoryNet {
         self.requests.get()
     }
 
-    /// Sends `req` and returns the answer's status and body, moving the clock by the latency.
+    /// Carries `request` to its server and returns the answer, moving the clock by the latency:
+    /// the server sees it half a latency after the current instant (the world is advanced to
+    /// then first), and the answer is back after the full latency.
     ///
     /// # Errors
     ///
-    /// [`Reply::Network`] (after the latency) when the URL's origin is neither the
+    /// [`Failure::Refused`] (after the latency) when the URL's origin is neither the
     /// orchestrator's nor the signer's, as a failed DNS lookup or a refused connection would be.
     ///
     /// # Panics
     ///
     /// When the world is borrowed elsewhere.
-    pub fn execute(&self, req: &HttpRequest) -> Result<(u16, Vec<u8>), Reply> {
+    pub fn execute(&self, request: &Request) -> Result<Answered<Vec<u8>>, Failure> {
         self.requests.set(self.requests.get() + 1);
         let sent = self.clock.now();
         let arrives = sent + Duration::from_ticks(self.latency.as_ticks() / 2);
         self.clock.advance_to(arrives);
-        let host = match origin(&req.url) {
+        let host = match origin(&request.url) {
             Some(o) if o == self.orchestrator_origin => Some(Host::Orchestrator),
             Some(o) if o == self.signer_origin => Some(Host::Signer),
             _ => None,
         };
         let response = host.map(|host| {
             let request = model::Request {
-                method: match req.method {
+                method: match request.method {
                     Method::Get => model::Method::Get,
                     Method::Post => model::Method::Post,
                 },
                 // The model ignores scheme and authority.
-                path_and_query: req.url.clone(),
-                headers: req
+                path_and_query: request.url.clone(),
+                headers: request
                     .headers
                     .iter()
                     .map(|(name, value)| (name.to_string(), value.clone()))
                     .collect(),
-                body: req.body.clone(),
+                body: request.body.clone(),
             };
             self.world.borrow_mut().handle(arrives, host, &request)
         });
         self.clock.advance_to(sent + self.latency);
-        response.map(|r| (r.status, r.body)).ok_or(Reply::Network)
+        response
+            .map(|r| Answered {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .ok_or(Failure::Refused)
     }
 }
 
@@ -452,133 +274,88 @@ impl fmt::Debug for MemoryNet {
     }
 }
 
-/// Reserves a session over `net` (protocol.md §2.1, §2.3), driving a [`ReserveFlow`].
+/// A [`MemoryNet`] as an [`Http`] adapter: each request is executed at once
+/// ([`MemoryNet::execute`], moving the clock by the latency), then the answer is handed over
+/// after one [`VirtualClock::yield_now`], so that a command due meanwhile is applied before the
+/// answer lands, as with a real network. Each request counts one [clock
+/// step](VirtualClock::step), so a driver that loops on requests without time passing is caught.
+#[derive(Debug, Clone)]
+pub struct MemoryHttp {
+    net: MemoryNet,
+}
+
+impl MemoryHttp {
+    /// The adapter over `net`.
+    pub const fn new(net: MemoryNet) -> Self {
+        Self { net }
+    }
+
+    /// The net.
+    pub const fn net(&self) -> &MemoryNet {
+        &self.net
+    }
+}
+
+impl Http for MemoryHttp {
+    type Body = Vec<u8>;
+
+    async fn send(&self, request: Request) -> Delivery<Vec<u8>> {
+        let clock = self.net.clock();
+        clock.step("memory request");
+        let sent_at = clock.now();
+        let result = self.net.execute(&request);
+        clock.yield_now().await;
+        Delivery {
+            sent_at: Some(sent_at),
+            result,
+        }
+    }
+}
+
+/// Reserves a session over `net` (`docs/protocol.md` §2.1–2.3), driving a [`ReserveFlow`] on the
+/// net's clock: the result's [`Reserved::minted_at`] is on that clock, so fund it there.
 ///
 /// # Errors
 ///
 /// Why the reservation failed, as [`ReserveFlow`] reports it.
 pub fn reserve(net: &MemoryNet, options: ReserveOptions) -> Result<Reserved, ReserveError> {
     let mut flow = ReserveFlow::new(options)?;
-    while let Some(req) = flow.poll_request() {
-        match net.execute(&req) {
-            Ok((status, body)) => flow.handle_response(status, &body),
-            Err(reply) => flow.handle_failure(reply),
-        }
-    }
+    carry_out(net, &mut flow);
     flow.result()
 }
 
-/// A [`Transport`] over a [`MemoryNet`] for one reserved [`PaymentSession`]: each method builds
-/// the request with the session, executes it at once (moving the clock by the latency), hands
-/// the answer back to the session, and yields once ([`VirtualClock::yield_now`]) so that a
-/// command due meanwhile is applied before the answer, as with a real network.
-/// [`Reply::Network`] when there is no minted payment to send.
-pub struct MemoryTransport {
-    net: MemoryNet,
-    session: RefCell<PaymentSession>,
-    last_error: RefCell<Option<ProtocolError>>,
+/// [`reserve`] with a payer-address cache: a signer already in `cache` is not asked for its
+/// address again, and `cache` learns (or forgets) the address the flow used.
+///
+/// # Errors
+///
+/// As [`reserve`].
+pub fn reserve_with_cache(
+    net: &MemoryNet,
+    options: ReserveOptions,
+    cache: &mut PayerCache,
+) -> Result<Reserved, ReserveError> {
+    let mut flow = ReserveFlow::with_cache(options, cache)?;
+    carry_out(net, &mut flow);
+    flow.update_cache(cache);
+    flow.result()
 }
 
-impl MemoryTransport {
-    /// A transport for `session` over `net`.
-    pub fn new(net: MemoryNet, session: PaymentSession) -> Self {
-        Self {
-            net,
-            session: RefCell::new(session),
-            last_error: RefCell::new(None),
+/// Sends every request `flow` asks for over `net` and hands back each answer.
+fn carry_out(net: &MemoryNet, flow: &mut ReserveFlow) {
+    while let Some(request) = flow.poll_request(net.now()) {
+        match net.execute(&request) {
+            Ok(answer) => {
+                let headers: Vec<(&str, &str)> = answer
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let response = Response::new(answer.status, &answer.body).with_headers(&headers);
+                flow.handle_response(net.now(), request.id, &response);
+            }
+            Err(failure) => flow.handle_failure(net.now(), request.id, failure),
         }
-    }
-
-    /// The net.
-    pub fn net(&self) -> &MemoryNet {
-        &self.net
-    }
-
-    /// The session's protocol state.
-    ///
-    /// # Panics
-    ///
-    /// Never while no request is being made.
-    pub fn session(&self) -> Ref<'_, PaymentSession> {
-        self.session.borrow()
-    }
-
-    /// The session's protocol state, taken back.
-    pub fn into_session(self) -> PaymentSession {
-        self.session.into_inner()
-    }
-
-    /// The most recent [`ProtocolError`] (a non-success answer with its reason, or a malformed
-    /// success), for logs and assertions.
-    pub fn last_error(&self) -> Option<ProtocolError> {
-        self.last_error.borrow().clone()
-    }
-
-    /// Performs the request of `endpoint` at once and returns its reply: [`Endpoint::Signer`]
-    /// mints, [`Endpoint::Payment`] posts the minted payment, [`Endpoint::Refresh`] refreshes,
-    /// [`Endpoint::Stop`] stops. The [`Transport`] methods are this, as futures.
-    pub fn call(&self, endpoint: Endpoint) -> Reply {
-        let req = match endpoint {
-            Endpoint::Signer => Some(self.session.borrow().signer_request()),
-            Endpoint::Payment => self.session.borrow_mut().payment_request(),
-            Endpoint::Refresh => Some(self.session.borrow().refresh_request()),
-            Endpoint::Stop => Some(self.session.borrow().stop_request()),
-        };
-        let Some(req) = req else {
-            *self.last_error.borrow_mut() = Some(ProtocolError::NothingMinted);
-            return Reply::Network;
-        };
-        let (status, body) = match self.net.execute(&req) {
-            Ok(answer) => answer,
-            Err(reply) => return reply,
-        };
-        let mut session = self.session.borrow_mut();
-        let Answer { reply, error } = match endpoint {
-            Endpoint::Signer => session.on_signer_response(status, &body),
-            Endpoint::Payment => session.on_payment_response(status, &body),
-            Endpoint::Refresh => session.on_refresh_response(status, &body),
-            Endpoint::Stop => session.on_stop_response(status, &body),
-        };
-        if let Some(error) = error {
-            *self.last_error.borrow_mut() = Some(error);
-        }
-        reply
-    }
-}
-
-impl Transport for MemoryTransport {
-    async fn request_payment(&self, _cycle: u32) -> Reply {
-        let reply = self.call(Endpoint::Signer);
-        self.net.clock().yield_now().await;
-        reply
-    }
-
-    async fn send_payment(&self) -> Reply {
-        let reply = self.call(Endpoint::Payment);
-        self.net.clock().yield_now().await;
-        reply
-    }
-
-    async fn refresh(&self) -> Reply {
-        let reply = self.call(Endpoint::Refresh);
-        self.net.clock().yield_now().await;
-        reply
-    }
-
-    async fn stop(&self) -> Reply {
-        let reply = self.call(Endpoint::Stop);
-        self.net.clock().yield_now().await;
-        reply
-    }
-}
-
-impl fmt::Debug for MemoryTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryTransport")
-            .field("net", &self.net)
-            .field("session", &self.session)
-            .field("last_error", &self.last_error)
-            .finish()
     }
 }
 

@@ -42,7 +42,7 @@
 //!
 //! Client suspends ([`FaultPlan::client_suspends`]) are a client-side fault and do not apply here.
 //! Tick jitter ([`FaultPlan::tick_jitter_ms`]) is not applied either: the served world ticks on its own
-//! configuration ([`Config::tick`](crate::model::Config::tick), [`Config::tick_jitter`](crate::model::Config::tick_jitter)).
+//! configuration ([`Config::tick`](crate::model::ModelConfig::tick), [`Config::tick_jitter`](crate::model::ModelConfig::tick_jitter)).
 //!
 //! # Limits
 //!
@@ -86,7 +86,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::debug;
 
 use crate::faults::{Fate, FaultPlan};
-use crate::model::{Config, Host, Method, Request, Response, World, headers};
+use crate::model::{Host, Method, ModelConfig, Request, Response, World, headers};
 use livepay_core::rng::SplitMix64;
 
 /// Requests bodies larger than this are answered 413.
@@ -102,15 +102,15 @@ const ORIGIN: Instant = Instant::from_ticks(0);
 const FAULT_STREAM: u64 = 0x6661_756c_7473_2121;
 
 /// How to serve the model. `Default`: both listeners on `127.0.0.1:0` (an ephemeral port each), the
-/// default [`Config`], a clean [`FaultPlan`], seed 1.
+/// default [`ModelConfig`], a clean [`FaultPlan`], seed 1.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Where the orchestrator listens. Default `127.0.0.1:0`.
     pub orchestrator_addr: SocketAddr,
     /// Where the remote signer listens (a second listener). Default `127.0.0.1:0`.
     pub signer_addr: SocketAddr,
-    /// The model. Its [`Config::service_url`] is replaced by the bound orchestrator URL.
-    pub model: Config,
+    /// The model. Its [`ModelConfig::service_url`] is replaced by the bound orchestrator URL.
+    pub model: ModelConfig,
     /// The faults to apply. Default [`FaultPlan::clean`].
     pub plan: FaultPlan,
     /// Seeds the world and the fault draws. Default 1.
@@ -123,7 +123,7 @@ impl Default for ServeConfig {
         Self {
             orchestrator_addr: loopback,
             signer_addr: loopback,
-            model: Config::default(),
+            model: ModelConfig::default(),
             plan: FaultPlan::clean(),
             seed: 1,
         }
@@ -134,7 +134,7 @@ impl Default for ServeConfig {
 /// waiting for them).
 #[derive(Debug)]
 pub struct ServedModel {
-    shared: Arc<Shared>,
+    shared: Arc<ServerShared>,
     signer_url: String,
     /// Dropped to stop the accept loops.
     stop: watch::Sender<()>,
@@ -142,21 +142,21 @@ pub struct ServedModel {
 }
 
 #[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
+struct ServerShared {
+    state: Mutex<ServerState>,
     plan: FaultPlan,
     epoch: tokio::time::Instant,
     orchestrator_url: String,
 }
 
 #[derive(Debug)]
-struct State {
+struct ServerState {
     world: World,
     faults: SplitMix64,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl ServerShared {
+    fn lock(&self) -> MutexGuard<'_, ServerState> {
         // A panic inside `with_world` must not take the server down with it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -184,8 +184,8 @@ impl ServedModel {
         let signer_url = url_of(signer.local_addr()?);
         let mut model = config.model;
         model.service_url.clone_from(&orchestrator_url);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+        let shared = Arc::new(ServerShared {
+            state: Mutex::new(ServerState {
                 world: World::new(model, config.seed),
                 faults: SplitMix64::new(config.seed ^ FAULT_STREAM),
             }),
@@ -270,7 +270,12 @@ fn url_of(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-async fn accept_loop(listener: TcpListener, host: Host, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    host: Host,
+    shared: Arc<ServerShared>,
+    mut stop: watch::Receiver<()>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -303,7 +308,7 @@ fn reset(stream: &TcpStream) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, host: Host, shared: Arc<Shared>) {
+async fn serve_connection(stream: TcpStream, host: Host, shared: Arc<ServerShared>) {
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%error, "TCP_NODELAY");
     }
@@ -389,7 +394,7 @@ async fn pause(d: Duration) {
 }
 
 async fn serve_request(
-    shared: Arc<Shared>,
+    shared: Arc<ServerShared>,
     host: Host,
     req: hyper::Request<Incoming>,
 ) -> Result<HyperResponse<Full<Bytes>>, Hangup> {
@@ -446,13 +451,6 @@ async fn serve_request(
     };
     match fate {
         Fate::Failed {
-            reply: Reply::Network,
-            ..
-        } => {
-            debug!(?host, method = method.as_str(), path = %path, "closed unanswered (network fault)");
-            Err(Hangup)
-        }
-        Fate::Failed {
             reply: Reply::Timeout,
             ..
         } => {
@@ -471,6 +469,12 @@ async fn serve_request(
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("injected fault");
             Ok(to_hyper(Response::text(status, reason)))
+        }
+        // A refused connection, a network fault, or any other failure without an answer: all a
+        // server can do is close the connection unanswered.
+        Fate::Failed { .. } => {
+            debug!(?host, method = method.as_str(), path = %path, "closed unanswered (network fault)");
+            Err(Hangup)
         }
         Fate::Delivered { latency } => {
             let first_half = latency / 2;

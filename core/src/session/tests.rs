@@ -23,7 +23,10 @@ fn transient(endpoint: Endpoint, reply: Reply) -> Outcome {
 }
 
 fn rejected(endpoint: Endpoint, status: u16) -> Outcome {
-    Outcome::Rejected { endpoint, status }
+    Outcome::Rejected {
+        endpoint,
+        reply: Reply::Status(status),
+    }
 }
 
 /// A session reserved at t = 0, with everything it reported.
@@ -179,6 +182,45 @@ fn first_payment_after_one_interval_like_gateway_1_0() {
     h.no_action();
     assert_eq!(h.next(), ms(3_500));
     assert_eq!(h.action(), Action::Pay { cycle: 1 });
+}
+
+#[test]
+fn first_payment_within_a_span_is_a_seeded_draw_inside_it() {
+    let first = |seed: u64| {
+        let mut c = Config::new(PaymentType::Live);
+        c.first_payment = FirstPayment::Within(span_ms(3_000));
+        c.seed = seed;
+        let mut h = H::started_at(c, 500);
+        h.next()
+    };
+    let draws: Vec<Instant> = (0..64).map(first).collect();
+    assert!(
+        draws.iter().all(|&at| at >= ms(500) && at < ms(3_500)),
+        "{draws:?}"
+    );
+    assert_eq!(first(7), first(7), "same seed, same phase");
+    let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+    assert!(distinct.len() > 32, "phases spread: {}", distinct.len());
+}
+
+#[test]
+fn the_send_instant_of_a_queued_signer_request_moves_billing_and_latency() {
+    let mut h = H::started_at(Config::default(), 0);
+    assert_eq!(h.action(), Action::Pay { cycle: 1 });
+    // Sent 1.5 s after it was produced (queued behind a concurrency limit); an instant before
+    // production is ignored.
+    h.s.handle_sent(ms(1_500));
+    h.s.handle_sent(ms(0));
+    h.answer_at(1_520, Outcome::Paid);
+    assert!(h.take_events().contains(&Event::PaymentAccepted {
+        cycle: 1,
+        latency: span_ms(20)
+    }));
+    assert_eq!(
+        h.s.stats().billed,
+        span_ms(2_000),
+        "ceil(1.5 s) from the reservation"
+    );
 }
 
 #[test]
@@ -556,7 +598,7 @@ fn a_terminal_rejection_stops_the_session_then_reports_why() {
         State::Released {
             reason: ReleaseReason::Rejected {
                 endpoint: Endpoint::Payment,
-                status: 403
+                reply: Reply::Status(403)
             }
         }
     );
@@ -575,7 +617,7 @@ fn without_stop_on_rejection_a_rejection_releases_at_once() {
         State::Released {
             reason: ReleaseReason::Rejected {
                 endpoint: Endpoint::Signer,
-                status: 481
+                reply: Reply::Status(481)
             }
         }
     );

@@ -1,6 +1,8 @@
-//! livepay on embassy: the embassy executor (std arch) runs `livepay_core::run` over the
-//! in-memory model, with an `embassy_time` clock. On a microcontroller, swap the executor's arch
-//! feature, the time driver and `MemoryTransport` for a real HTTP transport; the rest is the same.
+//! livepay on embassy: the embassy executor (std arch) runs the core's protocol engine
+//! (`Engine::run`) over the in-memory model, with an `embassy_time` clock. On a microcontroller,
+//! swap the executor's arch feature, the time driver and `MemoryHttp` for a byte mover over the
+//! board's network stack; the rest is the same. (Without an allocator, `livepay_core::run` drives
+//! the bare `Session` over a `Transport` instead.)
 //!
 //! The model is time-scaled (500 ms server tick, 1 s prepay) so that a few seconds show many
 //! cycles; the world follows embassy's clock (see `RealTime`).
@@ -9,10 +11,9 @@
 
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Instant, Timer};
-use livepay_core::{
-    Backoff, Clock, Command, Config, Event, Exit, PaymentType, Reply, Session, StatusTable, Transport, run,
-};
-use livepay_mock::memory::{MemoryNet, MemoryTransport, reserve};
+use livepay_core::engine::{Delivery, Engine, Http, Request};
+use livepay_core::{Backoff, Clock, Command, Config, Exit, PaymentType, StatusTable};
+use livepay_mock::memory::{MemoryHttp, MemoryNet, reserve};
 use livepay_mock::model::{self, World};
 
 /// embassy's monotonic clock as the core's `Clock`.
@@ -29,50 +30,37 @@ impl Clock for EmbassyClock {
     }
 }
 
-/// The in-memory transport, with the modelled world moved to embassy's time before each request,
+/// The in-memory byte mover, with the modelled world moved to embassy's time before each request,
 /// so that the orchestrator's ticks happen in real time.
-struct RealTime(MemoryTransport);
+struct RealTime(MemoryHttp);
 
-impl RealTime {
-    fn sync(&self) {
-        self.0.net().clock().advance_to(EmbassyClock.now());
-    }
-}
+impl Http for RealTime {
+    type Body = Vec<u8>;
 
-impl Transport for RealTime {
-    async fn request_payment(&self, cycle: u32) -> Reply {
-        self.sync();
-        self.0.request_payment(cycle).await
-    }
-    async fn send_payment(&self) -> Reply {
-        self.sync();
-        self.0.send_payment().await
-    }
-    async fn refresh(&self) -> Reply {
-        self.sync();
-        self.0.refresh().await
-    }
-    async fn stop(&self) -> Reply {
-        self.sync();
-        self.0.stop().await
+    async fn send(&self, request: Request) -> Delivery<Vec<u8>> {
+        let sent_at = EmbassyClock.now();
+        self.0.net().clock().advance_to(sent_at);
+        let mut delivery = self.0.send(request).await;
+        // The engine runs on embassy's clock, not on the model's (which runs ahead by the
+        // modelled latency).
+        delivery.sent_at = Some(sent_at);
+        delivery
     }
 }
 
 #[embassy_executor::task]
 async fn fund() {
-    let mut world_config = model::Config {
+    let mut world_config = model::ModelConfig {
         tick: Duration::from_millis(500),
-        ..model::Config::default()
+        ..model::ModelConfig::default()
     };
     world_config.signer.prepay_live = Duration::from_secs(1);
     let net = MemoryNet::new(World::new(world_config, 7)).with_latency(Duration::from_millis(1));
     net.clock().advance_to(EmbassyClock.now());
-    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
+    let mut reserved =
+        reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).expect("reserved");
     println!("reserved {}", reserved.session_id);
-    let transport = RealTime(MemoryTransport::new(
-        net.clone(),
-        reserved.payment.expect("priced"),
-    ));
+    let http = RealTime(MemoryHttp::new(net.clone()));
 
     let mut config = Config::new(PaymentType::Live);
     config.interval = Duration::from_millis(300);
@@ -86,9 +74,12 @@ async fn fund() {
     };
     config.target_runway = Duration::from_secs(3);
     config.min_demand_spacing = Duration::from_millis(50);
+    // The reservation was made on the model's clock, which follows embassy's: its instant is
+    // embassy's too.
     let start = EmbassyClock.now();
-    let mut session = Session::new(&config, start).expect("valid config");
-    session.start(start);
+    reserved.minted_at = reserved.minted_at.min(start);
+    let mut engine = Engine::new(&config, reserved, StatusTable::new()).expect("valid config");
+    engine.start(start);
 
     // Close after three seconds of real time.
     let close = futures::stream::once(async {
@@ -96,24 +87,20 @@ async fn fund() {
         Command::Close
     });
     futures::pin_mut!(close);
-    let exit = run(
-        &mut session,
-        &transport,
-        &EmbassyClock,
-        &StatusTable::new(),
-        close,
-        |event: Event| {
-            let ms = (EmbassyClock.now() - start).as_millis();
-            println!("{:>2}.{:03}s  {event}", ms / 1000, ms % 1000);
-        },
-    )
-    .await;
+    let exit = engine
+        .run(&http, &EmbassyClock, close, |engine| {
+            while let Some(event) = engine.poll_event() {
+                let ms = (EmbassyClock.now() - start).as_millis();
+                println!("{:>2}.{:03}s  {event}", ms / 1000, ms % 1000);
+            }
+        })
+        .await;
     println!("exit: {exit:?}");
-    println!("stats: {:?}", session.stats());
+    println!("stats: {:?}", engine.stats());
     let releases = net.world().orchestrator().releases().to_vec();
     println!("model releases: {releases:?}");
     let ok = matches!(exit, Exit::Released(livepay_core::ReleaseReason::ClosedByClient))
-        && session.stats().lapses == 0;
+        && engine.stats().lapses == 0;
     std::process::exit(if ok { 0 } else { 1 });
 }
 

@@ -1,24 +1,63 @@
-//! [`LiveError`]: why a [`LiveSession`](super::LiveSession) call failed.
+//! [`LiveError`]: why a [`LiveSession`](super::LiveSession) call failed, and [`WireProblem`]:
+//! the last thing that went wrong on the wire.
 
 use std::fmt;
 
-use livepay_core::client::{ReserveEndpoint, ReserveError};
-use livepay_core::{ConfigError, PaymentType, ReleaseReason, Reply};
+use livepay_core::engine::{ProtocolError, ReserveEndpoint, ReserveError};
+use livepay_core::{ConfigError, Endpoint, PaymentType, ReleaseReason, Reply};
 
 use crate::http::HttpError;
-use crate::transport::WireProblem;
 
-/// Why a [`LiveSession`](super::LiveSession) call failed. Messages hold no secret: no signer
-/// header value, payment, segment credentials or signer state, and URLs only without user-info
-/// and query.
+/// The last thing that went wrong on the wire, for logs and error reports (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireProblem {
+    /// A request got no usable HTTP answer: the adapter's error.
+    Http {
+        /// Which request ([`Request::what`](livepay_core::engine::Request::what): `"signer"`,
+        /// `"payment"`, `"refresh"`, `"stop"`).
+        what: &'static str,
+        /// What failed.
+        error: HttpError,
+    },
+    /// An HTTP answer the core's engine found wrong: an error status with its reason, or a
+    /// malformed body ([`Engine::last_problem`](livepay_core::engine::Engine::last_problem)).
+    Protocol(ProtocolError),
+}
+
+impl WireProblem {
+    /// Whether it concerns the stop request.
+    pub fn is_stop(&self) -> bool {
+        match self {
+            Self::Http { what, .. } => *what == Endpoint::Stop.as_str(),
+            Self::Protocol(
+                ProtocolError::Status { endpoint, .. } | ProtocolError::Malformed { endpoint, .. },
+            ) => *endpoint == Endpoint::Stop,
+            Self::Protocol(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for WireProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Http { what, error } => write!(f, "{what}: {error}"),
+            Self::Protocol(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+/// Why a [`LiveSession`](super::LiveSession) call (or [`reserve`](crate::reserve)) failed.
+/// Messages hold no secret: no signer header value, payment, segment credentials or signer
+/// state, and URLs only without user-info and query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LiveError {
     /// The reservation was refused or its answers were unusable (signer 481, orchestrator 404,
     /// malformed bodies, a cross-origin `payment_url`, …).
     Reserve(ReserveError),
-    /// A reservation request got no usable HTTP answer (timeout, refused connection, body over
-    /// the cap, not HTTP).
+    /// A reservation request got no usable HTTP answer (timeout, refused connection, TLS
+    /// failure, body over the cap, not HTTP).
     Unreachable {
         /// Which request.
         endpoint: ReserveEndpoint,
@@ -39,8 +78,11 @@ pub enum LiveError {
     },
     /// Called outside a tokio runtime: the session's requests and its funding task need one.
     NoRuntime,
-    /// The orchestrator did not acknowledge the stop. Funding is stopped all the same, and the
-    /// session is reported released; the runner may keep running until its credit runs out.
+    /// The orchestrator did not acknowledge the stop ([`Event::StopFailed`]). Funding is stopped
+    /// all the same, and the session is reported released; the runner may keep running until its
+    /// credit runs out.
+    ///
+    /// [`Event::StopFailed`]: livepay_core::Event::StopFailed
     StopFailed {
         /// What came back.
         reply: Reply,
@@ -80,7 +122,7 @@ impl fmt::Display for LiveError {
                 write!(f, "stop failed ({reply}); funding is stopped")?;
                 match problem {
                     Some(WireProblem::Http { error, .. }) => write!(f, ": {error}"),
-                    Some(WireProblem::Protocol { message, .. }) => write!(f, ": {message}"),
+                    Some(WireProblem::Protocol(error)) => write!(f, ": {error}"),
                     None => Ok(()),
                 }
             }
@@ -96,6 +138,14 @@ impl std::error::Error for LiveError {
             Self::Reserve(error) => Some(error),
             Self::Unreachable { error, .. } | Self::Http(error) => Some(error),
             Self::Config(error) => Some(error),
+            Self::StopFailed {
+                problem: Some(WireProblem::Http { error, .. }),
+                ..
+            } => Some(error),
+            Self::StopFailed {
+                problem: Some(WireProblem::Protocol(error)),
+                ..
+            } => Some(error),
             _ => None,
         }
     }

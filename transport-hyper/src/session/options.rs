@@ -1,6 +1,6 @@
 //! [`LiveOptions`]: what [`LiveSession::reserve`](super::LiveSession::reserve) needs.
 
-use livepay_core::client::ReserveOptions;
+use livepay_core::engine::ReserveOptions;
 use livepay_core::{Config, StatusTable};
 
 use crate::http::{HttpClient, HttpConfig};
@@ -20,19 +20,20 @@ pub struct LiveOptions {
     pub reserve: ReserveOptions,
     /// The funding machine's configuration. Its `payment_type` must equal
     /// `reserve.payment_type`; `offchain` is ignored (the reservation's answer decides whether
-    /// there is anything to fund). Default: [`Config::new`]`(reserve.payment_type)`.
+    /// there is anything to fund: [`Engine::new`](livepay_core::engine::Engine::new)). Default:
+    /// [`Config::new`]`(reserve.payment_type)`.
     pub config: Config,
     /// HTTP settings for a client of the session's own. Ignored when [`client`](Self::client) is
     /// set.
     pub http: HttpConfig,
-    /// A shared client (its pools and its configuration), e.g. one per process. Default `None`: the
-    /// session builds one from [`http`](Self::http).
+    /// A shared client (its pools, its payer cache and its configuration), e.g. one per process.
+    /// Default `None`: the session builds one from [`http`](Self::http).
     pub client: Option<HttpClient>,
     /// Start funding as soon as the reservation succeeds. Default `true`; with `false`, call
     /// [`LiveSession::start_payments`](super::LiveSession::start_payments) (e.g. once the media
     /// transport is open, or after subscribing to events).
     pub start_payments: bool,
-    /// What every status means. Default: [`StatusTable::new`] (protocol.md §2).
+    /// What every status means. Default: [`StatusTable::new`] (`docs/protocol.md` §2).
     pub table: StatusTable,
     /// How many events a slow [`events`](super::LiveSession::events) subscriber may fall behind
     /// before it skips the oldest. Default [`DEFAULT_EVENT_CAPACITY`]; clamped to `1..=65536`.

@@ -7,11 +7,11 @@ use std::future::Future;
 use std::time::Duration as StdDuration;
 
 use futures::{Stream, StreamExt};
-use livepay_core::client::ReserveOptions;
-use livepay_core::{Backoff, Config, Duration, Event, PaymentType, ReleaseReason};
+use livepay_core::engine::{DiscoveryQuery, Method, Request, ReserveOptions};
+use livepay_core::{Backoff, Config, Duration, Event, PaymentType, Peer, ReleaseReason};
 use livepay_hyper::{HttpConfig, LiveOptions, LiveSession};
 use livepay_mock::faults::FaultPlan;
-use livepay_mock::model::{Config as ModelConfig, Pricing};
+use livepay_mock::model::{ModelConfig, Pricing};
 use livepay_mock::serve::{ServeConfig, ServedModel};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -195,6 +195,18 @@ where
     S: Stream<Item = Event> + Unpin,
 {
     guarded("the event stream to end", events.collect::<Vec<_>>()).await
+}
+
+/// A request of `method` to `url` for `peer`, without headers or body, for tests that send
+/// requests of their own with `HttpClient::execute`. Request ids only come from the core, so this
+/// starts from a discovery query's request.
+pub fn bare_request(peer: Peer, method: Method, url: &str) -> Request {
+    let mut request = DiscoveryQuery::new("http://unused.example", None).request();
+    request.peer = peer;
+    request.method = method;
+    request.url = url.to_owned();
+    request.headers.clear();
+    request
 }
 
 // ---- hand-written servers ------------------------------------------------------------------

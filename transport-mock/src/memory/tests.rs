@@ -1,59 +1,76 @@
-use futures_free::{now_or_never, soon};
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+
+use livepay_core::engine::{DiscoveryQuery, Engine};
+use livepay_core::{Clock as _, Config, Event, Peer, ReleaseReason, State, StatusTable};
 
 use super::*;
-use crate::model::{Config, ReleaseCause, SignerConfig};
+use crate::model::{ModelConfig, ReleaseCause, SignerConfig};
 
-/// A minimal executor for futures that never wait for anything but this module's clock.
-mod futures_free {
-    use core::future::Future;
-    use core::pin::pin;
-    use core::task::{Context, Poll, Waker};
-
-    /// Polls `f` until it completes, at most 16 times.
-    pub(super) fn soon<F: Future>(f: F) -> Option<F::Output> {
-        let mut f = pin!(f);
-        let mut cx = Context::from_waker(Waker::noop());
-        (0..16).find_map(|_| match f.as_mut().poll(&mut cx) {
-            Poll::Ready(out) => Some(out),
-            Poll::Pending => None,
-        })
-    }
-
-    /// Polls `f` once.
-    pub(super) fn now_or_never<F: Future>(f: F) -> Option<F::Output> {
-        let mut f = pin!(f);
-        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(out) => Some(out),
-            Poll::Pending => None,
-        }
+/// Polls `f` once.
+fn now_or_never<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
     }
 }
 
 fn net() -> MemoryNet {
-    MemoryNet::new(World::new(Config::default(), 11))
+    MemoryNet::new(World::new(ModelConfig::default(), 11))
+}
+
+/// Sends every request `engine` has now over `net`, answering each at once.
+fn exchange(net: &MemoryNet, engine: &mut Engine) -> Vec<&'static str> {
+    let mut sent = Vec::new();
+    while let Some(request) = engine.poll_request(net.now()) {
+        sent.push(request.what);
+        match net.execute(&request) {
+            Ok(answer) => engine
+                .handle_response(net.now(), request.id, &Response::new(answer.status, &answer.body))
+                .unwrap(),
+            Err(failure) => engine.handle_failure(net.now(), request.id, failure).unwrap(),
+        }
+    }
+    sent
 }
 
 #[test]
 fn requests_are_routed_by_origin_and_take_the_latency() {
     let net = net().with_latency(Duration::from_millis(40));
     let t0 = net.now();
-    let info = HttpRequest::post("http://SIGNER.invalid:80/sign-orchestrator-info").with_json(b"{}".to_vec());
-    let (status, body) = net.execute(&info).unwrap();
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // A reservation's first request goes to the signer (an upper-case host is the same origin).
+    let options = ReserveOptions::new(
+        net.runner_url("live-runner"),
+        Some("http://SIGNER.invalid:80".into()),
+        PaymentType::Live,
+    );
+    let mut flow = ReserveFlow::new(options).unwrap();
+    let info = flow.poll_request(t0).unwrap();
+    assert_eq!(info.peer, Peer::Signer);
+    let answer = net.execute(&info).unwrap();
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     assert_eq!(net.now(), t0 + Duration::from_millis(40));
-    let discovery = HttpRequest {
-        method: Method::Get,
-        ..HttpRequest::post("http://orch.invalid/discovery")
-    };
-    assert_eq!(net.execute(&discovery).unwrap().0, 200);
-    let elsewhere = HttpRequest::post("http://elsewhere.invalid/discovery");
-    assert_eq!(net.execute(&elsewhere), Err(Reply::Network));
+    let discovery = DiscoveryQuery::new(net.orchestrator_url(), None).request();
+    let answer = net.execute(&discovery).unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v == "application/json"),
+        "the model's headers come back: {:?}",
+        answer.headers
+    );
+    let elsewhere = DiscoveryQuery::new("http://elsewhere.invalid", None).request();
+    assert_eq!(net.execute(&elsewhere), Err(Failure::Refused));
     assert_eq!(net.now(), t0 + Duration::from_millis(120));
     assert_eq!(net.requests(), 3);
 }
 
 #[test]
-fn reserve_over_the_model_then_every_transport_call() {
+fn reserve_over_the_model_then_fund_and_close_through_the_engine() {
     let net = net();
     let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).unwrap();
     assert_eq!(
@@ -62,47 +79,45 @@ fn reserve_over_the_model_then_every_transport_call() {
         "orchestrator info, 402, first mint, paid retry"
     );
     assert_eq!(net.now(), Instant::from_millis(40));
-    let session = reserved.payment.clone().unwrap();
-    assert_eq!(session.manifest_id(), reserved.session_id);
-    assert!(session.has_state());
-    let payment_url = session.payment_url().to_owned();
-    let t = MemoryTransport::new(net.clone(), session);
+    // The prepay runs from the instant the first mint left: after the orchestrator info and the
+    // 402, each 10 ms.
+    assert_eq!(reserved.minted_at, Instant::from_millis(20));
+    let payment = reserved.payment.clone().unwrap();
+    assert_eq!(payment.manifest_id(), reserved.session_id);
+    assert!(payment.has_state());
+    let id = reserved.session_id.clone();
+    let mut engine = Engine::new(&Config::new(PaymentType::Live), reserved, StatusTable::new()).unwrap();
 
-    // Nothing minted yet: a payment POST cannot be made.
-    assert_eq!(t.call(Endpoint::Payment), Reply::Network);
-    assert_eq!(t.last_error(), Some(ProtocolError::NothingMinted));
     net.clock().advance(Duration::from_secs(3));
-    assert_eq!(soon(t.request_payment(1)), Some(Reply::Status(200)));
-    assert_eq!(soon(t.send_payment()), Some(Reply::Status(200)));
-    // A mint 20 ms later is billed a whole second (one ticket at the default EV); a signer error
-    // keeps its reason for logs.
-    assert_eq!(t.call(Endpoint::Signer), Reply::Status(200));
-    assert_eq!(t.call(Endpoint::Payment), Reply::Status(200));
-    // 10 s prepaid, then 3.02 s billed as 4 s, then 20 ms as 1 s.
-    assert_eq!(net.world().signer().stats().tickets, 10 + 4 + 1);
-    assert_eq!(t.call(Endpoint::Payment), Reply::Network, "sent once");
-    net.world_mut().advance(net.now());
-    assert_eq!(soon(t.refresh()), Some(Reply::Status(200)));
-    assert_eq!(t.session().payment_url(), payment_url);
-    assert_eq!(soon(t.stop()), Some(Reply::Status(204)));
+    engine.start(net.now());
+    assert_eq!(exchange(&net, &mut engine), ["signer", "payment"]);
+    assert_eq!(engine.stats().payments_accepted, 1);
+    // 10 s prepaid, then the mint sent at 3.04 s, 3.02 s after the first, billed as 4 s.
+    assert_eq!(net.world().signer().stats().tickets, 10 + 4);
+    assert_eq!(net.world().orchestrator().stats().payments_accepted, 2);
+
+    engine.close(net.now());
+    let stop = exchange(&net, &mut engine);
+    assert_eq!(stop.len(), 1, "only the stop: {stop:?}");
+    assert_eq!(
+        engine.state(),
+        State::Released {
+            reason: ReleaseReason::ClosedByClient
+        }
+    );
     let world = net.world();
-    let released = world
-        .orchestrator()
-        .session(&reserved.session_id)
-        .unwrap()
-        .released();
+    let released = world.orchestrator().session(&id).unwrap().released();
     assert!(matches!(released, Some((_, ReleaseCause::Stopped))));
-    assert_eq!(world.orchestrator().stats().payments_accepted, 3);
 }
 
 #[test]
-fn signer_headers_reach_the_signer() {
-    let config = Config {
+fn signer_headers_reach_the_signer_and_stay_secret() {
+    let config = ModelConfig {
         signer: SignerConfig {
             required_auth: Some(("Authorization".into(), "Bearer t0k3n".into())),
             ..SignerConfig::default()
         },
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let net = MemoryNet::new(World::new(config, 3));
     let err = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).unwrap_err();
@@ -111,64 +126,95 @@ fn signer_headers_reach_the_signer() {
         .reserve_options("live-runner", PaymentType::Live)
         .with_signer_header("Authorization", "Bearer t0k3n");
     let reserved = reserve(&net, options).unwrap();
-    let t = MemoryTransport::new(net.clone(), reserved.payment.unwrap());
-    net.clock().advance(Duration::from_secs(9));
-    assert_eq!(t.call(Endpoint::Signer), Reply::Status(200));
-    assert!(!format!("{t:?}").contains("t0k3n"));
+    let mut engine = Engine::new(&Config::new(PaymentType::Live), reserved, StatusTable::new()).unwrap();
+    net.clock().advance(Duration::from_secs(5));
+    engine.start(net.now());
+    exchange(&net, &mut engine);
+    assert_eq!(engine.stats().payments_accepted, 1, "{:?}", engine.last_problem());
+    assert!(!format!("{engine:?}").contains("t0k3n"));
+    assert!(!format!("{net:?}").contains("t0k3n"));
 }
 
 #[test]
-fn moving_the_clock_runs_ticks_and_releases_at_the_modelled_instant() {
+fn the_payer_cache_skips_the_orchestrator_info() {
+    let net = net();
+    let mut cache = PayerCache::new();
+    let options = net.reserve_options("live-runner", PaymentType::Live);
+    reserve_with_cache(&net, options.clone(), &mut cache).unwrap();
+    assert_eq!(net.requests(), 4);
+    assert_eq!(cache.len(), 1);
+    reserve_with_cache(&net, options, &mut cache).unwrap();
+    assert_eq!(net.requests(), 4 + 3, "402, first mint, paid retry");
+}
+
+#[test]
+fn the_world_follows_the_clock_lazily_and_releases_at_the_modelled_instant() {
     let net = net();
     let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).unwrap();
     let paid_at = net.now() - Duration::from_millis(5);
-    // 10 s prepaid, 5 s ticks from the paid retry: the tick at +15 s cannot be covered.
+    // 10 s prepaid, 5 s ticks from the paid retry: the tick at +15 s cannot be covered. Moving
+    // the clock alone runs no tick; looking at the world runs them all.
     net.clock().advance(Duration::from_secs(60));
+    assert!(net.world.borrow().now() < net.now(), "not advanced yet");
     let released = net.world().released_at(&reserved.session_id);
     assert_eq!(released, Some(paid_at + Duration::from_secs(15)));
+    // Looking twice at one instant is fine.
+    let (a, b) = (net.world(), net.world());
+    assert_eq!(a.now(), b.now());
 }
 
 #[test]
-fn sleeps_jump_but_stop_at_a_registered_wake() {
-    let clock = VirtualClock::new(Instant::from_secs(1));
-    assert_eq!(now_or_never(clock.sleep_until(Instant::from_secs(5))), Some(()));
-    assert_eq!(clock.now(), Instant::from_secs(5));
-    assert_eq!(now_or_never(clock.sleep_until(Instant::from_secs(2))), Some(()));
-    assert_eq!(clock.now(), Instant::from_secs(5), "never backwards");
-
-    assert_eq!(now_or_never(clock.reached(Instant::from_secs(7))), None);
-    assert_eq!(clock.next_wake(), Some(Instant::from_secs(7)));
-    assert_eq!(now_or_never(clock.sleep_until(Instant::from_secs(10))), None);
-    assert_eq!(clock.now(), Instant::from_secs(7));
-    assert_eq!(now_or_never(clock.reached(Instant::from_secs(7))), Some(()));
-    assert_eq!(now_or_never(clock.sleep_until(Instant::from_secs(10))), Some(()));
-    assert_eq!(clock.now(), Instant::from_secs(10));
+fn memory_http_answers_at_once_then_yields_with_time_held() {
+    let net = net();
+    let http = MemoryHttp::new(net.clone());
+    let t0 = net.now();
+    let request = DiscoveryQuery::new(net.orchestrator_url(), None).request();
+    let clock = net.clock();
+    let mut send = pin!(http.send(request));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(send.as_mut().poll(&mut cx).is_pending(), "yields once");
+    assert_eq!(net.now(), t0 + DEFAULT_LATENCY, "executed at once");
+    assert_eq!(now_or_never(clock.sleep_until(t0 + Duration::from_secs(5))), None);
+    assert_eq!(
+        net.now(),
+        t0 + DEFAULT_LATENCY,
+        "time held while the answer lands"
+    );
+    let Poll::Ready(delivery) = send.as_mut().poll(&mut cx) else {
+        panic!("the answer lands on the second poll");
+    };
+    assert_eq!(delivery.sent_at, Some(t0));
+    assert_eq!(delivery.result.map(|a| a.status), Ok(200));
+    assert_eq!(clock.steps(), 2, "the request and the sleep");
 }
 
 #[test]
-#[should_panic(expected = "virtual time is stuck")]
-fn waiting_without_anything_moving_time_panics() {
-    let clock = VirtualClock::new(Instant::from_secs(1));
-    let mut wait = core::pin::pin!(clock.reached(Instant::from_secs(2)));
-    loop {
-        let _ = now_or_never(wait.as_mut());
-    }
-}
-
-#[test]
-fn a_yield_holds_time_still_until_it_completes_or_is_dropped() {
-    let clock = VirtualClock::new(Instant::from_secs(1));
-    let mut first = core::pin::pin!(clock.yield_now());
-    assert_eq!(now_or_never(first.as_mut()), None);
-    assert_eq!(now_or_never(clock.sleep_until(Instant::from_secs(5))), None);
-    assert_eq!(clock.now(), Instant::from_secs(1), "held");
-    assert_eq!(now_or_never(first.as_mut()), Some(()));
-    assert_eq!(now_or_never(clock.sleep_until(Instant::from_secs(5))), Some(()));
-    assert_eq!(clock.now(), Instant::from_secs(5));
-    {
-        let mut dropped = core::pin::pin!(clock.yield_now());
-        assert_eq!(now_or_never(dropped.as_mut()), None);
-    }
-    assert_eq!(now_or_never(clock.sleep_until(Instant::from_secs(6))), Some(()));
-    assert_eq!(clock.now(), Instant::from_secs(6));
+fn engine_run_over_memory_http_funds_until_closed() {
+    use futures::StreamExt as _;
+    let net = net();
+    let reserved = reserve(&net, net.reserve_options("live-runner", PaymentType::Live)).unwrap();
+    let mut engine = Engine::new(&Config::new(PaymentType::Live), reserved, StatusTable::new()).unwrap();
+    let http = MemoryHttp::new(net.clone());
+    let clock = net.clock();
+    let close_at = net.now() + Duration::from_secs(30);
+    let commands = Box::pin(
+        futures::stream::once(async move {
+            clock.reached(close_at).await;
+            livepay_core::Command::Close
+        })
+        .chain(futures::stream::pending()),
+    );
+    engine.start(net.now());
+    let mut paid = 0;
+    let exit = futures::executor::block_on(engine.run(&http, clock, commands, |engine| {
+        while let Some(event) = engine.poll_event() {
+            if matches!(event, Event::PaymentAccepted { .. }) {
+                paid += 1;
+            }
+        }
+    }));
+    assert_eq!(exit, livepay_core::Exit::Released(ReleaseReason::ClosedByClient));
+    assert_eq!(paid, engine.stats().payments_accepted);
+    assert!(paid >= 9, "{:?}", engine.stats());
+    assert!(net.now() >= close_at && net.now() - close_at <= Duration::from_millis(50));
 }

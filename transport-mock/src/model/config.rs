@@ -15,7 +15,7 @@ pub const DEFAULT_PRICE_WEI: u128 = 1_000_000_000;
 /// signer's 100-ticket cap).
 pub const DEFAULT_TICKET_EV_WEI: u128 = 1_000_000_000;
 
-/// How a session is billed: the signer `type` of protocol.md §2.2.
+/// How a session is billed: the signer `type` of `docs/protocol.md` §2.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PriceKind {
@@ -198,10 +198,10 @@ impl Default for SignerConfig {
     }
 }
 
-/// The whole world's configuration. `Config::default()` is one `live` runner `"live-runner"` at
+/// The whole world's configuration. `ModelConfig::default()` is one `live` runner `"live-runner"` at
 /// 1e9 wei/s behind `http://orch.invalid`.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct ModelConfig {
     /// The orchestrator's service URL (an origin, no trailing slash); only used to build URLs.
     pub service_url: String,
     /// The runners.
@@ -222,7 +222,7 @@ pub struct Config {
     pub signer: SignerConfig,
 }
 
-impl Default for Config {
+impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             service_url: String::from("http://orch.invalid"),
@@ -244,7 +244,7 @@ impl Default for Config {
     }
 }
 
-impl Config {
+impl ModelConfig {
     /// The default configuration with one runner `runner_id` (app `"app"`) priced by `pricing`.
     #[must_use]
     pub fn single(runner_id: &str, pricing: Pricing) -> Self {

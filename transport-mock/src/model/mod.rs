@@ -22,8 +22,8 @@ use embassy_time::Instant;
 use serde::Serialize;
 
 pub use config::{
-    Config, DEFAULT_PRICE_WEI, DEFAULT_TICKET_EV_WEI, JitterFn, PIXELS_PER_SECOND_720P, PriceKind, Pricing,
-    RunnerConfig, SignerConfig,
+    DEFAULT_PRICE_WEI, DEFAULT_TICKET_EV_WEI, JitterFn, ModelConfig, PIXELS_PER_SECOND_720P, PriceKind,
+    Pricing, RunnerConfig, SignerConfig,
 };
 pub use orchestrator::{HostedSession, Orchestrator, OrchestratorStats, Release, ReleaseCause};
 pub use signer::{Signer, SignerStats};
@@ -275,7 +275,7 @@ impl World {
     /// A world with `config`, all randomness (keys, manifest ids, jitter draws) derived from `seed`.
     /// Virtual time starts at `Instant::from_ticks(0)`.
     #[must_use]
-    pub fn new(config: Config, seed: u64) -> Self {
+    pub fn new(config: ModelConfig, seed: u64) -> Self {
         let mut rng = SplitMix64::new(seed);
         let orch_key = Key::new(rng.next_u64(), rng.next_u64());
         let signer_key = Key::new(rng.next_u64(), rng.next_u64());
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn time_clamps_and_deadline_is_future() {
-        let mut w = World::new(Config::default(), 1);
+        let mut w = World::new(ModelConfig::default(), 1);
         w.advance(Instant::from_secs(10));
         w.advance(Instant::from_secs(3));
         assert_eq!(w.now(), Instant::from_secs(10));

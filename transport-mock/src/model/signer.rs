@@ -1,4 +1,4 @@
-//! The remote signer (protocol.md §2.1–2.2): signs the orchestrator info and mints live payments against
+//! The remote signer (`docs/protocol.md` §2.1–2.2): signs the orchestrator info and mints live payments against
 //! a credit model round-tripped by the client as an opaque signed `state`.
 //!
 //! The upstream signer is stateless; this model additionally remembers the latest state it issued per

@@ -1,4 +1,4 @@
-//! JSON bodies of protocol.md §2, as the model reads and writes them.
+//! JSON bodies of `docs/protocol.md` §2, as the model reads and writes them.
 
 use serde::{Deserialize, Serialize};
 

@@ -15,7 +15,7 @@ use embassy_time::Duration;
 
 const MICROS: u64 = 1_000_000;
 
-/// Model parameters (defaults: those of [`crate::model::Config`]).
+/// Model parameters (defaults: those of [`crate::model::ModelConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FastConfig {
     /// Price, wei per second.

@@ -1,11 +1,13 @@
 //! The client policies a simulation compares: livepay's [`Session`] and a reproduction of the
-//! livepeer-gateway 1.0.0 payment loop ([`Sdk10`]). Both speak the core's sans-IO interface, so
-//! the simulation drives them identically.
+//! livepeer-gateway 1.0.0 payment loop ([`Sdk10`]). Both are [`Machine`]s: the core's
+//! [`Sequencer`](livepay_core::Sequencer) carries out their actions as requests and reads every
+//! answer through the status table, exactly as for a real client, so the simulation drives them
+//! identically and writes no request sequence of its own.
 
 use std::collections::VecDeque;
 
 use embassy_time::{Duration, Instant};
-use livepay_core::{Action, Config, Event, Outcome, ReleaseReason, Session, State};
+use livepay_core::{Action, Event, Machine, Outcome, OutcomeError, ReleaseReason, Session, State, Stats};
 
 /// Which policy to simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -28,40 +30,56 @@ impl PolicyKind {
     }
 }
 
-/// The sans-IO surface the simulation drives.
-pub(crate) trait Policy {
+/// What the simulation needs of a policy beyond [`Machine`] (actions out, outcomes in): its
+/// start, its timers, its events, its state and its counters.
+pub(crate) trait Policy: Machine {
     fn start(&mut self, now: Instant);
     fn handle_timeout(&mut self, now: Instant);
-    fn handle_outcome(&mut self, now: Instant, outcome: Outcome);
-    fn poll_action(&mut self) -> Option<Action>;
     fn poll_timeout(&self) -> Option<Instant>;
     fn poll_event(&mut self) -> Option<Event>;
     fn state(&self) -> State;
+    fn stats(&self) -> Stats;
 }
 
 impl Policy for Session {
     fn start(&mut self, now: Instant) {
-        Session::start(self, now);
+        Self::start(self, now);
     }
     fn handle_timeout(&mut self, now: Instant) {
-        Session::handle_timeout(self, now);
-    }
-    fn handle_outcome(&mut self, now: Instant, outcome: Outcome) {
-        // The simulation answers exactly the action it took.
-        let answered = Session::handle_outcome(self, now, outcome);
-        debug_assert!(answered.is_ok(), "{answered:?}");
-    }
-    fn poll_action(&mut self) -> Option<Action> {
-        Session::poll_action(self)
+        Self::handle_timeout(self, now);
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        Session::poll_timeout(self)
+        Self::poll_timeout(self)
     }
     fn poll_event(&mut self) -> Option<Event> {
-        Session::poll_event(self)
+        Self::poll_event(self)
     }
     fn state(&self) -> State {
-        Session::state(self)
+        Self::state(self)
+    }
+    fn stats(&self) -> Stats {
+        Self::stats(self)
+    }
+}
+
+impl Policy for Sdk10 {
+    fn start(&mut self, now: Instant) {
+        Self::start(self, now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Self::poll_event(self)
+    }
+    fn state(&self) -> State {
+        Self::state(self)
+    }
+    fn stats(&self) -> Stats {
+        Self::stats(self)
     }
 }
 
@@ -69,6 +87,11 @@ impl Policy for Session {
 /// the interval (so the period is the interval plus the cycle's own duration); a 482 is healthy;
 /// a 480 refreshes (at most 3 times) and pays again; a transient failure waits for the next cycle;
 /// a 4xx other than 408/429 stops the loop; only a 404 marks the session released.
+///
+/// A [`Machine`]: run it with a [`Sequencer`](livepay_core::Sequencer), which makes its `Pay`
+/// the signer request then, on a 200, the payment POST, as for livepay's [`Session`]. Its
+/// [`Stats`] count what the baseline did, in the core's terms (it keeps no runway estimate:
+/// `billed`, `surplus`, `at_risk` and `lapses` stay zero).
 #[derive(Debug, Clone)]
 pub struct Sdk10 {
     interval: Duration,
@@ -79,10 +102,11 @@ pub struct Sdk10 {
     refreshes: u8,
     cycle: u32,
     events: VecDeque<Event>,
+    stats: Stats,
 }
 
 impl Sdk10 {
-    /// The loop with its 3 s interval.
+    /// The loop with its interval (the upstream SDK's is 3 s).
     pub fn new(interval: Duration) -> Self {
         Self {
             interval,
@@ -93,7 +117,53 @@ impl Sdk10 {
             refreshes: 0,
             cycle: 0,
             events: VecDeque::new(),
+            stats: Stats::default(),
         }
+    }
+
+    /// Starts the loop: the first payment goes out one interval from `now`.
+    pub fn start(&mut self, now: Instant) {
+        if self.state == State::Reserved {
+            self.set_state(State::Funding);
+            self.next = Some(now + self.interval);
+        }
+    }
+
+    /// Lets time pass: pays when the interval is up.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state.is_funding() && self.action.is_none() && self.next.is_some_and(|at| at <= now) {
+            self.cycle += 1;
+            self.next = None;
+            self.pay();
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.action.is_some() || !self.state.is_funding() {
+            return None;
+        }
+        self.next
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn pay(&mut self) {
+        self.stats.payments_sent += 1;
+        self.action = Some(Action::Pay { cycle: self.cycle });
     }
 
     fn set_state(&mut self, to: State) {
@@ -110,52 +180,9 @@ impl Sdk10 {
     }
 }
 
-impl Policy for Sdk10 {
-    fn start(&mut self, now: Instant) {
-        if self.state == State::Reserved {
-            self.set_state(State::Funding);
-            self.next = Some(now + self.interval);
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        if self.state.is_funding() && self.action.is_none() && self.next.is_some_and(|at| at <= now) {
-            self.cycle += 1;
-            self.next = None;
-            self.action = Some(Action::Pay { cycle: self.cycle });
-        }
-    }
-
-    fn handle_outcome(&mut self, now: Instant, outcome: Outcome) {
-        let Some(action) = self.action.take() else {
-            return;
-        };
-        self.in_flight = false;
-        match (action, outcome) {
-            (Action::Stop, _) => self.set_state(State::Released {
-                reason: ReleaseReason::ClosedByClient,
-            }),
-            (_, Outcome::Gone { .. }) => self.set_state(State::Released {
-                reason: ReleaseReason::Gone,
-            }),
-            (_, Outcome::Rejected { endpoint, status }) => self.set_state(State::Released {
-                reason: ReleaseReason::Rejected { endpoint, status },
-            }),
-            (Action::Pay { cycle }, Outcome::RefreshRequired) if self.refreshes < 3 => {
-                self.refreshes += 1;
-                self.cycle = cycle;
-                self.action = Some(Action::Refresh);
-            }
-            (Action::Refresh, Outcome::Refreshed) => self.action = Some(Action::Pay { cycle: self.cycle }),
-            (_, Outcome::Paid) => {
-                self.events.push_back(Event::PaymentAccepted {
-                    cycle: self.cycle,
-                    latency: Duration::from_ticks(0),
-                });
-                self.after_cycle(now);
-            }
-            _ => self.after_cycle(now),
-        }
+impl Machine for Sdk10 {
+    fn peek_action(&self) -> Option<Action> {
+        self.action.filter(|_| !self.in_flight)
     }
 
     fn poll_action(&mut self) -> Option<Action> {
@@ -166,31 +193,65 @@ impl Policy for Sdk10 {
         self.action
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        if self.action.is_some() || !self.state.is_funding() {
-            return None;
+    /// The baseline keeps no billing estimate: when a request left changes nothing.
+    fn handle_sent(&mut self, _at: Instant) {}
+
+    fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
+        let action = self
+            .action
+            .filter(|_| self.in_flight)
+            .ok_or(OutcomeError::NothingInFlight)?;
+        self.action = None;
+        self.in_flight = false;
+        match (action, outcome) {
+            (Action::Stop, _) => self.set_state(State::Released {
+                reason: ReleaseReason::ClosedByClient,
+            }),
+            (_, Outcome::Gone { .. }) => self.set_state(State::Released {
+                reason: ReleaseReason::Gone,
+            }),
+            (_, Outcome::Rejected { endpoint, reply }) => self.set_state(State::Released {
+                reason: ReleaseReason::Rejected { endpoint, reply },
+            }),
+            (Action::Pay { cycle }, Outcome::RefreshRequired) if self.refreshes < 3 => {
+                self.refreshes += 1;
+                self.cycle = cycle;
+                self.action = Some(Action::Refresh);
+            }
+            (Action::Refresh, Outcome::Refreshed) => {
+                self.stats.refreshes += 1;
+                self.pay();
+            }
+            (_, Outcome::Paid) => {
+                self.stats.payments_accepted += 1;
+                self.events.push_back(Event::PaymentAccepted {
+                    cycle: self.cycle,
+                    latency: Duration::from_ticks(0),
+                });
+                self.after_cycle(now);
+            }
+            (_, outcome) => {
+                match outcome {
+                    Outcome::Skipped => self.stats.cycles_skipped += 1,
+                    Outcome::Transient { endpoint, .. } => {
+                        self.stats.failures += 1;
+                        if endpoint == livepay_core::Endpoint::Payment {
+                            self.stats.lost_mints += 1;
+                        }
+                    }
+                    _ => {}
+                }
+                self.after_cycle(now);
+            }
         }
-        self.next
+        Ok(())
     }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    fn state(&self) -> State {
-        self.state
-    }
-}
-
-/// A fresh policy of `kind`, reserved at `now`.
-pub(crate) fn livepay(config: &Config, now: Instant) -> Session {
-    Session::new(config, now).unwrap_or_else(|_| {
-        Session::new(&Config::default(), now).unwrap_or_else(|_| unreachable!("the default config is valid"))
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use livepay_core::{Endpoint, Reply, Sequencer, StatusTable};
+
     use super::*;
 
     #[test]
@@ -201,8 +262,10 @@ mod tests {
         assert_eq!(p.poll_action(), None);
         assert_eq!(p.poll_timeout(), Some(t(3_000)));
         p.handle_timeout(t(3_000));
+        assert_eq!(p.peek_action(), Some(Action::Pay { cycle: 1 }));
         assert_eq!(p.poll_action(), Some(Action::Pay { cycle: 1 }));
-        p.handle_outcome(t(3_007), Outcome::Paid);
+        assert_eq!(p.peek_action(), None, "in flight");
+        p.handle_outcome(t(3_007), Outcome::Paid).unwrap();
         assert_eq!(p.poll_timeout(), Some(t(6_007)));
         // A transient failure waits for the next cycle, no backoff.
         p.handle_timeout(t(6_007));
@@ -210,10 +273,11 @@ mod tests {
         p.handle_outcome(
             t(11_007),
             Outcome::Transient {
-                endpoint: livepay_core::Endpoint::Signer,
-                reply: livepay_core::Reply::Timeout,
+                endpoint: Endpoint::Signer,
+                reply: Reply::Timeout,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(p.poll_timeout(), Some(t(14_007)));
         // Only a 404 is a release.
         p.handle_timeout(t(14_007));
@@ -221,14 +285,24 @@ mod tests {
         p.handle_outcome(
             t(14_010),
             Outcome::Gone {
-                endpoint: livepay_core::Endpoint::Payment,
+                endpoint: Endpoint::Payment,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(
             p.state(),
             State::Released {
                 reason: ReleaseReason::Gone
             }
+        );
+        let stats = p.stats();
+        assert_eq!(
+            (stats.payments_sent, stats.payments_accepted, stats.failures),
+            (3, 1, 1)
+        );
+        assert_eq!(
+            p.handle_outcome(t(14_011), Outcome::Paid),
+            Err(OutcomeError::NothingInFlight)
         );
     }
 
@@ -240,13 +314,52 @@ mod tests {
         p.handle_timeout(t(3_000));
         for _ in 0..3 {
             assert!(matches!(p.poll_action(), Some(Action::Pay { .. })));
-            p.handle_outcome(t(3_001), Outcome::RefreshRequired);
+            p.handle_outcome(t(3_001), Outcome::RefreshRequired).unwrap();
             assert_eq!(p.poll_action(), Some(Action::Refresh));
-            p.handle_outcome(t(3_002), Outcome::Refreshed);
+            p.handle_outcome(t(3_002), Outcome::Refreshed).unwrap();
         }
         p.poll_action();
-        p.handle_outcome(t(3_003), Outcome::RefreshRequired);
+        p.handle_outcome(t(3_003), Outcome::RefreshRequired).unwrap();
         assert_eq!(p.poll_action(), None);
         assert_eq!(p.poll_timeout(), Some(t(6_003)));
+        assert_eq!((p.stats().refreshes, p.stats().payments_sent), (3, 4));
+    }
+
+    #[test]
+    fn the_sequencer_carries_out_the_baseline_like_any_machine() {
+        let t = Instant::from_millis;
+        let mut p = Sdk10::new(Duration::from_secs(3));
+        p.start(t(0));
+        p.handle_timeout(t(3_000));
+        let mut calls = Sequencer::new(p, StatusTable::new());
+        let signer = calls.poll_call().unwrap();
+        assert_eq!(signer.endpoint, Endpoint::Signer);
+        assert_eq!(
+            calls.handle_reply(t(3_005), signer.id, Reply::Status(200)),
+            Ok(None)
+        );
+        let post = calls.poll_call().unwrap();
+        assert_eq!(post.endpoint, Endpoint::Payment);
+        assert_eq!(
+            calls.handle_reply(t(3_010), post.id, Reply::Status(200)),
+            Ok(Some(Outcome::Paid))
+        );
+        assert_eq!(calls.machine().stats().payments_accepted, 1);
+        assert_eq!(calls.machine().poll_timeout(), Some(t(6_010)));
+        // A signer 400 is terminal for the baseline too: the table says so, not the loop.
+        calls.machine_mut().handle_timeout(t(6_010));
+        let signer = calls.poll_call().unwrap();
+        calls
+            .handle_reply(t(6_011), signer.id, Reply::Status(400))
+            .unwrap();
+        assert_eq!(
+            calls.machine().state(),
+            State::Released {
+                reason: ReleaseReason::Rejected {
+                    endpoint: Endpoint::Signer,
+                    reply: Reply::Status(400)
+                }
+            }
+        );
     }
 }

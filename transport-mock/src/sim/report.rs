@@ -2,6 +2,7 @@
 
 use std::fmt::{self, Write as _};
 
+use livepay_core::Stats;
 use serde::Serialize;
 
 use super::{PolicyKind, SimConfig, secs};
@@ -29,6 +30,18 @@ pub(crate) struct SessionResult {
     pub(crate) minted: u64,
     pub(crate) min_runway_us: Option<u64>,
     pub(crate) trace: Vec<RunwayPoint>,
+}
+
+impl SessionResult {
+    /// Takes the client's counters from its own [`Stats`]: the simulation never recounts them.
+    pub(crate) fn count(&mut self, stats: &Stats) {
+        self.signer_calls = stats.payments_sent;
+        self.accepted = stats.payments_accepted;
+        self.skipped = stats.cycles_skipped;
+        self.failed = stats.failures;
+        self.refreshes = stats.refreshes;
+        self.at_risk = stats.at_risk;
+    }
 }
 
 /// Runway samples of every session of a policy, in 100 ms buckets (for the median).

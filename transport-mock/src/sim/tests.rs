@@ -12,22 +12,70 @@ fn config(profile: &str, sessions: u32, hours: u64) -> SimConfig {
 #[test]
 fn same_seed_same_report_byte_for_byte() {
     let c = config("flaky", 20, 1);
-    let a = compare(&c, &[PolicyKind::Livepay, PolicyKind::Sdk10]).to_json();
-    let b = compare(&c, &[PolicyKind::Livepay, PolicyKind::Sdk10]).to_json();
+    let a = compare(&c, &[PolicyKind::Livepay, PolicyKind::Sdk10])
+        .unwrap()
+        .to_json();
+    let b = compare(&c, &[PolicyKind::Livepay, PolicyKind::Sdk10])
+        .unwrap()
+        .to_json();
     assert_eq!(a, b);
-    let other = compare(&SimConfig { seed: 2, ..c }, &[PolicyKind::Livepay]).to_json();
+    let other = compare(&SimConfig { seed: 2, ..c }, &[PolicyKind::Livepay])
+        .unwrap()
+        .to_json();
     assert_ne!(a, other);
 }
 
 #[test]
 fn clean_run_livepay_pays_near_the_price_and_the_sdk_about_a_third_more() {
     let c = config("clean", 20, 2);
-    let report = compare(&c, &[PolicyKind::Livepay, PolicyKind::Sdk10]);
+    let report = compare(&c, &[PolicyKind::Livepay, PolicyKind::Sdk10]).unwrap();
     let (ours, sdk) = (&report.policies[0], &report.policies[1]);
     assert_eq!(ours.drops, 0, "{report}");
     assert_eq!(sdk.drops, 0, "{report}");
     assert!(ours.overpayment < 1.05, "{report}");
     assert!((1.25..1.40).contains(&sdk.overpayment), "{report}");
+}
+
+#[test]
+fn an_invalid_config_is_an_error_naming_the_problem_not_replaced_by_defaults() {
+    let mut c = config("clean", 1, 1);
+    c.client.interval = Duration::from_secs(0);
+    let err = simulate(&c, PolicyKind::Livepay).unwrap_err();
+    assert!(
+        matches!(err, SimError::Client(ConfigError::Zero("interval"))),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "simulation: livepay's config: `interval` must not be zero"
+    );
+    // Even when only the baseline is simulated: the comparison is of one configuration.
+    assert!(compare(&c, &[PolicyKind::Sdk10]).is_err());
+
+    let mut c = config("clean", 1, 1);
+    c.client.payment_type = PaymentType::Lv2v;
+    assert!(matches!(c.validate(), Err(SimError::NotLive)));
+    let mut c = config("clean", 1, 1);
+    c.sdk_interval = Duration::from_secs(0);
+    assert!(matches!(c.validate(), Err(SimError::Zero("sdk_interval"))));
+    let mut c = config("clean", 1, 1);
+    c.model.tick = Duration::from_secs(0);
+    assert!(matches!(c.validate(), Err(SimError::Zero("model.tick"))));
+    let mut c = config("clean", 1, 1);
+    c.plan.signer.refused = 2.0;
+    assert!(matches!(c.validate(), Err(SimError::Plan(_))));
+    assert!(config("flaky", 1, 1).validate().is_ok());
+}
+
+#[test]
+fn the_counters_are_the_policies_own() {
+    let c = config("flaky", 5, 1);
+    let ours = simulate(&c, PolicyKind::Livepay).unwrap();
+    let sdk = simulate(&c, PolicyKind::Sdk10).unwrap();
+    for report in [&ours, &sdk] {
+        assert!(report.payments_sent >= report.payments_accepted + report.payments_skipped);
+        assert!(report.payments_failed > 0, "flaky: {report:?}");
+    }
 }
 
 /// The fast model applies the faithful model's arithmetic: identical schedules (mints at random
@@ -36,7 +84,7 @@ fn clean_run_livepay_pays_near_the_price_and_the_sdk_about_a_third_more() {
 #[test]
 fn fast_model_matches_the_faithful_model() {
     use crate::model::testkit::Flow;
-    use crate::model::{Config as ModelConfig, PriceKind, World as Faithful};
+    use crate::model::{ModelConfig, PriceKind, World as Faithful};
 
     for seed in 0..40u64 {
         let mut rng = SplitMix64::new(seed);

@@ -1,5 +1,5 @@
 //! Shared by the `serve_*` tests: a bare HTTP/1.1 client on one kept-alive connection, and the
-//! reservation flow of protocol.md §2.3 done by hand.
+//! reservation flow of `docs/protocol.md` §2.3 done by hand.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -30,13 +30,13 @@ pub(crate) fn path_of<'a>(origin: &str, url: &'a str) -> &'a str {
 
 /// One answer.
 #[derive(Debug)]
-pub(crate) struct Answer {
+pub(crate) struct RawAnswer {
     pub(crate) status: u16,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
 }
 
-impl Answer {
+impl RawAnswer {
     pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("status {}: body is not JSON ({e}): {:?}", self.status, self.body))
@@ -72,7 +72,7 @@ impl Conn {
         path: &str,
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
-    ) -> Result<Answer, hyper::Error> {
+    ) -> Result<RawAnswer, hyper::Error> {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -86,14 +86,19 @@ impl Conn {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok(Answer {
+        Ok(RawAnswer {
             status,
             headers,
             body,
         })
     }
 
-    pub(crate) async fn post_json(&mut self, path: &str, headers: &[(&str, &str)], body: &Value) -> Answer {
+    pub(crate) async fn post_json(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> RawAnswer {
         let mut all = vec![("Content-Type", "application/json")];
         all.extend_from_slice(headers);
         self.send("POST", path, &all, serde_json::to_vec(body).unwrap())
@@ -101,7 +106,7 @@ impl Conn {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
-    pub(crate) async fn get(&mut self, path: &str) -> Answer {
+    pub(crate) async fn get(&mut self, path: &str) -> RawAnswer {
         self.send("GET", path, &[], Bytes::new())
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
@@ -130,7 +135,7 @@ pub(crate) async fn mint(
     params: &str,
     manifest_id: &str,
     state: Option<&Value>,
-) -> Answer {
+) -> RawAnswer {
     let mut body = json!({ "orchestrator": params, "type": "live", "ManifestID": manifest_id });
     if let Some(state) = state {
         body["state"] = state.clone();

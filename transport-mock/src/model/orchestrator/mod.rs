@@ -1,4 +1,4 @@
-//! The go-livepeer orchestrator (protocol.md §2.3–2.7, §3): discovery, the 402 reservation, session
+//! The go-livepeer orchestrator (`docs/protocol.md` §2.3–2.7, §3): discovery, the 402 reservation, session
 //! payments, refresh, stop, and the per-session billing ticker with silent release.
 //!
 //! This module holds the [`Orchestrator`] state, its accessors and the request routing; the handlers
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use embassy_time::{Duration, Instant};
 
-use super::config::{Config, JitterFn, PriceKind, Pricing, RunnerConfig};
+use super::config::{JitterFn, ModelConfig, PriceKind, Pricing, RunnerConfig};
 use super::token::{self, AuthToken, Key, ParamsRecord, domain};
 use super::{Method, Request, Response};
 use livepay_core::rng::SplitMix64;
@@ -238,7 +238,7 @@ fn live_record<'a>(
 }
 
 impl Orchestrator {
-    pub(crate) fn new(config: Config, rng: SplitMix64, key: Key, signer_key: Key) -> Self {
+    pub(crate) fn new(config: ModelConfig, rng: SplitMix64, key: Key, signer_key: Key) -> Self {
         let runners = config
             .runners
             .into_iter()
@@ -276,6 +276,12 @@ impl Orchestrator {
     #[must_use]
     pub fn service_url(&self) -> &str {
         &self.service_url
+    }
+
+    /// The reservation URL of runner `runner_id`, as the discovery answer names it.
+    #[must_use]
+    pub fn runner_url(&self, runner_id: &str) -> String {
+        format!("{}/apps/{runner_id}/session", self.service_url)
     }
 
     /// A session, live or released.

@@ -40,7 +40,7 @@ impl Orchestrator {
                     ),
                 };
                 DiscoveryRunner {
-                    url: format!("{}/apps/{}/session", self.service_url, r.config.id),
+                    url: self.runner_url(&r.config.id),
                     app: r.config.app.clone(),
                     mode: String::from("live"),
                     capacity: r.config.capacity,

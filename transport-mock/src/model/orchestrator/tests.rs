@@ -7,13 +7,15 @@ use super::payments::NonceSet;
 use crate::model::testkit::{Flow, ms, secs};
 use crate::model::token::{self, b64_decode, b64_encode};
 use crate::model::wire::{Challenge, DiscoveryEntry, GeneratePaymentResponse, SessionCreated};
-use crate::model::{Config, Host, PriceKind, Pricing, Request, RunnerConfig, SignerConfig, World, headers};
+use crate::model::{
+    Host, ModelConfig, PriceKind, Pricing, Request, RunnerConfig, SignerConfig, World, headers,
+};
 
 const R: &str = "live-runner";
 const E9: u128 = 1_000_000_000;
 
 fn world() -> World {
-    World::new(Config::default(), 7)
+    World::new(ModelConfig::default(), 7)
 }
 
 fn post(w: &mut World, now: Instant, path: &str) -> u16 {
@@ -49,7 +51,7 @@ fn nonce_set_merges_and_detects_overlap() {
 
 #[test]
 fn discovery_lists_runners_with_price_and_capacity() {
-    let mut cfg = Config::default();
+    let mut cfg = ModelConfig::default();
     cfg.runners.push(RunnerConfig::new(
         "v2v",
         "comfy",
@@ -133,7 +135,7 @@ fn reservation_challenge_and_errors() {
 
 #[test]
 fn unpriced_runner_answers_200_at_once() {
-    let mut w = World::new(Config::single("free", Pricing::Unpriced), 3);
+    let mut w = World::new(ModelConfig::single("free", Pricing::Unpriced), 3);
     let resp = w.handle(
         secs(0),
         Host::Orchestrator,
@@ -318,9 +320,9 @@ fn payments_keep_the_session_alive_and_credit_exactly_the_minted_ev() {
 
 #[test]
 fn billing_carries_fractional_units_with_a_non_integer_tick() {
-    let cfg = Config {
+    let cfg = ModelConfig {
         tick: Duration::from_millis(5_500),
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 7);
     let flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
@@ -346,13 +348,13 @@ fn jitter_300ms(_tick: u64, _random: u64) -> Duration {
 
 #[test]
 fn jittered_ticks_bill_whole_seconds_with_carry() {
-    let cfg = Config {
+    let cfg = ModelConfig {
         tick_jitter: Some(jitter_300ms),
         signer: SignerConfig {
             prepay_live: Duration::from_secs(60),
             ..SignerConfig::default()
         },
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 7);
     let flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
@@ -375,9 +377,9 @@ fn jittered_ticks_bill_whole_seconds_with_carry() {
 
 #[test]
 fn lv2v_bills_pixels_at_the_per_second_price() {
-    let cfg = Config {
+    let cfg = ModelConfig {
         tick: Duration::from_millis(5_500),
-        ..Config::single("v2v", Pricing::Lv2v { wei_per_second: E9 })
+        ..ModelConfig::single("v2v", Pricing::Lv2v { wei_per_second: E9 })
     };
     let mut w = World::new(cfg, 9);
     let flow = Flow::reserve(&mut w, secs(0), "v2v", PriceKind::Lv2v);
@@ -394,7 +396,7 @@ fn lv2v_bills_pixels_at_the_per_second_price() {
 
 #[test]
 fn fixed_price_session_takes_no_more_payments() {
-    let mut w = World::new(Config::single("once", Pricing::Fixed { wei: 3 * E9 }), 5);
+    let mut w = World::new(ModelConfig::single("once", Pricing::Fixed { wei: 3 * E9 }), 5);
     let mut flow = Flow::reserve(&mut w, secs(0), "once", PriceKind::Fixed);
     assert_eq!(w.session_balance(flow.session_id()), Some(3 * E9));
     assert_eq!(w.next_deadline(), None);
@@ -458,13 +460,13 @@ fn tickets_minted_against_forged_params_are_400() {
 
 #[test]
 fn expired_auth_token_is_403() {
-    let cfg = Config {
+    let cfg = ModelConfig {
         auth_token_lifetime: Duration::from_secs(20),
         signer: SignerConfig {
             prepay_live: Duration::from_secs(60),
             ..SignerConfig::default()
         },
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 7);
     let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
@@ -515,7 +517,7 @@ fn refresh_is_409_once_the_record_expired() {
     let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
     // Released at 15 s (last access of the record), expires 10 min later.
     w.advance(secs(20));
-    let mut twin = World::new(Config::default(), 7);
+    let mut twin = World::new(ModelConfig::default(), 7);
     let mut twin_flow = Flow::reserve(&mut twin, secs(0), R, PriceKind::Live);
     assert_eq!(twin_flow.refresh(&mut twin, ms(614_999)).status, 200);
     assert_eq!(flow.refresh(&mut w, ms(615_000)).status, 409);
@@ -543,7 +545,7 @@ fn generic_payment_endpoint_credits_without_session_feedback() {
 
 #[test]
 fn capacity_is_enforced_and_freed_on_release() {
-    let mut cfg = Config::default();
+    let mut cfg = ModelConfig::default();
     cfg.runners[0].capacity = 1;
     let mut w = World::new(cfg, 7);
     let flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
@@ -580,9 +582,9 @@ fn unknown_routes_and_methods() {
 
 /// Sessions funded like the upstream SDK: a mint every 3.007 s is billed 4 s.
 fn sdk_balances_after_ticks(ticket_ev: u128) -> (Vec<u128>, u64) {
-    let cfg = Config {
+    let cfg = ModelConfig {
         ticket_ev_wei: ticket_ev,
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 11);
     let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
@@ -616,7 +618,7 @@ fn whole_second_rounding_grows_the_balance_default_ev() {
 
 #[test]
 fn whole_second_rounding_reproduces_the_measured_growth_with_ev_2_5e9() {
-    // protocol.md §2.2: "10e9 → 12.5e9 → 15e9 wei over successive 5 s debits at 1e9 wei/s".
+    // `docs/protocol.md` §2.2: "10e9 → 12.5e9 → 15e9 wei over successive 5 s debits at 1e9 wei/s".
     let (balances, skipped) = sdk_balances_after_ticks(2_500_000_000);
     let expected: Vec<u128> = [100, 125, 125, 150, 175, 175, 200, 225]
         .iter()
@@ -629,7 +631,7 @@ fn whole_second_rounding_reproduces_the_measured_growth_with_ev_2_5e9() {
 #[test]
 fn same_seed_same_outputs() {
     fn script(seed: u64) -> Vec<(u16, Vec<u8>)> {
-        let mut w = World::new(Config::default(), seed);
+        let mut w = World::new(ModelConfig::default(), seed);
         let mut out = Vec::new();
         let mut flow = Flow::challenge(&mut w, secs(0), R, PriceKind::Live);
         out.push((402, flow.challenge.manifest_id.clone().into_bytes()));

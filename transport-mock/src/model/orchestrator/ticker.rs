@@ -1,4 +1,4 @@
-//! The billing ticker (protocol.md §3): the per-session meter, billing ticks with fractional carry,
+//! The billing ticker (`docs/protocol.md` §3): the per-session meter, billing ticks with fractional carry,
 //! silent release on an uncovered tick, and [`Orchestrator::advance`].
 
 use embassy_time::{Duration, Instant};

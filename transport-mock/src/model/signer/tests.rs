@@ -7,13 +7,13 @@ use crate::model::token::{self, Key, ParamsRecord, PaymentRecord, StateRecord, b
 use crate::model::wire::{
     GeneratePaymentRequest, MaxPrice, OrchestratorInfoSignature, PriceValue, SignerState,
 };
-use crate::model::{Config, Host, PriceKind, Pricing, Request, SignerConfig, World, headers};
+use crate::model::{Host, ModelConfig, PriceKind, Pricing, Request, SignerConfig, World, headers};
 
 const R: &str = "live-runner";
 const E9: u128 = 1_000_000_000;
 
 fn world() -> World {
-    World::new(Config::default(), 7)
+    World::new(ModelConfig::default(), 7)
 }
 
 fn tickets(payment: &str) -> u32 {
@@ -37,12 +37,12 @@ fn sign_orchestrator_info_and_auth() {
     assert_eq!(info.address.len(), 42);
     assert!(info.address.starts_with("0x"));
     assert_eq!(info.signature.len(), 2 + 130);
-    let cfg = Config {
+    let cfg = ModelConfig {
         signer: SignerConfig {
             required_auth: Some((String::from("Authorization"), String::from("Bearer s3cret"))),
             ..SignerConfig::default()
         },
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 7);
     let req = Request::post("/sign-orchestrator-info", "{}");
@@ -65,12 +65,12 @@ fn first_call_prepays_10s_live_60s_lv2v_one_unit_fixed() {
     assert_eq!(state.initial_price_wei, E9);
     assert_eq!(w.signer().minted_ev(&flow.challenge.manifest_id), 10 * E9);
 
-    let mut w = World::new(Config::single("v", Pricing::Lv2v { wei_per_second: E9 }), 7);
+    let mut w = World::new(ModelConfig::single("v", Pricing::Lv2v { wei_per_second: E9 }), 7);
     let mut flow = Flow::challenge(&mut w, secs(0), "v", PriceKind::Lv2v);
     let minted = flow.mint(&mut w, secs(0)).expect("mint");
     assert_eq!(tickets(&minted.payment), 60);
 
-    let mut w = World::new(Config::single("f", Pricing::Fixed { wei: 5 * E9 / 2 }), 7);
+    let mut w = World::new(ModelConfig::single("f", Pricing::Fixed { wei: 5 * E9 / 2 }), 7);
     let mut flow = Flow::challenge(&mut w, secs(0), "f", PriceKind::Fixed);
     let minted = flow.mint(&mut w, secs(0)).expect("mint");
     assert_eq!(tickets(&minted.payment), 3);
@@ -100,9 +100,9 @@ fn a_mint_every_3_007_s_is_billed_4_s() {
 #[test]
 fn no_tickets_482_threshold_and_last_update_not_advanced() {
     // EV 4e9: the prepay of 10e9 needs 3 tickets and leaves a modelled balance of 2e9.
-    let cfg = Config {
+    let cfg = ModelConfig {
         ticket_ev_wei: 4 * E9,
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 7);
     let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
@@ -255,13 +255,13 @@ fn refresh_required_480_after_the_param_lifetime_and_refresh_restores_200() {
 
 #[test]
 fn refresh_required_480_in_the_last_10_percent_of_the_auth_token() {
-    let cfg = Config {
+    let cfg = ModelConfig {
         param_lifetime: Duration::from_secs(3600),
         signer: SignerConfig {
             max_tickets: 10_000,
             ..SignerConfig::default()
         },
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 7);
     let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
@@ -282,12 +282,12 @@ fn refresh_required_480_in_the_last_10_percent_of_the_auth_token() {
 #[test]
 fn price_above_a_ceiling_is_481() {
     // Signer maximum.
-    let cfg = Config {
+    let cfg = ModelConfig {
         signer: SignerConfig {
             max_price_wei: Some(E9 - 1),
             ..SignerConfig::default()
         },
-        ..Config::default()
+        ..ModelConfig::default()
     };
     let mut w = World::new(cfg, 7);
     let mut flow = Flow::challenge(&mut w, secs(0), R, PriceKind::Live);
@@ -316,7 +316,7 @@ fn price_above_a_ceiling_is_481() {
 
 #[test]
 fn lv2v_max_price_from_discovery_is_accepted() {
-    let mut w = World::new(Config::single("v", Pricing::Lv2v { wei_per_second: E9 }), 7);
+    let mut w = World::new(ModelConfig::single("v", Pricing::Lv2v { wei_per_second: E9 }), 7);
     let resp = w.handle(secs(0), Host::Orchestrator, &Request::get("/discovery"));
     let entries: serde_json::Value = resp.json_body().expect("json");
     let per_pixel = entries[0]["runners"][0]["price_info"]["price"]
@@ -355,7 +355,7 @@ fn price_above_the_initial_price_is_481() {
 
 #[test]
 fn lv2v_later_calls_bill_pixels_of_elapsed_time() {
-    let mut w = World::new(Config::single("v", Pricing::Lv2v { wei_per_second: E9 }), 7);
+    let mut w = World::new(ModelConfig::single("v", Pricing::Lv2v { wei_per_second: E9 }), 7);
     let mut flow = Flow::reserve(&mut w, secs(0), "v", PriceKind::Lv2v);
     // 3.007 s of pixels at 1e9 wei per 27,648,000 pixels: 3.007e9 wei, 4 tickets (no rounding up
     // to whole seconds), leaving 0.993e9 of modelled credit.

@@ -1,15 +1,21 @@
-//! The reservation (protocol.md §2.1, §2.3) as a sans-IO state machine.
+//! The reservation (`docs/protocol.md` §2.1, §2.3) as a sans-IO state machine of the same shape
+//! as the [`Engine`](super::Engine): requests out, answers in, by id.
 
+use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{
-    Answer, HttpRequest, MaxPrice, PaymentSession, ProtocolError, RedactedHeaders, SafeUrl, SessionParts,
-    header, is_decimal, origin,
+use embassy_time::Instant;
+
+use super::protocol::{
+    Answer, MaxPrice, ProtocolError, ProtocolState, SessionParts, is_decimal, origin, signer_post,
 };
-use crate::classify::Reply;
+use super::request::{Request, Response, header};
+use crate::classify::{Failure, Peer, Reply};
 use crate::config::PaymentType;
+use crate::redact;
+use crate::sequencer::RequestId;
 use crate::wire::{self, WireError};
 
 /// What a reservation needs. Build it with [`ReserveOptions::new`] and the `with_*` methods, or
@@ -96,9 +102,9 @@ impl ReserveOptions {
 impl fmt::Debug for ReserveOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReserveOptions")
-            .field("runner_url", &SafeUrl(&self.runner_url))
-            .field("signer_url", &self.signer_url.as_deref().map(SafeUrl))
-            .field("signer_headers", &RedactedHeaders(&self.signer_headers))
+            .field("runner_url", &redact::url(&self.runner_url))
+            .field("signer_url", &self.signer_url.as_deref().map(redact::url))
+            .field("signer_headers", &redact::Headers(&self.signer_headers))
             .field("payment_type", &self.payment_type)
             .field("app", &self.app)
             .field("max_price", &self.max_price)
@@ -112,7 +118,7 @@ impl fmt::Debug for ReserveOptions {
     }
 }
 
-/// A successful reservation.
+/// A successful reservation: what an [`Engine`](super::Engine) funds.
 #[derive(Debug, Clone)]
 pub struct Reserved {
     /// The session id.
@@ -121,9 +127,15 @@ pub struct Reserved {
     pub app_url: String,
     /// The control URL (`POST {control_url}/stop` releases the session).
     pub control_url: String,
+    /// When the reservation's payment was minted: the signer's prepay runs from the instant its
+    /// request left ([`ReserveFlow::handle_sent`], or the instant it was polled). For an unpriced
+    /// session, when the reservation was answered. On the clock of the flow's `now`.
+    pub minted_at: Instant,
+    /// The payer address the reservation used; `None` offchain.
+    pub payer_address: Option<String>,
     /// The funded session's protocol state; `None` for an unpriced runner (200 at once). Present
     /// for a `fixed` price too, though there is nothing to fund then.
-    pub payment: Option<PaymentSession>,
+    pub payment: Option<ProtocolState>,
 }
 
 /// The requests of a reservation, for errors.
@@ -277,16 +289,16 @@ enum Stage {
     /// Ask for a 402 challenge (or an unpriced 200).
     Challenge,
     /// The first signer call for the challenge, no state.
-    FirstMint(PaymentSession),
+    FirstMint(ProtocolState),
     /// Retry the reservation with the first payment.
-    PaidRetry(PaymentSession),
+    PaidRetry(ProtocolState),
     /// Finished; the result not taken yet.
     Done(Result<Reserved, ReserveError>),
     /// Finished and taken.
     Taken,
 }
 
-/// The reservation as a sans-IO state machine (protocol.md §2.1, §2.3):
+/// The reservation as a sans-IO state machine (`docs/protocol.md` §2.1, §2.3):
 ///
 /// 1. `POST {signer}/sign-orchestrator-info` for the payer address (skipped when known, and
 ///    offchain);
@@ -297,19 +309,26 @@ enum Stage {
 /// 4. `POST {runner_url}` again, plus `Livepeer-Payment` and `Livepeer-Segment`: 200 is the
 ///    session, with the state of step 3 kept for the first funding call.
 ///
-/// Take each request with [`poll_request`](Self::poll_request) and answer it with
+/// Take each request with [`poll_request`](Self::poll_request), optionally tell the flow when it
+/// left ([`handle_sent`](Self::handle_sent)), and answer it with
 /// [`handle_response`](Self::handle_response) (an HTTP answer) or
 /// [`handle_failure`](Self::handle_failure) (none); once `poll_request` returns `None`, the flow
-/// is done: [`result`](Self::result). Answers when nothing is in flight are ignored.
+/// is done: [`result`](Self::result). Answers naming a request not in flight are ignored.
 /// `Debug` redacts every secret.
 #[derive(Debug)]
 pub struct ReserveFlow {
     options: ReserveOptions,
     runner_origin: String,
     payer: Option<String>,
+    /// The payer address came from a [`PayerCache`]: forget it if the flow fails.
+    payer_from_cache: bool,
     attempts: u8,
     stage: Stage,
-    in_flight: bool,
+    in_flight: Option<RequestId>,
+    next_id: u64,
+    /// When the first mint's request left (the prepay runs from then).
+    mint_sent: Instant,
+    succeeded: Option<bool>,
 }
 
 impl ReserveFlow {
@@ -342,10 +361,49 @@ impl ReserveFlow {
             payer: options.payer_address.clone(),
             options,
             runner_origin,
+            payer_from_cache: false,
             attempts: 0,
             stage,
-            in_flight: false,
+            in_flight: None,
+            next_id: 1,
+            mint_sent: Instant::from_ticks(0),
+            succeeded: None,
         })
+    }
+
+    /// A flow for `options` that takes the payer address from `cache` when the options name
+    /// none (skipping `sign-orchestrator-info`). After the flow, hand the cache to
+    /// [`update_cache`](Self::update_cache).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_cache(mut options: ReserveOptions, cache: &PayerCache) -> Result<Self, ReserveError> {
+        let cached = match (&options.payer_address, &options.signer_url) {
+            (None, Some(signer)) => cache.get(signer).map(ToString::to_string),
+            _ => None,
+        };
+        let from_cache = cached.is_some();
+        if from_cache {
+            options.payer_address = cached;
+        }
+        let mut flow = Self::new(options)?;
+        flow.payer_from_cache = from_cache;
+        Ok(flow)
+    }
+
+    /// Teaches `cache` what this finished flow learnt: a successful flow caches the payer address
+    /// it used; a failed flow that used a cached address drops it, so a stale address costs one
+    /// failed reservation at most. Does nothing before the flow is done.
+    pub fn update_cache(&self, cache: &mut PayerCache) {
+        let Some(signer) = &self.options.signer_url else {
+            return;
+        };
+        match (self.succeeded, &self.payer) {
+            (Some(true), Some(payer)) => cache.insert(signer, payer),
+            (Some(false), Some(payer)) if self.payer_from_cache => cache.forget(signer, payer),
+            _ => {}
+        }
     }
 
     /// The payer address, once known.
@@ -363,44 +421,79 @@ impl ReserveFlow {
         matches!(self.stage, Stage::Done(_) | Stage::Taken)
     }
 
-    /// The next request to send; `None` while one is in flight and once the flow is done.
-    pub fn poll_request(&mut self) -> Option<HttpRequest> {
-        if self.in_flight {
+    /// The request in flight, if any.
+    pub fn in_flight(&self) -> Option<RequestId> {
+        self.in_flight
+    }
+
+    /// The next request to send at `now`; `None` while one is in flight and once the flow is done.
+    pub fn poll_request(&mut self, now: Instant) -> Option<Request> {
+        if self.in_flight.is_some() {
             return None;
         }
+        let id = RequestId::new(self.next_id);
         let req = match &mut self.stage {
             Stage::OrchestratorInfo => {
                 let signer = self.options.signer_url.as_deref().unwrap_or_default();
-                super::signer_post(signer, &self.options.signer_headers, "sign-orchestrator-info")
-                    .with_json(b"{}".to_vec())
+                signer_post(
+                    id,
+                    ReserveEndpoint::SignOrchestratorInfo.as_str(),
+                    signer,
+                    &self.options.signer_headers,
+                    "sign-orchestrator-info",
+                )
+                .with_json(b"{}".to_vec())
             }
             Stage::Challenge => {
                 self.attempts = self.attempts.saturating_add(1);
-                self.reservation()
+                self.reservation(id, ReserveEndpoint::Reserve)
             }
-            Stage::FirstMint(session) => session.signer_request(),
+            Stage::FirstMint(session) => {
+                self.mint_sent = now;
+                let mut req = session.signer_request(id);
+                req.what = ReserveEndpoint::GeneratePayment.as_str();
+                req
+            }
             Stage::PaidRetry(session) => {
                 let Some((payment, seg_creds)) = session.take_minted() else {
                     // Unreachable: the stage is entered right after a mint.
-                    self.finish(Err(ReserveError::Malformed {
-                        endpoint: ReserveEndpoint::GeneratePayment,
-                        error: WireError::MissingField("payment"),
-                    }));
+                    self.finish(
+                        now,
+                        Err(ReserveError::Malformed {
+                            endpoint: ReserveEndpoint::GeneratePayment,
+                            error: WireError::MissingField("payment"),
+                        }),
+                    );
                     return None;
                 };
-                self.reservation()
+                self.reservation(id, ReserveEndpoint::PaidReserve)
                     .with_header(header::PAYMENT, payment)
                     .with_header(header::SEGMENT, seg_creds)
             }
             Stage::Done(_) | Stage::Taken => return None,
         };
-        self.in_flight = true;
+        self.next_id += 1;
+        self.in_flight = Some(id);
         Some(req)
     }
 
+    /// Request `id` left at `at`: for the first mint, the signer's prepay runs from then.
+    /// Ignored unless `id` is in flight.
+    pub fn handle_sent(&mut self, at: Instant, id: RequestId) {
+        if self.in_flight == Some(id) && matches!(self.stage, Stage::FirstMint(_)) {
+            self.mint_sent = self.mint_sent.max(at);
+        }
+    }
+
     /// `POST {runner_url}` with `{}` and, when paying, the payer address.
-    fn reservation(&self) -> HttpRequest {
-        let req = HttpRequest::post(self.options.runner_url.clone()).with_json(b"{}".to_vec());
+    fn reservation(&self, id: RequestId, what: ReserveEndpoint) -> Request {
+        let req = Request::post(
+            id,
+            Peer::Orchestrator,
+            what.as_str(),
+            self.options.runner_url.clone(),
+        )
+        .with_json(b"{}".to_vec());
         match (&self.options.signer_url, &self.payer) {
             (Some(_), Some(payer)) => req.with_header(header::PAYER_ADDRESS, payer.clone()),
             _ => req,
@@ -417,31 +510,42 @@ impl ReserveFlow {
         }
     }
 
-    /// The request in flight got no HTTP answer (network error, timeout): the flow fails with
-    /// [`ReserveError::Unreachable`]. Retrying is the caller's call.
-    pub fn handle_failure(&mut self, reply: Reply) {
-        if !self.in_flight {
+    /// Request `id` got no HTTP answer at `now`: the flow fails with
+    /// [`ReserveError::Unreachable`]. Ignored unless `id` is in flight.
+    pub fn handle_failure(&mut self, now: Instant, id: RequestId, failure: Failure) {
+        if self.in_flight != Some(id) {
             return;
         }
-        self.in_flight = false;
+        self.in_flight = None;
         let endpoint = self.endpoint();
-        self.finish(Err(ReserveError::Unreachable { endpoint, reply }));
+        self.finish(
+            now,
+            Err(ReserveError::Unreachable {
+                endpoint,
+                reply: Reply::from(failure),
+            }),
+        );
     }
 
-    /// The request in flight got this HTTP answer.
-    pub fn handle_response(&mut self, status: u16, body: &[u8]) {
-        if !self.in_flight {
+    /// Request `id` got `response` at `now`. Ignored unless `id` is in flight.
+    pub fn handle_response(&mut self, now: Instant, id: RequestId, response: &Response<'_>) {
+        if self.in_flight != Some(id) {
             return;
         }
-        self.in_flight = false;
+        self.in_flight = None;
+        let (status, body) = (response.status, response.body);
         let stage = core::mem::replace(&mut self.stage, Stage::Taken);
-        self.stage = match stage {
+        let next = match stage {
             Stage::OrchestratorInfo => self.on_orchestrator_info(status, body),
-            Stage::Challenge => self.on_reservation(status, body),
+            Stage::Challenge => self.on_reservation(status, body, now),
             Stage::FirstMint(session) => self.on_first_mint(session, status, body),
-            Stage::PaidRetry(session) => on_paid_reservation(session, status, body),
+            Stage::PaidRetry(session) => self.on_paid_reservation(session, status, body),
             done @ (Stage::Done(_) | Stage::Taken) => done,
         };
+        match next {
+            Stage::Done(result) => self.finish(now, result),
+            other => self.stage = other,
+        }
     }
 
     fn on_orchestrator_info(&mut self, status: u16, body: &[u8]) -> Stage {
@@ -461,9 +565,12 @@ impl ReserveFlow {
         }
     }
 
-    fn on_reservation(&mut self, status: u16, body: &[u8]) -> Stage {
+    fn on_reservation(&mut self, status: u16, body: &[u8], now: Instant) -> Stage {
         match status {
-            200 => Stage::Done(reserved(body, None, ReserveEndpoint::Reserve)),
+            200 => {
+                self.mint_sent = now;
+                Stage::Done(self.reserved(body, None, ReserveEndpoint::Reserve))
+            }
             402 if self.options.signer_url.is_none() => Stage::Done(Err(ReserveError::PaymentRequired)),
             402 => {
                 let mut scratch = alloc::vec![0; body.len()];
@@ -488,13 +595,13 @@ impl ReserveFlow {
                     max_price: self.options.max_price.clone(),
                     sender: self.payer.clone().unwrap_or_default(),
                 };
-                Stage::FirstMint(PaymentSession::from_challenge(parts, &challenge))
+                Stage::FirstMint(ProtocolState::from_challenge(parts, &challenge))
             }
             _ => Stage::Done(Err(orchestrator_error(status, body))),
         }
     }
 
-    fn on_first_mint(&mut self, mut session: PaymentSession, status: u16, body: &[u8]) -> Stage {
+    fn on_first_mint(&mut self, mut session: ProtocolState, status: u16, body: &[u8]) -> Stage {
         let Answer { reply, error } = session.on_signer_response(status, body);
         match (reply, error) {
             (Reply::Status(200), _) => Stage::PaidRetry(session),
@@ -537,40 +644,89 @@ impl ReserveFlow {
         self.poll_done().unwrap_or(Err(ReserveError::Unfinished))
     }
 
-    fn finish(&mut self, result: Result<Reserved, ReserveError>) {
+    fn finish(&mut self, _now: Instant, result: Result<Reserved, ReserveError>) {
+        self.succeeded = Some(result.is_ok());
         self.stage = Stage::Done(result);
     }
+
+    fn on_paid_reservation(&self, session: ProtocolState, status: u16, body: &[u8]) -> Stage {
+        if status != 200 {
+            return Stage::Done(Err(orchestrator_error(status, body)));
+        }
+        Stage::Done(self.reserved(body, Some(session), ReserveEndpoint::PaidReserve))
+    }
+
+    /// A reservation's 200 body as the result.
+    fn reserved(
+        &self,
+        body: &[u8],
+        payment: Option<ProtocolState>,
+        endpoint: ReserveEndpoint,
+    ) -> Result<Reserved, ReserveError> {
+        let mut scratch = alloc::vec![0; body.len()];
+        let r = wire::Reservation::parse(body, &mut scratch)
+            .map_err(|error| ReserveError::Malformed { endpoint, error })?;
+        if origin(r.control_url).is_none() {
+            return Err(ReserveError::BadUrl { field: "control_url" });
+        }
+        let payment = payment.map(|mut p| {
+            p.set_control_url(r.control_url);
+            p
+        });
+        Ok(Reserved {
+            session_id: r.session_id.to_string(),
+            app_url: r.app_url.to_string(),
+            control_url: r.control_url.to_string(),
+            minted_at: self.mint_sent,
+            payer_address: self.payer.clone().filter(|_| self.options.signer_url.is_some()),
+            payment,
+        })
+    }
 }
 
-fn on_paid_reservation(session: PaymentSession, status: u16, body: &[u8]) -> Stage {
-    if status != 200 {
-        return Stage::Done(Err(orchestrator_error(status, body)));
-    }
-    Stage::Done(reserved(body, Some(session), ReserveEndpoint::PaidReserve))
+/// Payer addresses by signer URL (`docs/protocol.md` §2.1: ask each signer once): data the
+/// caller keeps (one per process, say) and hands to [`ReserveFlow::with_cache`] and
+/// [`ReserveFlow::update_cache`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayerCache {
+    by_signer: BTreeMap<String, String>,
 }
 
-/// A reservation's 200 body as the result.
-fn reserved(
-    body: &[u8],
-    payment: Option<PaymentSession>,
-    endpoint: ReserveEndpoint,
-) -> Result<Reserved, ReserveError> {
-    let mut scratch = alloc::vec![0; body.len()];
-    let r = wire::Reservation::parse(body, &mut scratch)
-        .map_err(|error| ReserveError::Malformed { endpoint, error })?;
-    if origin(r.control_url).is_none() {
-        return Err(ReserveError::BadUrl { field: "control_url" });
+impl PayerCache {
+    /// An empty cache.
+    pub const fn new() -> Self {
+        Self {
+            by_signer: BTreeMap::new(),
+        }
     }
-    let payment = payment.map(|mut p| {
-        p.set_control_url(r.control_url);
-        p
-    });
-    Ok(Reserved {
-        session_id: r.session_id.to_string(),
-        app_url: r.app_url.to_string(),
-        control_url: r.control_url.to_string(),
-        payment,
-    })
+
+    /// The payer address known for the signer at `signer_url` (its exact
+    /// [`ReserveOptions::signer_url`]).
+    pub fn get(&self, signer_url: &str) -> Option<&str> {
+        self.by_signer.get(signer_url).map(String::as_str)
+    }
+
+    /// Records `address` as the payer of the signer at `signer_url`.
+    pub fn insert(&mut self, signer_url: &str, address: &str) {
+        self.by_signer.insert(signer_url.to_string(), address.to_string());
+    }
+
+    /// Drops the payer of `signer_url` if it is still `address`.
+    pub fn forget(&mut self, signer_url: &str, address: &str) {
+        if self.get(signer_url) == Some(address) {
+            self.by_signer.remove(signer_url);
+        }
+    }
+
+    /// How many signers are known.
+    pub fn len(&self) -> usize {
+        self.by_signer.len()
+    }
+
+    /// Whether no signer is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_signer.is_empty()
+    }
 }
 
 fn signer_error(status: u16, body: &[u8]) -> ReserveError {

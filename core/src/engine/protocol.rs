@@ -1,34 +1,10 @@
-//! A sans-IO protocol client (feature `alloc`): turns the protocol's steps into [`HttpRequest`]s
-//! and HTTP answers into [`Reply`]s, keeping the protocol state (protocol.md §2).
+//! The protocol state of a reserved session ([`ProtocolState`]): its URLs, the payment params,
+//! the signer's state and the payment minted but not yet posted; how each request is built from
+//! it, and how each answer updates it (`docs/protocol.md` §2).
 //!
 //! It makes **no funding decision**: what a status means is the [`StatusTable`](crate::StatusTable)'s
-//! business and when to pay the [`Session`](crate::Session)'s. It only builds requests, parses
-//! bodies and keeps state, so any transport (in-memory, hyper, embedded) can carry it:
-//!
-//! - [`ReserveFlow`]: the reservation (§2.1, §2.3): payer address, 402 challenge, first mint, paid
-//!   retry, restart on a first-call 480. Drive it with [`ReserveFlow::poll_request`] and answer
-//!   each request with [`ReserveFlow::handle_response`] or [`ReserveFlow::handle_failure`];
-//! - [`PaymentSession`]: the funded session's state after the reservation, with one
-//!   `*_request` / `on_*_response` pair per [`Transport`](crate::Transport) method.
-//!
-//! Secrets (signer header values, the signer `state`, minted payments and segment credentials)
-//! never appear in `Debug` output or error messages.
-//!
-//! ```
-//! use livepay_core::client::{PaymentSession, ReserveFlow, ReserveOptions};
-//! use livepay_core::PaymentType;
-//!
-//! let options = ReserveOptions::new(
-//!     "https://orch.example/apps/runner-1/session",
-//!     Some("https://signer.example".into()),
-//!     PaymentType::Live,
-//! );
-//! let mut flow = ReserveFlow::new(options)?;
-//! let first = flow.poll_request().expect("the payer address comes first");
-//! assert_eq!(first.url, "https://signer.example/sign-orchestrator-info");
-//! // …send it, then: flow.handle_response(status, &body), until `flow.poll_done()` is `Some`.
-//! # Ok::<(), livepay_core::client::ReserveError>(())
-//! ```
+//! business and when to pay the [`Session`](crate::Session)'s. The
+//! [`Engine`](super::Engine) calls it; nothing else needs to.
 
 use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
@@ -36,147 +12,21 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::classify::{Endpoint, Reply};
+use super::request::{Request, header};
+use crate::classify::{Endpoint, Peer, Reply};
 use crate::config::PaymentType;
+use crate::redact::{self, Len, Redacted};
+use crate::sequencer::RequestId;
 use crate::wire::{self, PriceUnit, WireError};
 
-mod reserve;
-#[cfg(test)]
-mod tests;
-
-pub use reserve::{ReserveEndpoint, ReserveError, ReserveFlow, ReserveOptions, Reserved};
-
-/// Header names of the protocol, as spelt in protocol.md.
-pub mod header {
-    /// The payer address on a reservation (§2.3).
-    pub const PAYER_ADDRESS: &str = "Livepeer-Payer-Address";
-    /// Base64 tickets (secret).
-    pub const PAYMENT: &str = "Livepeer-Payment";
-    /// Base64 segment credentials (secret).
-    pub const SEGMENT: &str = "Livepeer-Segment";
-    /// `Content-Type`.
-    pub const CONTENT_TYPE: &str = "Content-Type";
-    /// `Authorization` (secret).
-    pub const AUTHORIZATION: &str = "Authorization";
-    /// The media type of every JSON body.
-    pub const JSON: &str = "application/json";
-}
-
-/// An HTTP method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// `GET`.
-    Get,
-    /// `POST`.
-    Post,
-}
-
-impl Method {
-    /// The method name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Get => "GET",
-            Self::Post => "POST",
-        }
-    }
-}
-
-/// One request for a transport to send.
-///
-/// Header names are `Cow` because caller-supplied signer headers have names only known at run
-/// time. `Debug` shows the values of only a few public headers (`Content-Type`,
-/// `Livepeer-Payer-Address`, …) and redacts every other value, caller-supplied ones included; it
-/// shows the body's length, never the body (a signer request carries the secret `state`), and
-/// hides any `user:password@` in the URL.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HttpRequest {
-    /// The method.
-    pub method: Method,
-    /// The absolute URL.
-    pub url: String,
-    /// Headers, in order.
-    pub headers: Vec<(Cow<'static, str>, String)>,
-    /// The body (empty for none).
-    pub body: Vec<u8>,
-}
-
-impl HttpRequest {
-    /// A `POST` to `url` without headers or body.
-    pub fn post(url: impl Into<String>) -> Self {
-        Self {
-            method: Method::Post,
-            url: url.into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    /// This request with one more header.
-    #[must_use]
-    pub fn with_header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// This request with a JSON body and its `Content-Type`.
-    #[must_use]
-    pub fn with_json(mut self, body: Vec<u8>) -> Self {
-        self.body = body;
-        self.with_header(header::CONTENT_TYPE, header::JSON)
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Headers whose values `Debug` may show; every other value is redacted.
-const PUBLIC_HEADERS: [&str; 6] = [
-    header::CONTENT_TYPE,
-    header::PAYER_ADDRESS,
-    "Accept",
-    "Content-Length",
-    "Host",
-    "User-Agent",
-];
-
-impl fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Headers<'a>(&'a [(Cow<'static, str>, String)]);
-        impl fmt::Debug for Headers<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut list = f.debug_map();
-                for (name, value) in self.0 {
-                    if PUBLIC_HEADERS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
-                        list.entry(name, value);
-                    } else {
-                        list.entry(name, &Redacted(value.len()));
-                    }
-                }
-                list.finish()
-            }
-        }
-        f.debug_struct("HttpRequest")
-            .field("method", &self.method)
-            .field("url", &SafeUrl(&self.url))
-            .field("headers", &Headers(&self.headers))
-            .field("body", &Len(self.body.len()))
-            .finish()
-    }
-}
-
-/// The answer to one request of a [`PaymentSession`]: the [`Reply`] for the
+/// The answer to one request of a [`ProtocolState`]: the [`Reply`] for the
 /// [`StatusTable`](crate::StatusTable), and what went wrong, for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     /// What to hand to the status table.
     pub reply: Reply,
     /// Why the answer was not a success: the error message of a non-success status, or the
-    /// parse error of a malformed success (then `reply` is [`Reply::Network`]).
+    /// parse error of a malformed success (then `reply` is [`Reply::Malformed`]).
     pub error: Option<ProtocolError>,
 }
 
@@ -201,7 +51,7 @@ impl Answer {
 
     const fn malformed(endpoint: Endpoint, error: WireError) -> Self {
         Self {
-            reply: Reply::Network,
+            reply: Reply::Malformed,
             error: Some(ProtocolError::Malformed { endpoint, error }),
         }
     }
@@ -211,7 +61,7 @@ impl Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtocolError {
-    /// A success status whose body is not what the protocol says; treated as a network error.
+    /// A success status whose body is not what the protocol says ([`Reply::Malformed`]).
     Malformed {
         /// Which request.
         endpoint: Endpoint,
@@ -228,7 +78,7 @@ pub enum ProtocolError {
         /// The reason the body gives (may be empty).
         message: String,
     },
-    /// [`PaymentSession::payment_request`] had no minted payment to send.
+    /// A payment POST was due, but no minted payment was held.
     NothingMinted,
 }
 
@@ -263,7 +113,7 @@ impl core::error::Error for ProtocolError {
     }
 }
 
-/// A `maxPrice` ceiling for the signer (protocol.md §2.2), owned: a decimal string of wei per
+/// A `maxPrice` ceiling for the signer (`docs/protocol.md` §2.2), owned: a decimal string of wei per
 /// `unit` (`"1000000000"`, `"0.0000361"`), sent as a JSON string so that no precision is lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaxPrice {
@@ -314,22 +164,22 @@ struct Minted {
     seg_creds: String,
 }
 
-/// The protocol state of a funded session: everything needed to mint, pay, refresh and stop.
-/// Built by [`ReserveFlow`] from a paid reservation.
+/// The protocol state of a reserved session: everything needed to mint, pay, refresh and stop.
+/// Built by [`ReserveFlow`](super::ReserveFlow) from a reservation, carried by an
+/// [`Engine`](super::Engine), and handed over whole (another task, process or funder adopts it).
 ///
-/// Each request has a builder and an answer handler; hand the answer's [`Answer::reply`] to the
-/// [`StatusTable`](crate::StatusTable):
+/// Each request has a builder and an answer handler, one pair per [`Endpoint`]:
 ///
-/// | transport method | request | answer |
+/// | endpoint | request | answer |
 /// |---|---|---|
-/// | `request_payment` | [`signer_request`](Self::signer_request) | [`on_signer_response`](Self::on_signer_response) |
-/// | `send_payment` | [`payment_request`](Self::payment_request) | [`on_payment_response`](Self::on_payment_response) |
-/// | `refresh` | [`refresh_request`](Self::refresh_request) | [`on_refresh_response`](Self::on_refresh_response) |
-/// | `stop` | [`stop_request`](Self::stop_request) | [`on_stop_response`](Self::on_stop_response) |
+/// | signer | [`signer_request`](Self::signer_request) | [`on_signer_response`](Self::on_signer_response) |
+/// | payment | [`payment_request`](Self::payment_request) | [`on_payment_response`](Self::on_payment_response) |
+/// | refresh | [`refresh_request`](Self::refresh_request) | [`on_refresh_response`](Self::on_refresh_response) |
+/// | stop | [`stop_request`](Self::stop_request) | [`on_stop_response`](Self::on_stop_response) |
 ///
 /// `Debug` redacts the signer header values, the state and the minted payment.
 #[derive(Clone)]
-pub struct PaymentSession {
+pub struct ProtocolState {
     signer_url: String,
     signer_headers: Vec<(String, String)>,
     payment_type: PaymentType,
@@ -344,7 +194,7 @@ pub struct PaymentSession {
     minted: Option<Minted>,
 }
 
-/// The parts of a [`PaymentSession`] fixed at the reservation.
+/// The parts of a [`ProtocolState`] fixed at the reservation.
 pub(crate) struct SessionParts {
     pub(crate) signer_url: String,
     pub(crate) signer_headers: Vec<(String, String)>,
@@ -354,7 +204,25 @@ pub(crate) struct SessionParts {
     pub(crate) sender: String,
 }
 
-impl PaymentSession {
+impl ProtocolState {
+    /// The state of an unpriced session: only its id and control URL (nothing is ever minted).
+    pub(crate) fn unpriced(session_id: &str, control_url: &str) -> Self {
+        Self {
+            signer_url: String::new(),
+            signer_headers: Vec::new(),
+            payment_type: PaymentType::Live,
+            app: None,
+            max_price: None,
+            manifest_id: session_id.to_string(),
+            payment_params: String::new(),
+            payment_url: String::new(),
+            control_url: control_url.to_string(),
+            sender: String::new(),
+            state: None,
+            minted: None,
+        }
+    }
+
     /// A session for `challenge`, before its first mint (no state, no control URL yet).
     pub(crate) fn from_challenge(parts: SessionParts, challenge: &wire::Challenge<'_>) -> Self {
         Self {
@@ -433,7 +301,7 @@ impl PaymentSession {
 
     /// `POST {signer}/generate-live-payment` with the current params and the latest state (no
     /// `state` key before the first mint).
-    pub fn signer_request(&self) -> HttpRequest {
+    pub fn signer_request(&self, id: RequestId) -> Request {
         let body = wire::PaymentRequest {
             orchestrator: &self.payment_params,
             payment_type: self.payment_type,
@@ -450,16 +318,18 @@ impl PaymentSession {
         // `ReserveFlow::new` checked the max price, the only value `write` can refuse; should it
         // fail anyway the empty body earns a 400 from the signer: terminal, never silent.
         let body = write_vec(hint, |out| body.write(out)).unwrap_or_default();
-        self.signer_post("generate-live-payment").with_json(body)
-    }
-
-    /// A `POST {signer}/{path}` with the signer headers.
-    pub(crate) fn signer_post(&self, path: &str) -> HttpRequest {
-        signer_post(&self.signer_url, &self.signer_headers, path)
+        signer_post(
+            id,
+            Endpoint::Signer.as_str(),
+            &self.signer_url,
+            &self.signer_headers,
+            "generate-live-payment",
+        )
+        .with_json(body)
     }
 
     /// Handles the signer's answer. A 200 with a complete body stores the minted payment and
-    /// replaces the state; a malformed 200 is [`Reply::Network`] and keeps the previous state;
+    /// replaces the state; a malformed 200 is [`Reply::Malformed`] and keeps the previous state;
     /// any other status keeps it too.
     pub fn on_signer_response(&mut self, status: u16, body: &[u8]) -> Answer {
         if status != 200 {
@@ -484,12 +354,17 @@ impl PaymentSession {
 
     /// `POST {payment_url}` with the minted payment, which it takes: `None` when nothing is
     /// minted (a payment is sent at most once).
-    pub fn payment_request(&mut self) -> Option<HttpRequest> {
+    pub fn payment_request(&mut self, id: RequestId) -> Option<Request> {
         let minted = self.minted.take()?;
         Some(
-            HttpRequest::post(self.payment_url.clone())
-                .with_header(header::PAYMENT, minted.payment)
-                .with_header(header::SEGMENT, minted.seg_creds),
+            Request::post(
+                id,
+                Peer::Orchestrator,
+                Endpoint::Payment.as_str(),
+                self.payment_url.clone(),
+            )
+            .with_header(header::PAYMENT, minted.payment)
+            .with_header(header::SEGMENT, minted.seg_creds),
         )
     }
 
@@ -503,7 +378,7 @@ impl PaymentSession {
     }
 
     /// `POST {origin of payment_url}/refresh-payment` with `{"sender", "manifest_id"}`.
-    pub fn refresh_request(&self) -> HttpRequest {
+    pub fn refresh_request(&self, id: RequestId) -> Request {
         let origin = origin(&self.payment_url).unwrap_or_default();
         let body = wire::RefreshRequest {
             sender: &self.sender,
@@ -511,7 +386,13 @@ impl PaymentSession {
         };
         let body =
             write_vec(self.sender.len() + self.manifest_id.len(), |out| body.write(out)).unwrap_or_default();
-        HttpRequest::post(origin + "/refresh-payment").with_json(body)
+        Request::post(
+            id,
+            Peer::Orchestrator,
+            Endpoint::Refresh.as_str(),
+            origin + "/refresh-payment",
+        )
+        .with_json(body)
     }
 
     /// Handles refresh-payment's answer: a success replaces only `payment_params` (the answer
@@ -531,8 +412,9 @@ impl PaymentSession {
     }
 
     /// `POST {control_url}/stop`, empty body.
-    pub fn stop_request(&self) -> HttpRequest {
-        HttpRequest::post(self.control_url.trim_end_matches('/').to_string() + "/stop")
+    pub fn stop_request(&self, id: RequestId) -> Request {
+        let url = self.control_url.trim_end_matches('/').to_string() + "/stop";
+        Request::post(id, Peer::Orchestrator, Endpoint::Stop.as_str(), url)
     }
 
     /// Handles the stop's answer.
@@ -545,18 +427,18 @@ impl PaymentSession {
     }
 }
 
-impl fmt::Debug for PaymentSession {
+impl fmt::Debug for ProtocolState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PaymentSession")
-            .field("signer_url", &SafeUrl(&self.signer_url))
-            .field("signer_headers", &RedactedHeaders(&self.signer_headers))
+        f.debug_struct("ProtocolState")
+            .field("signer_url", &redact::url(&self.signer_url))
+            .field("signer_headers", &redact::Headers(&self.signer_headers))
             .field("payment_type", &self.payment_type)
             .field("app", &self.app)
             .field("max_price", &self.max_price)
             .field("manifest_id", &self.manifest_id)
             .field("payment_params", &Len(self.payment_params.len()))
-            .field("payment_url", &SafeUrl(&self.payment_url))
-            .field("control_url", &SafeUrl(&self.control_url))
+            .field("payment_url", &redact::url(&self.payment_url))
+            .field("control_url", &redact::url(&self.control_url))
             .field("sender", &self.sender)
             .field(
                 "state",
@@ -573,9 +455,16 @@ impl fmt::Debug for PaymentSession {
     }
 }
 
-/// A `POST {base}/{path}` with the caller's signer headers.
-fn signer_post(base: &str, headers: &[(String, String)], path: &str) -> HttpRequest {
-    let mut req = HttpRequest::post(alloc::format!("{}/{path}", base.trim_end_matches('/')));
+/// A `POST {base}/{path}` to the signer with the caller's signer headers.
+pub(crate) fn signer_post(
+    id: RequestId,
+    what: &'static str,
+    base: &str,
+    headers: &[(String, String)],
+    path: &str,
+) -> Request {
+    let url = alloc::format!("{}/{path}", base.trim_end_matches('/'));
+    let mut req = Request::post(id, Peer::Signer, what, url);
     for (name, value) in headers {
         req.headers.push((Cow::Owned(name.clone()), value.clone()));
     }
@@ -586,7 +475,7 @@ fn signer_post(base: &str, headers: &[(String, String)], path: &str) -> HttpRequ
 const MAX_BODY: usize = 16 << 20;
 
 /// Serialises with `write` into a `Vec`, growing it while the buffer is too small.
-fn write_vec(
+pub(crate) fn write_vec(
     hint: usize,
     write: impl Fn(&mut [u8]) -> Result<usize, WireError>,
 ) -> Result<Vec<u8>, WireError> {
@@ -613,7 +502,7 @@ fn write_vec(
 /// `refresh-payment`'s URL.
 ///
 /// ```
-/// use livepay_core::client::origin;
+/// use livepay_core::engine::origin;
 ///
 /// assert_eq!(origin("HTTPS://Orch.Example:443/apps/r/session").as_deref(), Some("https://orch.example"));
 /// assert_eq!(origin("http://[::1]:8935/x?y").as_deref(), Some("http://[::1]:8935"));
@@ -676,55 +565,10 @@ pub fn origin(url: &str) -> Option<String> {
 }
 
 /// Whether `s` is digits with an optional fraction (`123`, `123.45`), as `maxPrice.price` must be.
-fn is_decimal(s: &str) -> bool {
+pub(crate) fn is_decimal(s: &str) -> bool {
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     match s.split_once('.') {
         Some((int, frac)) => digits(int) && digits(frac),
         None => digits(s),
-    }
-}
-
-/// `Debug` stand-in for a secret: its length only.
-struct Redacted(usize);
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<redacted {} bytes>", self.0)
-    }
-}
-
-/// `Debug` stand-in for a long public value: its length only.
-struct Len(usize);
-
-impl fmt::Debug for Len {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{} bytes>", self.0)
-    }
-}
-
-/// Caller-supplied headers: names shown, values redacted.
-struct RedactedHeaders<'a>(&'a [(String, String)]);
-
-impl fmt::Debug for RedactedHeaders<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.iter().map(|(n, v)| (n, Redacted(v.len()))))
-            .finish()
-    }
-}
-
-/// A URL with any `user:password@` hidden.
-struct SafeUrl<'a>(&'a str);
-
-impl fmt::Debug for SafeUrl<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.0;
-        if let Some((scheme, rest)) = url.split_once("://") {
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            if let Some((_, host)) = rest[..end].rsplit_once('@') {
-                return write!(f, "\"{scheme}://<redacted>@{host}{}\"", &rest[end..]);
-            }
-        }
-        fmt::Debug::fmt(url, f)
     }
 }

@@ -2,7 +2,13 @@ use std::format;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use super::*;
+use super::super::*;
+use crate::wire::{PriceUnit, WireError};
+use crate::{Endpoint, Failure, PaymentType, Peer, Reply, RequestId};
+use embassy_time::Instant;
+
+const T0: Instant = Instant::from_secs(0);
+const ID: RequestId = RequestId::new(1);
 
 const SIGNER: &str = "http://signer.test";
 const RUNNER_URL: &str = "http://orch.test/apps/r1/session";
@@ -36,23 +42,23 @@ fn options() -> ReserveOptions {
         .with_signer_header("Authorization", AUTH_SECRET)
 }
 
-fn body_text(req: &HttpRequest) -> &str {
+fn body_text(req: &Request) -> &str {
     core::str::from_utf8(&req.body).unwrap()
 }
 
 /// Drives `flow` through one request, checking its URL, and answers it.
 #[track_caller]
-fn step(flow: &mut ReserveFlow, url: &str, status: u16, body: &str) -> HttpRequest {
-    let req = flow.poll_request().expect("a request");
+fn step(flow: &mut ReserveFlow, url: &str, status: u16, body: &str) -> Request {
+    let req = flow.poll_request(T0).expect("a request");
     assert_eq!(req.url, url);
     assert_eq!(req.method, Method::Post);
-    assert_eq!(flow.poll_request(), None, "one request in flight at a time");
-    flow.handle_response(status, body.as_bytes());
+    assert_eq!(flow.poll_request(T0), None, "one request in flight at a time");
+    flow.handle_response(T0, req.id, &Response::new(status, body.as_bytes()));
     req
 }
 
 /// A session reserved through the happy path, with the state of the reservation's mint (1).
-fn reserved_session() -> PaymentSession {
+fn reserved_session() -> ProtocolState {
     let mut flow = ReserveFlow::new(options()).unwrap();
     step(
         &mut flow,
@@ -68,7 +74,7 @@ fn reserved_session() -> PaymentSession {
         &minted_body(1),
     );
     step(&mut flow, RUNNER_URL, 200, &reservation_body("0a1b2c3d"));
-    assert!(flow.poll_request().is_none());
+    assert!(flow.poll_request(T0).is_none());
     flow.result().unwrap().payment.unwrap()
 }
 
@@ -145,7 +151,7 @@ fn reserve_happy_path_builds_every_request() {
     assert!(session.has_state());
     assert!(!session.has_minted());
     assert!(
-        body_text(&session.signer_request()).contains(&format!(r#""state":{{"State":"{STATE_SECRET}1""#))
+        body_text(&session.signer_request(ID)).contains(&format!(r#""state":{{"State":"{STATE_SECRET}1""#))
     );
 }
 
@@ -223,7 +229,7 @@ fn attempts_are_bounded() {
         );
         step(&mut flow, "http://signer.test/generate-live-payment", 480, "");
     }
-    assert_eq!(flow.poll_request(), None);
+    assert_eq!(flow.poll_request(T0), None);
     assert_eq!(
         flow.result().unwrap_err(),
         ReserveError::TooManyAttempts { attempts: 3 }
@@ -272,13 +278,13 @@ fn a_cross_origin_payment_url_is_refused_unless_allowed() {
     allowed.allow_cross_origin_payment_url = true;
     let mut flow = ReserveFlow::new(allowed).unwrap();
     step(&mut flow, RUNNER_URL, 402, evil);
-    assert!(flow.poll_request().is_some(), "goes on to the signer");
+    assert!(flow.poll_request(T0).is_some(), "goes on to the signer");
 
     // Same origin, spelt differently, is fine; a non-http(s) payment URL never is.
     let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
     let same = r#"{"payment_params":"p","manifest_id":"m","payment_url":"HTTP://Orch.Test:80/pay"}"#;
     step(&mut flow, RUNNER_URL, 402, same);
-    assert!(flow.poll_request().is_some());
+    assert!(flow.poll_request(T0).is_some());
     let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
     let ftp = r#"{"payment_params":"p","manifest_id":"m","payment_url":"ftp://orch.test/pay"}"#;
     step(&mut flow, RUNNER_URL, 402, ftp);
@@ -425,13 +431,16 @@ fn other_answers_are_typed_errors() {
 fn network_failures_end_the_flow_and_stray_answers_are_ignored() {
     let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
     // Nothing in flight: ignored.
-    flow.handle_response(200, b"{}");
-    flow.handle_failure(Reply::Network);
+    flow.handle_response(T0, ID, &Response::new(200, b"{}"));
+    flow.handle_failure(T0, ID, Failure::Network);
     assert!(!flow.is_done());
     step(&mut flow, RUNNER_URL, 402, &challenge_body("0a1b2c3d"));
-    assert!(flow.poll_request().is_some());
-    flow.handle_failure(Reply::Timeout);
-    assert_eq!(flow.poll_request(), None);
+    let mint = flow.poll_request(T0).unwrap();
+    // An answer naming another request is ignored too.
+    flow.handle_failure(T0, ID, Failure::Network);
+    assert!(!flow.is_done());
+    flow.handle_failure(T0, mint.id, Failure::Timeout);
+    assert_eq!(flow.poll_request(T0), None);
     assert_eq!(
         flow.result().unwrap_err(),
         ReserveError::Unreachable {
@@ -452,7 +461,7 @@ fn network_failures_end_the_flow_and_stray_answers_are_ignored() {
 #[test]
 fn signer_request_shape_and_state_replacement() {
     let mut s = reserved_session();
-    let first = s.signer_request();
+    let first = s.signer_request(ID);
     assert_eq!(first.url, "http://signer.test/generate-live-payment");
     assert_eq!(first.header("Content-Type"), Some("application/json"));
     assert_eq!(first.header("Authorization"), Some(AUTH_SECRET));
@@ -472,7 +481,7 @@ fn signer_request_shape_and_state_replacement() {
         }
     );
     assert!(s.has_minted());
-    assert!(body_text(&s.signer_request()).contains(&format!("{STATE_SECRET}2")));
+    assert!(body_text(&s.signer_request(ID)).contains(&format!("{STATE_SECRET}2")));
 
     // Error answers keep the state.
     for (status, body) in [
@@ -485,7 +494,7 @@ fn signer_request_shape_and_state_replacement() {
         assert!(
             matches!(answer.error, Some(ProtocolError::Status { endpoint: Endpoint::Signer, status: st, .. }) if st == status)
         );
-        assert!(body_text(&s.signer_request()).contains(&format!("{STATE_SECRET}2")));
+        assert!(body_text(&s.signer_request(ID)).contains(&format!("{STATE_SECRET}2")));
     }
     let answer = s.on_signer_response(482, br#"{"error":{"message":"no tickets needed"}}"#);
     assert_eq!(
@@ -503,7 +512,7 @@ fn max_price_is_sent_as_a_decimal_string() {
     )
     .unwrap();
     step(&mut flow, RUNNER_URL, 402, &challenge_body("0a1b2c3d"));
-    let mint = flow.poll_request().unwrap();
+    let mint = flow.poll_request(T0).unwrap();
     assert!(
         body_text(&mint).contains(r#""maxPrice":{"price":"1012000000","currency":"wei","unit":"seconds"}"#),
         "{}",
@@ -513,7 +522,7 @@ fn max_price_is_sent_as_a_decimal_string() {
 }
 
 #[test]
-fn a_malformed_200_is_a_network_error_and_keeps_the_state() {
+fn a_malformed_200_is_malformed_and_keeps_the_state() {
     let mut s = reserved_session();
     for body in [
         "",
@@ -522,7 +531,7 @@ fn a_malformed_200_is_a_network_error_and_keeps_the_state() {
         r#"{"payment":"","segCreds":"c","state":{"State":"s","Sig":"g"}}"#,
     ] {
         let answer = s.on_signer_response(200, body.as_bytes());
-        assert_eq!(answer.reply, Reply::Network, "{body:?}");
+        assert_eq!(answer.reply, Reply::Malformed, "{body:?}");
         assert!(matches!(
             answer.error,
             Some(ProtocolError::Malformed {
@@ -531,7 +540,7 @@ fn a_malformed_200_is_a_network_error_and_keeps_the_state() {
             })
         ));
         assert!(!s.has_minted());
-        assert!(body_text(&s.signer_request()).contains(&format!("{STATE_SECRET}1")));
+        assert!(body_text(&s.signer_request(ID)).contains(&format!("{STATE_SECRET}1")));
     }
     let answer = s.on_signer_response(200, br#"{"payment":"p","segCreds":"c"}"#);
     assert_eq!(
@@ -546,9 +555,9 @@ fn a_malformed_200_is_a_network_error_and_keeps_the_state() {
 #[test]
 fn payment_request_takes_the_minted_payment_once() {
     let mut s = reserved_session();
-    assert_eq!(s.payment_request(), None, "nothing minted yet");
+    assert_eq!(s.payment_request(ID), None, "nothing minted yet");
     s.on_signer_response(200, minted_body(2).as_bytes());
-    let req = s.payment_request().unwrap();
+    let req = s.payment_request(ID).unwrap();
     assert_eq!(req.url, "http://orch.test/apps/r1/session/0a1b2c3d/payment");
     assert!(req.body.is_empty());
     assert_eq!(
@@ -560,7 +569,7 @@ fn payment_request_takes_the_minted_payment_once() {
         Some(format!("{SEG_SECRET}2").as_str())
     );
     assert_eq!(req.header("Authorization"), None);
-    assert_eq!(s.payment_request(), None, "a payment is sent at most once");
+    assert_eq!(s.payment_request(ID), None, "a payment is sent at most once");
 
     assert_eq!(
         s.on_payment_response(200, b"\x0a\x01"),
@@ -584,7 +593,7 @@ fn payment_request_takes_the_minted_payment_once() {
 #[test]
 fn refresh_replaces_only_the_params() {
     let mut s = reserved_session();
-    let req = s.refresh_request();
+    let req = s.refresh_request(ID);
     assert_eq!(req.url, "http://orch.test/refresh-payment");
     assert_eq!(req.header("Content-Type"), Some("application/json"));
     assert_eq!(
@@ -601,10 +610,10 @@ fn refresh_replaces_only_the_params() {
         s.payment_url(),
         "http://orch.test/apps/r1/session/0a1b2c3d/payment"
     );
-    assert!(body_text(&s.signer_request()).contains(r#""orchestrator":"FRESH""#));
+    assert!(body_text(&s.signer_request(ID)).contains(r#""orchestrator":"FRESH""#));
 
     let bad = s.on_refresh_response(200, br#"{"payment_params":"X"}"#);
-    assert_eq!(bad.reply, Reply::Network);
+    assert_eq!(bad.reply, Reply::Malformed);
     assert!(matches!(
         bad.error,
         Some(ProtocolError::Malformed {
@@ -620,7 +629,7 @@ fn refresh_replaces_only_the_params() {
 #[test]
 fn stop_request_shape() {
     let mut s = reserved_session();
-    let req = s.stop_request();
+    let req = s.stop_request(ID);
     assert_eq!(req.url, "http://orch.test/apps/r1/session/0a1b2c3d/stop");
     assert!(req.body.is_empty() && req.headers.is_empty());
     assert_eq!(s.on_stop_response(204, b"").reply, Reply::Status(204));
@@ -657,17 +666,21 @@ fn debug_redacts_every_secret() {
         &minted_body(1),
     );
     texts.push(format!("{flow:?}"));
-    let paid = flow.poll_request().unwrap();
+    let paid = flow.poll_request(T0).unwrap();
     texts.push(format!("{paid:?}"));
-    flow.handle_response(200, reservation_body("0a1b2c3d").as_bytes());
+    flow.handle_response(
+        T0,
+        paid.id,
+        &Response::new(200, reservation_body("0a1b2c3d").as_bytes()),
+    );
     let reserved = flow.result().unwrap();
     texts.push(format!("{reserved:?}"));
     let mut s = reserved.payment.unwrap();
-    texts.push(format!("{:?}", s.signer_request()));
+    texts.push(format!("{:?}", s.signer_request(ID)));
     s.on_signer_response(200, minted_body(2).as_bytes());
     texts.push(format!("{s:?}"));
     texts.push(format!("{s:#?}"));
-    texts.push(format!("{:?}", s.payment_request().unwrap()));
+    texts.push(format!("{:?}", s.payment_request(ID).unwrap()));
     texts.push(format!(
         "{:?}",
         ReserveError::Signer {
@@ -691,10 +704,10 @@ fn debug_redacts_every_secret() {
     assert!(texts[4].contains("body: <"), "{}", texts[4]);
     assert!(texts[5].contains("X-Api-Key"), "{}", texts[5]);
 
-    let with_userinfo = HttpRequest::post("https://user:pa55word@signer.test/x?y=1");
+    let with_userinfo = Request::post(ID, Peer::Signer, "x", "https://user:pa55word@signer.test/x?y=1");
     let text = format!("{with_userinfo:?}");
     assert!(
-        !text.contains("pa55word") && text.contains("signer.test/x?y=1"),
+        !text.contains("pa55word") && text.contains("signer.test/x") && !text.contains("y=1"),
         "{text}"
     );
 }

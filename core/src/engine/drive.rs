@@ -1,0 +1,151 @@
+//! [`Engine::run`]: the engine's whole loop as an `async fn`, over any [`Http`] that moves bytes
+//! and any [`Clock`], on any executor.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use embassy_time::Instant;
+use futures::future::{Either, FusedFuture, FutureExt};
+use futures::stream::{Stream, StreamExt};
+use futures::{pin_mut, select_biased};
+
+use super::Engine;
+use super::request::{Request, Response};
+use crate::classify::Failure;
+use crate::driver::{Clock, Command, Exit};
+use crate::event::State;
+
+/// An adapter that moves bytes: sends a [`Request`] and hands back what came back. It decides
+/// nothing: no status is read, no request is built, no retry is made here.
+///
+/// `&self`, so that [`Engine::run`] can hold a request while it also waits for commands and
+/// timers; use interior mutability if the adapter needs any.
+// `async fn` without a `Send` bound on purpose: embedded executors are single-threaded, and a
+// std adapter's concrete future is still `Send` when its implementation is.
+#[allow(async_fn_in_trait)]
+pub trait Http {
+    /// The body of an answer (a `Vec<u8>`, `bytes::Bytes`, …).
+    type Body: AsRef<[u8]>;
+
+    /// Sends `request` to `request.peer` and waits for the whole answer (under the adapter's own
+    /// deadline and body cap).
+    async fn send(&self, request: Request) -> Delivery<Self::Body>;
+}
+
+/// What an [`Http`] adapter hands back for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery<B> {
+    /// When the request's bytes left, if the adapter knows (after any queueing of its own).
+    pub sent_at: Option<Instant>,
+    /// The answer, or why there was none.
+    pub result: Result<Answered<B>, Failure>,
+}
+
+/// An HTTP answer, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered<B> {
+    /// The status.
+    pub status: u16,
+    /// The headers, `(name, value)`; may be empty.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: B,
+}
+
+impl<B: AsRef<[u8]>> Answered<B> {
+    /// An answer with `status` and `body` and no headers.
+    pub const fn new(status: u16, body: B) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+}
+
+impl Engine {
+    /// Hands `delivery`, the answer to request `id`, to the engine at `now`.
+    fn deliver<B: AsRef<[u8]>>(&mut self, now: Instant, id: super::RequestId, delivery: &Delivery<B>) {
+        if let Some(at) = delivery.sent_at {
+            self.handle_sent(at, id);
+        }
+        let answered = match &delivery.result {
+            Ok(answer) => {
+                let headers: Vec<(&str, &str)> = answer
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let response = Response::new(answer.status, answer.body.as_ref()).with_headers(&headers);
+                self.handle_response(now, id, &response)
+            }
+            Err(failure) => self.handle_failure(now, id, *failure),
+        };
+        debug_assert!(answered.is_ok(), "engine: answered a request not in flight");
+    }
+
+    /// Drives the engine until the session is released ([`Exit::Released`]) or reserved and
+    /// idle ([`Exit::Stopped`]): sends every request over `http`, sleeps on `clock`, applies
+    /// `commands` as they arrive, and calls `on_step` after every input so that the caller can
+    /// drain events and read the state (events it does not drain are dropped oldest first and
+    /// counted in [`Stats::events_dropped`](crate::Stats::events_dropped)).
+    ///
+    /// Like [`run`](crate::run), it never starts funding on its own: call
+    /// [`start`](Engine::start) (or [`close`](Engine::close)) first. At most one request is in
+    /// flight; a command arriving meanwhile is applied at once and takes effect when the request
+    /// is answered.
+    pub async fn run<H, C, S>(
+        &mut self,
+        http: &H,
+        clock: &C,
+        commands: S,
+        mut on_step: impl FnMut(&mut Engine),
+    ) -> Exit
+    where
+        H: Http,
+        C: Clock,
+        S: Stream<Item = Command> + Unpin,
+    {
+        let mut commands = commands.fuse();
+        let in_flight = futures::future::Fuse::terminated();
+        pin_mut!(in_flight);
+        let mut request_in_flight = None;
+        loop {
+            on_step(self);
+            if let State::Released { reason } = self.state() {
+                return Exit::Released(reason);
+            }
+            if in_flight.is_terminated() {
+                if let Some(request) = self.poll_request(clock.now()) {
+                    request_in_flight = Some(request.id);
+                    in_flight.set(http.send(request).fuse());
+                } else if self.state() == State::Reserved {
+                    return Exit::Stopped;
+                }
+            }
+            let sleep = match self.poll_timeout() {
+                Some(at) => Either::Left(clock.sleep_until(at)),
+                None => Either::Right(futures::future::pending::<()>()),
+            }
+            .fuse();
+            pin_mut!(sleep);
+            select_biased! {
+                delivery = in_flight => {
+                    if let Some(id) = request_in_flight.take() {
+                        self.deliver(clock.now(), id, &delivery);
+                    }
+                }
+                command = commands.select_next_some() => {
+                    let now = clock.now();
+                    match command {
+                        Command::Start => self.start(now),
+                        Command::Stop => self.stop(now),
+                        Command::Close => self.close(now),
+                        Command::PaymentDue => self.payment_due(now),
+                    }
+                }
+                () = sleep => self.handle_timeout(clock.now()),
+            }
+        }
+    }
+}
