@@ -1,43 +1,61 @@
-//! The policy comparison: livepay against the livepeer-gateway 1.0.0 loop under each fault
-//! profile, same seeds and faults: drops per 1,000 session-hours and over-payment (credit minted ÷
-//! service debited). A report, not a timing:
+//! The policy comparison: livepay against the livepeer-gateway 1.0.0 loop over the cells grid
+//! (session lengths × fault profiles × ticket EVs, same seeds in every cell): drops, over-payment
+//! (credit received ÷ service debited), signer calls per session-hour, replays, and the criteria of
+//! the cost-and-safety goal with the cells that fail each. A report, not a timing:
 //!
-//! `cargo bench -p livepay-benches --bench policy_comparison` (200 sessions × 10 h per profile).
-//! Under `cargo test` (`--bench` absent) it runs a small version so CI exercises it.
+//! `cargo bench -p livepay-benches --bench policy_comparison` runs the full grid (1 min to 10 h
+//! × every profile × EVs of 1 s to 3 min of price, 200 sessions per cell and policy). Under
+//! `cargo test` (`--bench` absent) it runs a small grid so CI exercises it.
 
 #![allow(clippy::print_stdout)]
 
+use std::time::Instant;
+
 use livepay_core::Duration;
 use livepay_mock::faults::{FaultPlan, PROFILES};
-use livepay_mock::sim::{PolicyKind, SimConfig, compare};
+use livepay_mock::sim::{CellsConfig, GRID_EVS, GRID_LENGTHS, SimConfig, cells};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let full = std::env::args().any(|a| a == "--bench");
-    let (sessions, hours) = if full { (200, 10) } else { (10, 1) };
-    println!(
-        "| profile | policy | drops / 1,000 h | over-payment | min runway s | failed | minted after release |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for profile in PROFILES {
-        let config = SimConfig {
-            sessions,
-            duration: Duration::from_secs(hours * 3_600),
-            plan: FaultPlan::profile(profile)?,
-            ..SimConfig::default()
-        };
-        let report = compare(&config, &[PolicyKind::Livepay, PolicyKind::Sdk10])?;
-        for p in &report.policies {
-            println!(
-                "| {profile} | {} | {:.2} | {:.3} | {} | {} | {} |",
-                p.policy.name(),
-                p.drops_per_1000h,
-                p.overpayment,
-                p.min_runway_s.map_or("-".into(), |r| format!("{r:.2}")),
-                p.payments_failed,
-                p.minted_after_release,
-            );
+    let config = if full {
+        CellsConfig::grid(200)?
+    } else {
+        CellsConfig {
+            lengths: vec![GRID_LENGTHS[0], Duration::from_secs(600)],
+            profiles: ["clean", "flaky", "payment-503-start", "payment-down"]
+                .iter()
+                .map(|p| FaultPlan::profile(p))
+                .collect::<Result<_, _>>()?,
+            evs: vec![GRID_EVS[0], GRID_EVS[1], GRID_EVS[3]],
+            base: SimConfig {
+                sessions: 10,
+                ..SimConfig::default()
+            },
+            threads: 0,
         }
-    }
-    println!("({sessions} sessions × {hours} h per profile and policy, seed 1)");
+    };
+    // A bench is a driver: it may read the wall clock to time the grid.
+    #[allow(clippy::disallowed_methods)]
+    let started = Instant::now();
+    let report = cells(&config)?;
+    let elapsed = started.elapsed();
+    println!("{report}");
+    let session_hours: f64 = report
+        .cells
+        .iter()
+        .map(|c| c.livepay.session_hours + c.sdk.session_hours)
+        .sum();
+    println!(
+        "({} cells of {} profiles, {} sessions per cell and policy, seed {}: {session_hours:.0} session-hours in {:.2} s)",
+        report.cells.len(),
+        if full {
+            PROFILES.len()
+        } else {
+            config.profiles.len()
+        },
+        report.sessions,
+        report.seed,
+        elapsed.as_secs_f64()
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Simulation throughput: 100 sessions × 1 simulated hour per iteration, livepay and the baseline
-//! side by side. Criterion's element throughput is simulated session-hours per second.
+//! side by side, with tickets worth one second of price and worth a minute (where most cycles are
+//! 482s). Criterion's element throughput is simulated session-hours per second.
 //!
 //! After the timings it prints the memory a simulated session needs: the per-session working
 //! set (its structures' sizes) and the heap retained per additional session, measured with a
@@ -59,9 +60,13 @@ fn bench(c: &mut Criterion) {
     if let Err(e) = cfg.validate() {
         panic!("the benchmark's configuration: {e}");
     }
+    let ev60 = config(SESSIONS).with_ev_seconds(60.0);
     for policy in [PolicyKind::Livepay, PolicyKind::Sdk10] {
         group.bench_function(format!("{}_100_session_hours_flaky", policy.name()), |b| {
             b.iter(|| simulate(&cfg, policy));
+        });
+        group.bench_function(format!("{}_100_session_hours_flaky_ev60", policy.name()), |b| {
+            b.iter(|| simulate(&ev60, policy));
         });
     }
     group.finish();

@@ -36,6 +36,7 @@ pub(crate) fn reason(r: ReleaseReason) -> Value {
             json!({ "reason": "rejected", "endpoint": endpoint(e), "reply": reply(r) })
         }
         ReleaseReason::BudgetExhausted => json!({ "reason": "budget_exhausted" }),
+        ReleaseReason::Lapsed => json!({ "reason": "lapsed" }),
     }
 }
 
@@ -83,6 +84,7 @@ pub(crate) fn to_json(session: &str, t_s: f64, event: &Event) -> Value {
             "budget_exhausted",
             json!({ "closes_at_s": secs(closes_at.as_micros()) }),
         ),
+        Event::MintLost { cycle } => ("mint_lost", json!({ "cycle": cycle })),
         Event::FundingNotRequired { why } => (
             "funding_not_required",
             json!({ "why": match why { NotFunded::Offchain => "offchain", NotFunded::FixedPrice => "fixed_price" } }),

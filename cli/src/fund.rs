@@ -137,6 +137,10 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
         ));
     }
 
+    if let Some(d) = args.duration {
+        // The close is planned: no runway is bought past it.
+        session.plan_end(d);
+    }
     let started = tokio::time::Instant::now();
     let mut events = session.events();
     let until = async {

@@ -28,7 +28,7 @@ pub(crate) fn live_error(e: LiveError) -> CliError {
 pub(crate) fn release_result(reason: ReleaseReason) -> Result<(), CliError> {
     match reason {
         ReleaseReason::ClosedByClient | ReleaseReason::BudgetExhausted => Ok(()),
-        ReleaseReason::Gone => Err(CliError::Released(reason.to_string())),
+        ReleaseReason::Gone | ReleaseReason::Lapsed => Err(CliError::Released(reason.to_string())),
         ReleaseReason::Rejected { .. } => Err(CliError::Rejected(reason.to_string())),
     }
 }

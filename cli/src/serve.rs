@@ -25,12 +25,62 @@ pub(crate) struct ServeArgs {
     /// The orchestrator's debit period.
     #[arg(long, default_value = "5s", value_parser = duration::parse, env = "LIVEPAY_TICK")]
     tick: Duration,
+    /// The expected value of one ticket: wei (`2500000000`), or seconds of price (`2.5s`: a ticket
+    /// worth 2.5 s of service). Default: one second of price.
+    #[arg(long, value_name = "WEI|SECONDSs", value_parser = parse_ticket_ev, env = "LIVEPAY_TICKET_EV")]
+    ticket_ev: Option<TicketEv>,
     /// A fault profile or a TOML file.
     #[arg(long, default_value = "clean", env = "LIVEPAY_PROFILE")]
     profile: String,
+    /// The length of the run the plan's `"mid"` windows are half of (e.g. `payment-503-mid`).
+    #[arg(long, default_value = "10m", value_parser = duration::parse, env = "LIVEPAY_RUN_DURATION")]
+    run_duration: Duration,
     /// Seed for manifest ids and faults.
     #[arg(long, default_value_t = 1, env = "LIVEPAY_SEED")]
     seed: u64,
+}
+
+/// A ticket's expected value as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum TicketEv {
+    /// Wei.
+    Wei(u128),
+    /// Seconds of the runner's price.
+    Seconds(f64),
+}
+
+impl TicketEv {
+    /// The value in wei at `price` wei per second (at least 1).
+    pub(crate) fn wei(self, price: u128) -> u128 {
+        match self {
+            Self::Wei(wei) => wei.max(1),
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            Self::Seconds(s) => ((s * price as f64).round() as u128).max(1),
+        }
+    }
+}
+
+/// `2500000000` (wei) or `2.5s` (seconds of price).
+pub(crate) fn parse_ticket_ev(text: &str) -> Result<TicketEv, String> {
+    let text = text.trim();
+    if let Some(seconds) = text.strip_suffix('s') {
+        return match seconds.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(TicketEv::Seconds(s)),
+            _ => Err(format!(
+                "`{text}`: seconds of price must be a number in (0, 86400], e.g. 2.5s"
+            )),
+        };
+    }
+    match text.parse::<u128>() {
+        Ok(wei) if wei > 0 => Ok(TicketEv::Wei(wei)),
+        _ => Err(format!(
+            "`{text}` is neither wei (a positive integer) nor seconds of price (e.g. 2.5s)"
+        )),
+    }
 }
 
 /// The model configuration the CLI serves: one `live` runner at `price` wei per second.
@@ -64,26 +114,58 @@ pub(crate) async fn start(config: ServeConfig) -> Result<ServedModel, CliError> 
 }
 
 pub(crate) async fn run(args: &ServeArgs) -> Result<(), CliError> {
-    let plan = FaultPlan::load(&args.profile).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let run =
+        livepay_core::Duration::from_micros(u64::try_from(args.run_duration.as_micros()).unwrap_or(u64::MAX));
+    let plan = FaultPlan::load(&args.profile)
+        .map_err(|e| CliError::BadInput(e.to_string()))?
+        .resolved(run);
+    let mut model = model_config(args.price, args.tick)?;
+    if let Some(ev) = args.ticket_ev {
+        model.ticket_ev_wei = ev.wei(args.price);
+    }
+    let ticket_ev = model.ticket_ev_wei;
     let served = start(ServeConfig {
         orchestrator_addr: args.addr,
         signer_addr: args.signer_addr,
-        model: model_config(args.price, args.tick)?,
+        model,
         plan,
         seed: args.seed,
     })
     .await?;
+    #[allow(clippy::cast_precision_loss)]
+    let ev_seconds = ticket_ev as f64 / args.price as f64;
     crate::out(&format!(
-        "orchestrator {}\nsigner       {}\nrunner       {}\nprofile {} · price {} wei/s · tick {:?} · Ctrl-C to stop",
+        "orchestrator {}\nsigner       {}\nrunner       {}\nprofile {} · price {} wei/s · ticket EV {} wei ({} s of price) · tick {:?} · Ctrl-C to stop",
         served.orchestrator_url(),
         served.signer_url(),
         served.runner_url("live-runner"),
         args.profile,
         args.price,
+        ticket_ev,
+        ev_seconds,
         args.tick,
     ));
     crate::shutdown_signal().await;
     served.shutdown().await;
     crate::out("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_ev_is_wei_or_seconds_of_price() {
+        assert_eq!(parse_ticket_ev("2500000000"), Ok(TicketEv::Wei(2_500_000_000)));
+        assert_eq!(parse_ticket_ev("2.5s"), Ok(TicketEv::Seconds(2.5)));
+        assert_eq!(
+            parse_ticket_ev("2.5s").map(|ev| ev.wei(1_000_000_000)),
+            Ok(2_500_000_000)
+        );
+        assert_eq!(TicketEv::Seconds(1e-12).wei(1), 1, "at least one wei");
+        for bad in ["", "0", "-1", "2.5", "fast", "0s", "-2s", "1e9s", "nans"] {
+            assert!(parse_ticket_ev(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -48,6 +48,50 @@ fn serves_until_sigterm() {
 }
 
 #[test]
+fn a_ticket_ev_in_seconds_of_price_is_served_and_printed() {
+    let mut child = livepay(&[
+        "serve-sim",
+        "--addr",
+        "127.0.0.1:0",
+        "--signer-addr",
+        "127.0.0.1:0",
+        "--ticket-ev",
+        "2.5s",
+        "--profile",
+        "payment-503-mid",
+        "--run-duration",
+        "2m",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let lines: Vec<String> = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .take(4)
+        .map_while(Result::ok)
+        .collect();
+    // (A clean stop on SIGTERM is `serves_until_sigterm`'s business.)
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let banner = lines.last().cloned().unwrap_or_default();
+    assert!(
+        banner.contains("ticket EV 2500000000 wei (2.5 s of price)"),
+        "{lines:?}"
+    );
+    assert!(banner.contains("profile payment-503-mid"), "{lines:?}");
+}
+
+#[test]
+fn a_bad_ticket_ev_is_exit_2() {
+    for bad in ["0", "2.5", "-1s", "lots"] {
+        let flag = format!("--ticket-ev={bad}");
+        let out = run(&["serve-sim", &flag]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr_one_line(&out).contains("--ticket-ev"), "{bad}");
+    }
+}
+
+#[test]
 fn a_port_in_use_is_exit_2() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

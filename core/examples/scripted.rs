@@ -29,7 +29,7 @@ impl Scripted<'_> {
 }
 
 impl Transport for Scripted<'_> {
-    async fn request_payment(&self, _cycle: u32) -> Reply {
+    async fn request_payment(&self, _cycle: u32, _fresh_state: bool) -> Reply {
         self.answer(&self.signer, 200)
     }
     async fn send_payment(&self) -> Reply {

@@ -15,6 +15,11 @@ pub enum Endpoint {
     Signer,
     /// Orchestrator `POST {payment_url}` (session-scoped).
     Payment,
+    /// Orchestrator `POST {payment_url}` again with the same minted payment, after a POST that
+    /// failed transiently (a replay). Its rows differ from a first POST's: the orchestrator
+    /// refuses a payment whose tickets it has already seen (go-livepeer: 400 "invalid ticket
+    /// senderNonce: already seen"; livepeer/node: 403), and that is not a reason to stop.
+    Repost,
     /// Orchestrator `POST /refresh-payment`.
     Refresh,
     /// Orchestrator `POST {control_url}/stop`.
@@ -27,6 +32,7 @@ impl Endpoint {
         match self {
             Self::Signer => "signer",
             Self::Payment => "payment",
+            Self::Repost => "repost",
             Self::Refresh => "refresh",
             Self::Stop => "stop",
         }
@@ -145,6 +151,9 @@ pub enum Verdict {
     Rejected,
     /// Worth retrying.
     Transient,
+    /// A replayed payment was refused (400, 403): most likely because its tickets were credited
+    /// already, possibly because they expired. Nothing new was credited; not terminal.
+    ReplayRefused,
 }
 
 /// What follows a reply within an action: [`StatusTable::next`].
@@ -181,10 +190,15 @@ pub enum Outcome {
         /// What came back: a status, or an unusable answer ([`Reply::Malformed`], …).
         reply: Reply,
     },
+    /// A replayed payment ([`Endpoint::Repost`]) was refused: its tickets were most likely
+    /// credited already (the first POST's answer was lost), or expired. Nothing new was credited,
+    /// and whether the first POST was is unknown; funding goes on.
+    ReplayRefused,
     /// A failure worth retrying.
     Transient {
-        /// Which request failed. [`Endpoint::Payment`] means the signer had already minted, so
-        /// those tickets are lost: the signer billed them but the orchestrator never credited them.
+        /// Which request failed. [`Endpoint::Payment`] or [`Endpoint::Repost`] means the signer had
+        /// already minted: the signer billed those tickets, and the orchestrator has not (or not
+        /// provably) credited them.
         endpoint: Endpoint,
         /// What came back.
         reply: Reply,
@@ -209,6 +223,7 @@ pub const MAX_OVERRIDES: usize = 8;
 /// |---|---|---|---|---|---|---|
 /// | signer | minted (200) | skipped | refresh | transient | transient | 400, 481 |
 /// | payment | paid | — | — | gone | transient | 400, 402, 403, 409, other 4xx |
+/// | repost | paid | — | — | gone | transient | 402, 409, other 4xx; 400 and 403 are a refused replay (not terminal) |
 /// | refresh | refreshed | — | — | transient | transient | 400, 409, other 4xx |
 /// | stop | stopped | — | — | gone | transient | — |
 ///
@@ -299,7 +314,7 @@ impl StatusTable {
             Verdict::Minted if endpoint == Endpoint::Signer => return Next::Request(Endpoint::Payment),
             // An override that marks a non-signer answer "minted" can only mean success there.
             Verdict::Minted | Verdict::Paid | Verdict::Refreshed | Verdict::Stopped => match endpoint {
-                Endpoint::Signer | Endpoint::Payment => Outcome::Paid,
+                Endpoint::Signer | Endpoint::Payment | Endpoint::Repost => Outcome::Paid,
                 Endpoint::Refresh => Outcome::Refreshed,
                 Endpoint::Stop => Outcome::Stopped,
             },
@@ -308,6 +323,7 @@ impl StatusTable {
             Verdict::Gone => Outcome::Gone { endpoint },
             Verdict::Rejected => Outcome::Rejected { endpoint, reply },
             Verdict::Transient => Outcome::Transient { endpoint, reply },
+            Verdict::ReplayRefused => Outcome::ReplayRefused,
         };
         Next::Done(outcome)
     }
@@ -336,6 +352,14 @@ const fn default_verdict(endpoint: Endpoint, reply: Reply) -> Verdict {
         // 400 tickets, 402 header encoding, 403 seg-creds, 409 fixed price, and any other 4xx.
         (Endpoint::Payment, 400..=499) => Verdict::Rejected,
         (Endpoint::Payment, _) => Verdict::Transient,
+
+        (Endpoint::Repost, 200..=299) => Verdict::Paid,
+        (Endpoint::Repost, 404) => Verdict::Gone,
+        (Endpoint::Repost, 408 | 429) => Verdict::Transient,
+        // The tickets were seen already (go-livepeer 400, livepeer/node 403), or expired (400).
+        (Endpoint::Repost, 400 | 403) => Verdict::ReplayRefused,
+        (Endpoint::Repost, 400..=499) => Verdict::Rejected,
+        (Endpoint::Repost, _) => Verdict::Transient,
 
         (Endpoint::Refresh, 200..=299) => Verdict::Refreshed,
         (Endpoint::Refresh, 404 | 408 | 429) => Verdict::Transient,
@@ -407,6 +431,26 @@ mod tests {
     }
 
     #[test]
+    fn repost_rows_refuse_a_replay_without_stopping() {
+        check(Repost, Reply::Status(200), done(Outcome::Paid));
+        check(
+            Repost,
+            Reply::Status(404),
+            done(Outcome::Gone { endpoint: Repost }),
+        );
+        for s in [400, 403] {
+            check(Repost, Reply::Status(s), done(Outcome::ReplayRefused));
+        }
+        for s in [402, 409] {
+            check(Repost, Reply::Status(s), rejected(Repost, s));
+        }
+        for s in [408, 429, 503] {
+            check(Repost, Reply::Status(s), transient(Repost, Reply::Status(s)));
+        }
+        check(Repost, Reply::Refused, transient(Repost, Reply::Refused));
+    }
+
+    #[test]
     fn refresh_rows() {
         check(Refresh, Reply::Status(200), done(Outcome::Refreshed));
         check(Refresh, Reply::Status(409), rejected(Refresh, 409));
@@ -436,7 +480,7 @@ mod tests {
 
     #[test]
     fn refused_network_errors_and_timeouts_are_transient_everywhere() {
-        for endpoint in [Signer, Payment, Refresh, Stop] {
+        for endpoint in [Signer, Payment, Repost, Refresh, Stop] {
             for reply in [Reply::Refused, Reply::Network, Reply::Timeout] {
                 check(endpoint, reply, transient(endpoint, reply));
             }
@@ -445,7 +489,7 @@ mod tests {
 
     #[test]
     fn failures_retrying_cannot_mend_are_terminal_everywhere() {
-        for endpoint in [Signer, Payment, Refresh, Stop] {
+        for endpoint in [Signer, Payment, Repost, Refresh, Stop] {
             for reply in [Reply::BadUrl, Reply::Tls, Reply::TooLarge, Reply::Malformed] {
                 check(endpoint, reply, done(Outcome::Rejected { endpoint, reply }));
             }

@@ -96,13 +96,32 @@ pub struct Config {
     pub max_refreshes_per_cycle: u8,
     /// Optional spending limits.
     pub budget: Budget,
-    /// Runway (estimated time until credit runs out, measured right after a success) at or above
-    /// which the machine economises by landing mints just under a whole second apart; below it, it
-    /// lets the signer's rounding build buffer. Default 60 s (or prepay + one server tick if
-    /// larger): enough to ride out a 30 s outage or several back-to-back 5 s request timeouts.
-    /// Building it costs about 50 s of service once per session; the simulation's policy
-    /// comparison shows why the 15 s a prepay-plus-tick target gives is too thin.
+    /// The runway (estimated time until the delivered credit runs out) the machine builds up to.
+    /// Below it, mints land just over a whole second after the previous one, about one
+    /// [`interval`](Self::interval) apart, so the signer's rounding adds almost a second each:
+    /// the runway grows about 0.3 s per second, a little slower than the 1/3 s per second the
+    /// upstream SDK pays for by accident. At or above it, mints land just under a whole second
+    /// (no surplus). Default 55 s.
     pub target_runway: Duration,
+    /// Once the runway is built, the next payment is due when the runway falls to this, so that
+    /// an outage shorter than it (a 30 s partition, a 20 s signer outage, a minute of 50 % 503s)
+    /// costs nothing. Default 40 s. Must be below `target_runway`.
+    pub refill_runway: Duration,
+    /// When the signer answers 482 (its ledger covers the time so far) and the runway is under
+    /// `refill_runway`, the next check is due when the runway falls to this: far enough ahead
+    /// that a check costs a signer call every few seconds at most, near enough to retry before the
+    /// deadline, and above one server tick so that a routine check never raises `AtRisk`.
+    /// Default 6 s. Must be above `safety_margin`.
+    pub check_runway: Duration,
+    /// The longest spacing between two payments, whatever the runway. Bounded by what one signer
+    /// call may mint (100 tickets: 30 s of service needs 60 tickets at the smallest ticket value
+    /// in use, half a second of price) and by the nonce budget of one set of ticket params.
+    /// Default 30 s.
+    pub max_gap: Duration,
+    /// How many times a minted payment whose POST failed transiently is POSTed again
+    /// ([`Action::Repost`](crate::Action::Repost)) before it is given up and the signer's
+    /// ledger is started afresh. Default 12.
+    pub max_reposts: u8,
     /// Distance from a whole-second boundary that a scheduled mint keeps, to absorb network
     /// jitter between the client's send time and the signer's clock. Default 50 ms.
     pub mint_margin: Duration,
@@ -140,16 +159,38 @@ impl Config {
                 max_funded_time: None,
                 max_payments: None,
             },
-            target_runway: {
-                let floor = prepay.as_ticks() + server_tick.as_ticks();
-                let default = Duration::from_secs(60).as_ticks();
-                Duration::from_ticks(if floor > default { floor } else { default })
-            },
+            target_runway: Duration::from_secs(55),
+            refill_runway: Duration::from_secs(40),
+            check_runway: Duration::from_secs(6),
+            max_gap: Duration::from_secs(30),
+            max_reposts: 12,
             mint_margin: Duration::from_millis(50),
             min_demand_spacing: Duration::from_millis(500),
             stop_on_rejection: true,
             seed: 0,
         }
+    }
+
+    /// This configuration with every span divided by `divisor`, for a server whose clock runs
+    /// `divisor` times faster (the time-scaled model the end-to-end tests and examples run
+    /// against: a 500 ms tick and a 1 s prepay for 10). The mint margin is kept: it guards the
+    /// signer's whole-second boundaries, which do not scale. A divisor of 0 counts as 1.
+    #[must_use]
+    pub fn time_scaled(mut self, divisor: u32) -> Self {
+        let d = u64::from(divisor.max(1));
+        let scale = |span: Duration| Duration::from_ticks(span.as_ticks() / d);
+        self.interval = scale(self.interval);
+        self.server_tick = scale(self.server_tick);
+        self.prepay = scale(self.prepay);
+        self.safety_margin = scale(self.safety_margin);
+        self.backoff.initial = scale(self.backoff.initial);
+        self.backoff.max = scale(self.backoff.max);
+        self.target_runway = scale(self.target_runway);
+        self.refill_runway = scale(self.refill_runway);
+        self.check_runway = scale(self.check_runway);
+        self.max_gap = scale(self.max_gap);
+        self.min_demand_spacing = scale(self.min_demand_spacing);
+        self
     }
 
     /// A session with nothing to fund (unpriced runner, no signer).
@@ -204,6 +245,15 @@ impl Config {
         {
             return Err(ConfigError::FirstPaymentSpanTooLong);
         }
+        if self.refill_runway >= self.target_runway {
+            return Err(ConfigError::RefillNotBelowTarget);
+        }
+        if self.check_runway <= self.safety_margin {
+            return Err(ConfigError::CheckNotAboveMargin);
+        }
+        if self.max_gap < self.interval {
+            return Err(ConfigError::MaxGapBelowInterval);
+        }
         if self.budget.max_payments == Some(0) {
             return Err(ConfigError::Zero("budget.max_payments"));
         }
@@ -236,6 +286,12 @@ pub enum ConfigError {
     /// [`FirstPayment::Within`] spans at least `prepay - safety_margin`: the first payment could
     /// land after the runway ends.
     FirstPaymentSpanTooLong,
+    /// `refill_runway` must be below `target_runway`.
+    RefillNotBelowTarget,
+    /// `check_runway` must be above `safety_margin`.
+    CheckNotAboveMargin,
+    /// `max_gap` must not be below `interval`.
+    MaxGapBelowInterval,
 }
 
 impl fmt::Display for ConfigError {
@@ -254,6 +310,11 @@ impl fmt::Display for ConfigError {
             Self::FirstPaymentSpanTooLong => {
                 f.write_str("config: the `first_payment` span must be shorter than `prepay - safety_margin`")
             }
+            Self::RefillNotBelowTarget => {
+                f.write_str("config: `refill_runway` must be below `target_runway`")
+            }
+            Self::CheckNotAboveMargin => f.write_str("config: `check_runway` must be above `safety_margin`"),
+            Self::MaxGapBelowInterval => f.write_str("config: `max_gap` must not be below `interval`"),
         }
     }
 }
@@ -273,11 +334,11 @@ mod tests {
         assert_eq!(c.backoff.initial, Duration::from_millis(250));
         assert_eq!(c.max_refreshes_per_cycle, 3);
         assert_eq!(c.first_payment, FirstPayment::Immediately);
-        assert_eq!(c.target_runway, Duration::from_secs(60));
-        assert_eq!(
-            Config::new(PaymentType::Lv2v).target_runway,
-            Duration::from_secs(65)
-        );
+        assert_eq!(c.target_runway, Duration::from_secs(55));
+        assert_eq!(c.refill_runway, Duration::from_secs(40));
+        assert_eq!(c.check_runway, Duration::from_secs(6));
+        assert_eq!(c.max_gap, Duration::from_secs(30));
+        assert_eq!(c.max_reposts, 12);
         assert_eq!(Config::new(PaymentType::Lv2v).prepay, Duration::from_secs(60));
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(Config::new(PaymentType::Lv2v).validate(), Ok(()));
@@ -319,6 +380,19 @@ mod tests {
         let mut c = base;
         c.budget.max_payments = Some(0);
         assert_eq!(c.validate(), Err(ConfigError::Zero("budget.max_payments")));
+    }
+
+    #[test]
+    fn a_time_scaled_config_divides_every_span_and_stays_valid() {
+        let c = Config::default().time_scaled(10);
+        assert_eq!(c.interval, Duration::from_millis(300));
+        assert_eq!(c.server_tick, Duration::from_millis(500));
+        assert_eq!(c.prepay, Duration::from_secs(1));
+        assert_eq!(c.backoff.initial, Duration::from_millis(25));
+        assert_eq!(c.target_runway, Duration::from_millis(5_500));
+        assert_eq!(c.mint_margin, Duration::from_millis(50));
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(Config::default().time_scaled(0), Config::default());
     }
 
     #[test]

@@ -30,11 +30,13 @@ use crate::{Duration, Instant};
 // std adapter's concrete future is still `Send` when its implementation is.
 #[allow(async_fn_in_trait)]
 pub trait Transport {
-    /// `POST /generate-live-payment` with the latest signer state. On a 200 the adapter keeps the
-    /// minted payment and the new state for [`send_payment`](Self::send_payment).
-    async fn request_payment(&self, cycle: u32) -> Reply;
+    /// `POST /generate-live-payment` with the latest signer state, or with none when
+    /// `fresh_state` (an [`Action::Resync`]: a fresh signer ledger). On a 200 the adapter keeps
+    /// the minted payment and the new state for [`send_payment`](Self::send_payment).
+    async fn request_payment(&self, cycle: u32, fresh_state: bool) -> Reply;
     /// `POST {payment_url}` with the payment minted by the last successful
-    /// [`request_payment`](Self::request_payment).
+    /// [`request_payment`](Self::request_payment). It may be called again for the same payment
+    /// (an [`Action::Repost`]): keep it until the next mint replaces it.
     async fn send_payment(&self) -> Reply;
     /// `POST /refresh-payment`; on a 200, replace `payment_params` and keep `payment_url`.
     async fn refresh(&self) -> Reply;
@@ -63,6 +65,21 @@ pub enum Command {
     Close,
     /// [`Session::payment_due`].
     PaymentDue,
+    /// [`Session::plan_end`]: the session will be closed at this instant.
+    PlanEnd(Instant),
+}
+
+impl Command {
+    /// Applies this command to `session` at `now`.
+    pub fn apply(self, session: &mut Session, now: Instant) {
+        match self {
+            Self::Start => session.start(now),
+            Self::Stop => session.stop(now),
+            Self::Close => session.close(now),
+            Self::PaymentDue => session.payment_due(now),
+            Self::PlanEnd(at) => session.plan_end(now, at),
+        }
+    }
 }
 
 /// Why [`run`] returned.
@@ -78,8 +95,10 @@ pub enum Exit {
 /// Makes the request of `call`.
 async fn execute<T: Transport>(transport: &T, call: Call) -> Reply {
     match (call.endpoint, call.action) {
-        (Endpoint::Signer, Action::Pay { cycle }) => transport.request_payment(cycle).await,
-        (Endpoint::Signer | Endpoint::Payment, _) => transport.send_payment().await,
+        (Endpoint::Signer, Action::Pay { cycle } | Action::Resync { cycle }) => {
+            transport.request_payment(cycle, call.action.fresh_state()).await
+        }
+        (Endpoint::Signer | Endpoint::Payment | Endpoint::Repost, _) => transport.send_payment().await,
         (Endpoint::Refresh, _) => transport.refresh().await,
         (Endpoint::Stop, _) => transport.stop().await,
     }
@@ -142,14 +161,7 @@ where
                 }
             }
             command = commands.select_next_some() => {
-                let now = clock.now();
-                let session = calls.machine_mut();
-                match command {
-                    Command::Start => session.start(now),
-                    Command::Stop => session.stop(now),
-                    Command::Close => session.close(now),
-                    Command::PaymentDue => session.payment_due(now),
-                }
+                command.apply(calls.machine_mut(), clock.now());
             }
             () = sleep => calls.machine_mut().handle_timeout(clock.now()),
         }

@@ -52,6 +52,9 @@ pub enum ReleaseReason {
     /// The configured [`Budget`](crate::Budget) was used up; the session was stopped when the
     /// credit already bought was about to run out.
     BudgetExhausted,
+    /// The session was closed after it had lapsed ([`Event::Lapsed`]) with no payment credited
+    /// since: the orchestrator has most likely released it already, for lack of funds.
+    Lapsed,
 }
 
 /// Why [`Session::start`](crate::Session::start) did nothing.
@@ -131,6 +134,13 @@ pub enum Event {
         /// When the stop goes out.
         closes_at: Instant,
     },
+    /// A minted payment was given up undelivered (every repost failed, or a replay was refused):
+    /// the signer's ledger may count credit the orchestrator never received, so a fresh signer
+    /// ledger is started on fresh params.
+    MintLost {
+        /// The cycle that minted it.
+        cycle: u32,
+    },
     /// `start` had nothing to fund.
     FundingNotRequired {
         /// Why.
@@ -163,6 +173,9 @@ impl fmt::Display for ReleaseReason {
             } => write!(f, "rejected: {} answered {status}", endpoint.as_str()),
             Self::Rejected { endpoint, reply } => write!(f, "rejected: {}: {reply}", endpoint.as_str()),
             Self::BudgetExhausted => f.write_str("budget exhausted"),
+            Self::Lapsed => f.write_str(
+                "lapsed: no payment was credited in time; the orchestrator has most likely released the session",
+            ),
         }
     }
 }
@@ -218,6 +231,10 @@ impl fmt::Display for Event {
             Self::BudgetExhausted { closes_at } => {
                 write!(f, "budget exhausted: stopping at {}", Secs(closes_at.as_millis()))
             }
+            Self::MintLost { cycle } => write!(
+                f,
+                "payment of cycle {cycle} given up undelivered; starting a fresh signer ledger"
+            ),
             Self::FundingNotRequired { why } => match why {
                 NotFunded::Offchain => f.write_str("nothing to fund: offchain"),
                 NotFunded::FixedPrice => f.write_str("nothing to fund: fixed price"),

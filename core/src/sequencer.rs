@@ -238,6 +238,9 @@ impl<M: Machine> Sequencer<M> {
         match self.table.next(current.endpoint, reply) {
             // Only the first request of an action continues it; anything else would loop.
             Next::Request(endpoint) if current.endpoint == current.action.first_request() => {
+                // Only a signer 200 continues an action: the signer minted, and anchored its
+                // billing no later than now.
+                self.machine.handle_minted(now);
                 self.current = Some(Current {
                     endpoint,
                     id: None,

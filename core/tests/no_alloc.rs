@@ -82,10 +82,11 @@ fn a_day_of_funding_with_failures_allocates_nothing() {
     let session = calls.machine();
 
     assert_eq!(after - before, 0, "the machine allocated");
-    assert!(session.stats().payments_accepted > 20_000);
-    assert!(session.stats().failures > 1_000);
+    // A day at one payment every ~15 s once the runway is built, with the injected failures.
+    assert!(session.stats().payments_accepted > 2_000);
+    assert!(session.stats().failures > 400);
     assert_eq!(session.stats().lapses, 0);
-    assert!(events > 20_000);
+    assert!(events > 4_000);
 }
 
 #[test]
@@ -100,6 +101,6 @@ fn the_counter_sees_allocations() {
 }
 
 #[test]
-fn session_fits_in_320_bytes() {
-    assert!(std::mem::size_of::<Session>() <= 320);
+fn session_fits_in_384_bytes() {
+    assert!(std::mem::size_of::<Session>() <= 384);
 }

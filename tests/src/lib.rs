@@ -197,7 +197,9 @@ impl Report {
         self.calls
             .iter()
             .filter_map(|&(t, c)| match c {
-                TransportCall::RequestPayment { cycle } => Some((t, cycle)),
+                TransportCall::RequestPayment { cycle } | TransportCall::RequestFreshPayment { cycle } => {
+                    Some((t, cycle))
+                }
                 _ => None,
             })
             .collect()

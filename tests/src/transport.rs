@@ -19,7 +19,13 @@ pub enum TransportCall {
         /// The cycle the driver asked for.
         cycle: u32,
     },
-    /// `send_payment()`: the orchestrator's payment POST.
+    /// `request_payment(cycle, fresh_state: true)`: a stateless `generate-live-payment` (a
+    /// fresh signer ledger).
+    RequestFreshPayment {
+        /// The cycle the driver asked for.
+        cycle: u32,
+    },
+    /// `send_payment()`: the orchestrator's payment POST (or a repost of the same payment).
     SendPayment,
     /// `refresh()`: the orchestrator's `refresh-payment`.
     Refresh,
@@ -31,16 +37,20 @@ impl TransportCall {
     /// The endpoint this call reaches.
     pub const fn endpoint(self) -> Endpoint {
         match self {
-            Self::RequestPayment { .. } => Endpoint::Signer,
+            Self::RequestPayment { .. } | Self::RequestFreshPayment { .. } => Endpoint::Signer,
             Self::SendPayment => Endpoint::Payment,
             Self::Refresh => Endpoint::Refresh,
             Self::Stop => Endpoint::Stop,
         }
     }
 
-    /// Whether this is a [`TransportCall::RequestPayment`] (of any cycle).
+    /// Whether this is a signer call ([`TransportCall::RequestPayment`] or
+    /// [`TransportCall::RequestFreshPayment`], of any cycle).
     pub const fn is_request_payment(self) -> bool {
-        matches!(self, Self::RequestPayment { .. })
+        matches!(
+            self,
+            Self::RequestPayment { .. } | Self::RequestFreshPayment { .. }
+        )
     }
 }
 
@@ -90,7 +100,8 @@ struct Window {
 const fn slot(endpoint: Endpoint) -> usize {
     match endpoint {
         Endpoint::Signer => 0,
-        Endpoint::Payment => 1,
+        // A repost is the same POST: it answers from the payment script.
+        Endpoint::Payment | Endpoint::Repost => 1,
         Endpoint::Refresh => 2,
         Endpoint::Stop => 3,
     }
@@ -262,8 +273,13 @@ impl<'c> ScriptedTransport<'c> {
 }
 
 impl Transport for ScriptedTransport<'_> {
-    async fn request_payment(&self, cycle: u32) -> Reply {
-        self.call(TransportCall::RequestPayment { cycle }).await
+    async fn request_payment(&self, cycle: u32, fresh_state: bool) -> Reply {
+        let call = if fresh_state {
+            TransportCall::RequestFreshPayment { cycle }
+        } else {
+            TransportCall::RequestPayment { cycle }
+        };
+        self.call(call).await
     }
 
     async fn send_payment(&self) -> Reply {

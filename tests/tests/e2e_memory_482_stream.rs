@@ -42,8 +42,8 @@ fn a_stream_of_482_keeps_the_session_funded() {
     let world = net.world();
     let stats = engine.stats();
 
-    // Most cycles were skipped, each one a signer 482, and funding went on through them.
-    assert!(stats.cycles_skipped * 10 >= stats.payments_sent * 8, "{report}");
+    // Many cycles were skipped, each one a signer 482, and funding went on through them.
+    assert!(stats.cycles_skipped * 10 >= stats.payments_sent * 4, "{report}");
     assert_eq!(
         u64::from(stats.cycles_skipped),
         world.signer().stats().no_tickets_482
@@ -59,16 +59,17 @@ fn a_stream_of_482_keeps_the_session_funded() {
     assert!(s.credited() >= s.debited(), "{report}");
 }
 
-/// After a 482 the core should wait about an interval before asking the signer again. It does
-/// not yet: while its runway is under the target, `schedule_after_success` aims the next mint at
-/// `last_mint + 1 s + margin`, and a 482 does not move `last_mint`, so that instant is already
-/// past and the next cycle goes out as soon as the 482 is answered: one signer call per request
-/// latency (here ~100,000 calls in 30 min instead of ~600).
+/// Regression: after a 482 the core once aimed the next mint at an instant already past and
+/// polled the signer once per request latency (~100,000 calls in 30 min). It must never poll
+/// faster than the interval; with the ticket value learnt from the 482s it polls far less: the
+/// 482s prove the runway past each mint, so a check is due only when that runway falls to the
+/// refill level.
 #[test]
 fn skipped_cycles_do_not_poll_the_signer_faster_than_the_interval() {
     let (net, engine, _) = half_hour_of_30_s_tickets();
     let report = report(&net, &engine);
     let calls = net.world().signer().stats().calls;
-    // One cycle per 3 s interval, refresh retries and the reservation's mint included.
-    assert!(calls <= HALF_HOUR / 3 + 20, "{calls} signer calls: {report}");
+    // Under a third of one call per 3 s (the SDK's 600), refresh retries and the reservation's
+    // mint included.
+    assert!(calls <= HALF_HOUR / 9, "{calls} signer calls: {report}");
 }

@@ -53,7 +53,9 @@ fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
     assert_eq!(refreshed.len(), stats.refreshes as usize);
     for pair in refreshed.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap <= Duration::from_secs(8 * 60 + 3), "refresh gap {gap}");
+        // The 480 comes at the first signer call after the params turn 8 minutes old; calls
+        // are at most the longest gap (30 s) apart.
+        assert!(gap <= Duration::from_secs(8 * 60 + 30), "refresh gap {gap}");
     }
     // Each refresh is followed by the cycle's payment at once.
     for &t in &refreshed {
@@ -74,15 +76,16 @@ fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
     assert_ne!(kept.payment_params(), first_params);
     assert!(payment_url.ends_with(&format!("/session/{id}/payment")));
 
-    // Funding never lapsed: no gap between credited payments came near the 10 s prepay, and
-    // the orchestrator never released the session for lack of balance.
+    // Funding never lapsed: no gap between credited payments exceeded the longest gap (30 s;
+    // the built runway covers it), no warning, and the orchestrator never released the session
+    // for lack of balance.
     let paid: Vec<_> = events
         .iter()
         .filter(|(_, e)| matches!(e, Event::PaymentAccepted { .. }))
         .map(|&(t, _)| t)
         .collect();
     let widest = paid.windows(2).map(|p| p[1] - p[0]).max().unwrap_or_default();
-    assert!(widest <= Duration::from_secs(4), "widest gap {widest}");
+    assert!(widest <= Duration::from_secs(30), "widest gap {widest}");
     assert_eq!(stats.lapses + stats.at_risk + stats.failures, 0, "{report}");
     assert_eq!(world.orchestrator().stats().released_unpaid, 0, "{report}");
     assert_eq!(world.orchestrator().stats().payments_rejected, 0, "{report}");

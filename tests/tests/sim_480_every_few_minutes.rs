@@ -11,8 +11,11 @@ fn a_480_every_two_minutes_refreshes_and_pays() {
     config.model.param_lifetime = Duration::from_secs(120);
     let (ours, sdk, table) = both(&config);
     assert_eq!(ours.drops + sdk.drops, 0, "{table}");
-    // 29 or 30 expiries an hour per session.
-    let per_session = ours.refreshes as f64 / 20.0;
-    assert!((28.0..=30.0).contains(&per_session), "{table}");
+    // At most 30 expiries an hour per session; fewer when a refresh waits for the next payment
+    // due (each refresh restarts the params' 2 minutes).
+    for p in [&ours, &sdk] {
+        let per_session = p.refreshes as f64 / 20.0;
+        assert!((20.0..=30.0).contains(&per_session), "{table}");
+    }
     assert_eq!(ours.payments_failed, 0, "{table}");
 }

@@ -16,5 +16,5 @@ fn a_transient_storm_drops_nothing() {
     let (ours, sdk, table) = both(&sim_config(plan, 50, 60));
     assert!(ours.drops <= 1, "{table}");
     assert!(sdk.drops >= 40, "{table}");
-    assert!(ours.payments_failed > 10_000, "{table}");
+    assert!(ours.payments_failed > 1_000, "{table}");
 }

@@ -239,6 +239,23 @@ impl LiveSession {
         Ok(())
     }
 
+    /// Says the session will be closed `after` from now (a stream of known length, a
+    /// `--duration`): funding stops building runway and lets the credit run out then
+    /// ([`Engine::plan_end`]). Past it, funding goes on as before. A no-op when nothing is funded.
+    pub fn plan_end(&self, after: std::time::Duration) {
+        if !self.metered {
+            return;
+        }
+        let now = self.shared.http.clock().now();
+        let at =
+            now + livepay_core::Duration::from_micros(u64::try_from(after.as_micros()).unwrap_or(u64::MAX));
+        let mut slot = self.shared.lock();
+        let sent = matches!(&slot.commands, Some(commands) if commands.send(Command::PlanEnd(at)).is_ok());
+        if !sent && let Some(engine) = slot.engine.as_mut() {
+            engine.plan_end(now, at);
+        }
+    }
+
     /// Stops funding without releasing the session ([`Engine::stop`]: back to
     /// [`State::Reserved`]), and returns once the funding task has ended: no request is in flight
     /// then. A payment already under way completes first. A no-op when not funding.

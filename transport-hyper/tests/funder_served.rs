@@ -167,9 +167,9 @@ fn two_hundred_sessions_funded_from_one_task_without_a_release_or_a_lapse() {
         assert_eq!(stats.funding, N as u64, "{stats:?}");
         assert_eq!(stats.lapses, 0, "{stats:?}");
         assert!(stats.signer_in_flight_peak <= 64, "{stats:?}");
-        // About ten cycles each in 3 s at a 300 ms interval; the over-payment control may skip
-        // some once the runway target is met.
-        assert!(stats.payments >= 4 * N as u64, "{stats:?}");
+        // The runway is built one mint per whole second (the signer bills whole seconds, which
+        // the time scale does not shrink): about three payments each in 3 s.
+        assert!(stats.payments >= 2 * N as u64, "{stats:?}");
         assert_eq!(model_releases(&served), Vec::new(), "the model released nothing");
 
         let (seen, stats) = close_all_and_finish(handle, run, collector, &keys, &served).await;

@@ -1,6 +1,7 @@
-//! A seeded, composable fault plan: per-endpoint latency distributions and error rates,
-//! partitions, refresh storms, client suspends and server tick jitter. Plans come from named
-//! profiles ([`FaultPlan::profile`]) or TOML files ([`FaultPlan::from_toml`]).
+//! A seeded, composable fault plan: per-endpoint latency distributions, error rates and lost
+//! answers, time windows of failures, partitions, refresh storms, client suspends and server tick
+//! jitter. Plans come from named profiles ([`FaultPlan::profile`]) or TOML files
+//! ([`FaultPlan::from_toml`]).
 //!
 //! ```toml
 //! name = "flaky-signer"
@@ -8,13 +9,23 @@
 //! latency = { kind = "long-tail", median_ms = 300, p99_ms = 4000 }
 //! error_5xx = 0.10
 //! timeout = 0.02
+//! [payment]
+//! lost_answer = 0.01        # processed by the server, but the answer never arrives
 //! [[partitions]]
 //! every_s = 600
 //! duration_s = 8
+//! [[windows]]
+//! endpoints = ["payment"]   # signer, payment (first POSTs and replays), refresh, stop
+//! start = "mid"             # seconds from the session start, or "mid": half the run
+//! duration_s = 60
+//! kind = "error-5xx"        # 503s with probability `rate`; or "refuse": every connection refused
+//! rate = 0.5
 //! ```
 //!
 //! The plan is pure data; [`FaultPlan::fate`] turns it into the fate of one request, drawing from
-//! a caller-owned seeded generator, so the same seed gives the same faults.
+//! a caller-owned seeded generator, so the same seed gives the same faults. A window that starts
+//! at `"mid"` must be resolved against the run's length first ([`FaultPlan::resolved`]); the
+//! simulation and the served model do so.
 
 use std::fmt;
 
@@ -83,7 +94,7 @@ impl Latency {
 }
 
 /// Faults of one endpoint. Rates are probabilities per request, checked in this order:
-/// refused, timeout, 5xx, 408, 429.
+/// refused, timeout, 5xx, 408, 429, lost answer.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EndpointFaults {
@@ -99,6 +110,9 @@ pub struct EndpointFaults {
     pub error_408: f64,
     /// A 429.
     pub error_429: f64,
+    /// The server processes the request, but its answer never reaches the client, which sees a
+    /// timeout at its deadline (a reset after the request was sent, a proxy dropping the answer).
+    pub lost_answer: f64,
 }
 
 /// A window in which every request fails with a refused connection.
@@ -147,6 +161,115 @@ pub struct ClientSuspend {
     pub duration_s: f64,
 }
 
+/// An endpoint a [`Window`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowEndpoint {
+    /// Signer `generate-live-payment`.
+    Signer,
+    /// Orchestrator session payment: first POSTs and replays alike (the server cannot tell them
+    /// apart).
+    Payment,
+    /// Orchestrator refresh-payment.
+    Refresh,
+    /// Orchestrator stop.
+    Stop,
+}
+
+impl WindowEndpoint {
+    fn covers(self, endpoint: Endpoint) -> bool {
+        matches!(
+            (self, endpoint),
+            (Self::Signer, Endpoint::Signer)
+                | (Self::Payment, Endpoint::Payment | Endpoint::Repost)
+                | (Self::Refresh, Endpoint::Refresh)
+                | (Self::Stop, Endpoint::Stop)
+        )
+    }
+}
+
+/// When a [`Window`] starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WindowStart {
+    /// Seconds from the session's start (TOML: a number).
+    Seconds(f64),
+    /// Half the run's length (TOML: `"mid"`), resolved by [`FaultPlan::resolved`].
+    Mid,
+}
+
+impl Serialize for WindowStart {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Self::Seconds(s) => serializer.serialize_f64(s),
+            Self::Mid => serializer.serialize_str("mid"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WindowStart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(f64),
+            Name(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(s) => Ok(Self::Seconds(s)),
+            Raw::Name(name) if name == "mid" => Ok(Self::Mid),
+            Raw::Name(name) => Err(serde::de::Error::custom(format!(
+                "window start `{name}`: expected seconds or \"mid\""
+            ))),
+        }
+    }
+}
+
+/// What a [`Window`] does to the requests it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowKind {
+    /// A 503 with probability [`Window::rate`], after the request's latency; the server does not
+    /// process it. TOML: `"error-5xx"`.
+    #[serde(rename = "error-5xx")]
+    Error5xx,
+    /// Every connection refused at once: the server never sees the request.
+    Refuse,
+}
+
+/// A span of time in which some endpoints fail: for example 50 % of payment POSTs answering 503
+/// for 60 s from the session's start, or the signer refusing connections for 20 s mid-run.
+/// Measured from each session's start (in the served model, from its start).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// The endpoints it covers (at least one).
+    pub endpoints: Vec<WindowEndpoint>,
+    /// When it starts.
+    pub start: WindowStart,
+    /// How long it lasts, seconds.
+    pub duration_s: f64,
+    /// What it does.
+    pub kind: WindowKind,
+    /// For [`WindowKind::Error5xx`]: the probability of a 503 per request. Default 1.
+    #[serde(default = "one")]
+    pub rate: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Window {
+    /// Whether it covers `endpoint` at `t` seconds from the session's start (an unresolved `Mid`
+    /// window covers nothing).
+    fn active(&self, endpoint: Endpoint, t: f64) -> bool {
+        let WindowStart::Seconds(start) = self.start else {
+            return false;
+        };
+        t >= start && t < start + self.duration_s && self.endpoints.iter().any(|e| e.covers(endpoint))
+    }
+}
+
 /// A complete, named fault plan. `Default` is [`FaultPlan::clean`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -163,6 +286,8 @@ pub struct FaultPlan {
     pub stop: EndpointFaults,
     /// Outages of every endpoint.
     pub partitions: Vec<Partition>,
+    /// Spans of failures of some endpoints, from each session's start.
+    pub windows: Vec<Window>,
     /// Bursts of 480s.
     pub refresh_storms: Vec<RefreshStorm>,
     /// Client suspends.
@@ -187,10 +312,28 @@ pub enum Fate {
         /// What the client sees.
         reply: Reply,
     },
+    /// The server processes it `latency / 2` after it is sent, but the answer is lost: the client
+    /// sees [`Reply::Timeout`] after `after` (its deadline).
+    LostAnswer {
+        /// The round trip the answer would have taken.
+        latency: Duration,
+        /// When the client gives up, after sending.
+        after: Duration,
+    },
 }
 
 /// The profiles [`FaultPlan::profile`] knows.
-pub const PROFILES: [&str; 5] = ["clean", "flaky", "slow-signer", "partition-8s", "partition-30s"];
+pub const PROFILES: [&str; 9] = [
+    "clean",
+    "flaky",
+    "slow-signer",
+    "partition-8s",
+    "partition-30s",
+    "payment-503-start",
+    "payment-503-mid",
+    "payment-down",
+    "signer-down-20s",
+];
 
 /// Why a plan could not be loaded.
 #[derive(Debug)]
@@ -251,7 +394,11 @@ impl FaultPlan {
 
     /// A named profile: `clean`; `flaky` (10 % 5xx on the signer and payment endpoints, 2 %
     /// timeouts); `slow-signer` (median 300 ms, p99 4 s); `partition-8s` (one 8 s outage every
-    /// 10 min); `partition-30s` (one 30 s outage every 10 min).
+    /// 10 min); `partition-30s` (one 30 s outage every 10 min); `payment-503-start` (50 % of
+    /// payment POSTs answer 503 for 60 s from the session's start); `payment-503-mid` (the same
+    /// from the middle of the run); `payment-down` (every payment POST answers 503, the whole
+    /// run); `signer-down-20s` (the signer refuses connections for 20 s from the middle of the
+    /// run).
     pub fn profile(name: &str) -> Result<Self, PlanError> {
         let mut plan = Self::clean();
         plan.name = name.to_owned();
@@ -277,6 +424,25 @@ impl FaultPlan {
                     offset_s: 300.0,
                 });
             }
+            "payment-503-start" | "payment-503-mid" => plan.windows.push(Window {
+                endpoints: vec![WindowEndpoint::Payment],
+                start: if name.ends_with("start") {
+                    WindowStart::Seconds(0.0)
+                } else {
+                    WindowStart::Mid
+                },
+                duration_s: 60.0,
+                kind: WindowKind::Error5xx,
+                rate: 0.5,
+            }),
+            "payment-down" => plan.payment.error_5xx = 1.0,
+            "signer-down-20s" => plan.windows.push(Window {
+                endpoints: vec![WindowEndpoint::Signer],
+                start: WindowStart::Mid,
+                duration_s: 20.0,
+                kind: WindowKind::Refuse,
+                rate: 1.0,
+            }),
             _ => return Err(PlanError::UnknownProfile(name.to_owned())),
         }
         Ok(plan)
@@ -300,6 +466,19 @@ impl FaultPlan {
         }
     }
 
+    /// This plan with every window that starts at `"mid"` starting at half of `run` instead.
+    #[must_use]
+    pub fn resolved(&self, run: Duration) -> Self {
+        let mut plan = self.clone();
+        let mid = secs_f(Instant::from_ticks(0) + run, Instant::from_ticks(0)) / 2.0;
+        for w in &mut plan.windows {
+            if w.start == WindowStart::Mid {
+                w.start = WindowStart::Seconds(mid);
+            }
+        }
+        plan
+    }
+
     /// The plan as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
@@ -320,6 +499,7 @@ impl FaultPlan {
                 ("error_5xx", e.error_5xx),
                 ("error_408", e.error_408),
                 ("error_429", e.error_429),
+                ("lost_answer", e.lost_answer),
             ] {
                 if !(0.0..=1.0).contains(&p) {
                     return Err(PlanError::Invalid(format!(
@@ -352,6 +532,26 @@ impl FaultPlan {
                 return Err(PlanError::Invalid(format!("partition {p:?}")));
             }
         }
+        for (i, w) in self.windows.iter().enumerate() {
+            let start_ok = match w.start {
+                WindowStart::Seconds(s) => s >= 0.0 && s.is_finite(),
+                WindowStart::Mid => true,
+            };
+            let why = if w.endpoints.is_empty() {
+                Some("names no endpoint")
+            } else if !start_ok {
+                Some("start is not a non-negative number of seconds or \"mid\"")
+            } else if !(w.duration_s >= 0.0 && w.duration_s.is_finite()) {
+                Some("duration_s is not a non-negative number")
+            } else if !(0.0..=1.0).contains(&w.rate) {
+                Some("rate is not in [0, 1]")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(PlanError::Invalid(format!("windows[{i}] {why}")));
+            }
+        }
         if self
             .refresh_storms
             .iter()
@@ -375,7 +575,8 @@ impl FaultPlan {
     fn endpoint(&self, endpoint: Endpoint) -> &EndpointFaults {
         match endpoint {
             Endpoint::Signer => &self.signer,
-            Endpoint::Payment => &self.payment,
+            // A replay is a payment POST like any other, to the server.
+            Endpoint::Payment | Endpoint::Repost => &self.payment,
             Endpoint::Refresh => &self.refresh,
             Endpoint::Stop => &self.stop,
         }
@@ -383,6 +584,9 @@ impl FaultPlan {
 
     /// Whether `at` (measured from `origin`) falls in a partition.
     pub fn partitioned(&self, origin: Instant, at: Instant) -> bool {
+        if self.partitions.is_empty() {
+            return false;
+        }
         let t = secs_f(at, origin);
         self.partitions.iter().any(|p| match *p {
             Partition::Once { at_s, duration_s } => t >= at_s && t < at_s + duration_s,
@@ -396,6 +600,9 @@ impl FaultPlan {
 
     /// The probability that a signer call at `at` is answered 480 by a refresh storm.
     pub fn storm_rate(&self, origin: Instant, at: Instant) -> f64 {
+        if self.refresh_storms.is_empty() {
+            return 0.0;
+        }
         let t = secs_f(at, origin);
         self.refresh_storms
             .iter()
@@ -407,6 +614,9 @@ impl FaultPlan {
     /// The end of the client suspend covering `at`, if any: a client event due at `at` happens
     /// then instead.
     pub fn resume_at(&self, origin: Instant, at: Instant) -> Instant {
+        if self.client_suspends.is_empty() {
+            return at;
+        }
         let t = secs_f(at, origin);
         self.client_suspends
             .iter()
@@ -427,8 +637,27 @@ impl FaultPlan {
         us
     }
 
+    /// The strongest window covering `endpoint` at `at` (from `session_origin`): a refusal, else
+    /// the highest 503 rate.
+    fn window(&self, endpoint: Endpoint, session_origin: Instant, at: Instant) -> Option<(WindowKind, f64)> {
+        if self.windows.is_empty() {
+            return None;
+        }
+        let t = secs_f(at, session_origin);
+        self.windows
+            .iter()
+            .filter(|w| w.active(endpoint, t))
+            .map(|w| (w.kind, w.rate))
+            .max_by(|a, b| {
+                (a.0 == WindowKind::Refuse, a.1)
+                    .partial_cmp(&(b.0 == WindowKind::Refuse, b.1))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+    }
+
     /// The fate of one request to `endpoint` sent at `at`, for a client that gives up after
-    /// `client_timeout`. Every draw comes from `rng`.
+    /// `client_timeout`, with partitions, storms and windows all measured from `origin`. Every
+    /// draw comes from `rng`.
     pub fn fate(
         &self,
         endpoint: Endpoint,
@@ -437,10 +666,32 @@ impl FaultPlan {
         client_timeout: Duration,
         rng: &mut SplitMix64,
     ) -> Fate {
+        self.fate_at(endpoint, origin, origin, at, client_timeout, rng)
+    }
+
+    /// [`FaultPlan::fate`] with the windows measured from `session_origin` (the session's start)
+    /// and the partitions from `origin` (the run's start). Draws nothing for a window that is not
+    /// active, so adding windows shifts no other fault.
+    pub fn fate_at(
+        &self,
+        endpoint: Endpoint,
+        origin: Instant,
+        session_origin: Instant,
+        at: Instant,
+        client_timeout: Duration,
+        rng: &mut SplitMix64,
+    ) -> Fate {
         if self.partitioned(origin, at) {
             return Fate::Failed {
                 after: REFUSED_AFTER,
                 reply: Reply::Network,
+            };
+        }
+        let window = self.window(endpoint, session_origin, at);
+        if let Some((WindowKind::Refuse, _)) = window {
+            return Fate::Failed {
+                after: REFUSED_AFTER,
+                reply: Reply::Refused,
             };
         }
         let e = self.endpoint(endpoint);
@@ -463,7 +714,13 @@ impl FaultPlan {
                 reply: Reply::Timeout,
             };
         }
-        for (p, status) in [(e.error_5xx, 503), (e.error_408, 408), (e.error_429, 429)] {
+        let window_5xx = window.map_or(0.0, |(_, rate)| rate);
+        for (p, status) in [
+            (window_5xx, 503),
+            (e.error_5xx, 503),
+            (e.error_408, 408),
+            (e.error_429, 429),
+        ] {
             if rng.chance(p) {
                 return Fate::Failed {
                     after: latency,
@@ -471,160 +728,15 @@ impl FaultPlan {
                 };
             }
         }
+        if rng.chance(e.lost_answer) {
+            return Fate::LostAnswer {
+                latency,
+                after: client_timeout,
+            };
+        }
         Fate::Delivered { latency }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: Instant = Instant::from_ticks(0);
-    const TIMEOUT: Duration = Duration::from_secs(5);
-
-    fn at(s: u64) -> Instant {
-        Instant::from_secs(s)
-    }
-
-    #[test]
-    fn every_profile_loads_and_validates() {
-        for name in PROFILES {
-            let plan = FaultPlan::profile(name).unwrap();
-            assert_eq!(plan.name, name);
-            plan.validate().unwrap();
-            // TOML round trip.
-            assert_eq!(FaultPlan::from_toml(&plan.to_toml()).unwrap(), plan, "{name}");
-        }
-        assert!(matches!(
-            FaultPlan::profile("nope"),
-            Err(PlanError::UnknownProfile(_))
-        ));
-    }
-
-    #[test]
-    fn toml_plans_parse_and_bad_ones_are_refused() {
-        let plan = FaultPlan::from_toml(
-            r#"
-            name = "custom"
-            tick_jitter_ms = 50
-            [signer]
-            latency = { kind = "long-tail", median_ms = 300, p99_ms = 4000 }
-            error_5xx = 0.1
-            [[partitions]]
-            every_s = 600
-            duration_s = 8
-            [[partitions]]
-            at_s = 30
-            duration_s = 12
-            [[refresh_storms]]
-            at_s = 100
-            duration_s = 60
-            rate = 0.5
-            [[client_suspends]]
-            at_s = 200
-            duration_s = 20
-            "#,
-        )
-        .unwrap();
-        assert_eq!(plan.partitions.len(), 2);
-        assert!(plan.partitioned(T0, at(35)));
-        assert!(plan.partitioned(T0, at(604)));
-        assert!(!plan.partitioned(T0, at(610)));
-        assert_eq!(plan.storm_rate(T0, at(120)), 0.5);
-        assert_eq!(plan.resume_at(T0, at(210)), at(220));
-        assert_eq!(plan.resume_at(T0, at(230)), at(230));
-        assert!(matches!(
-            FaultPlan::from_toml("[signer]\nerror_5xx = 1.5"),
-            Err(PlanError::Invalid(_))
-        ));
-        assert!(matches!(
-            FaultPlan::from_toml("bogus = 1"),
-            Err(PlanError::Toml(_))
-        ));
-        assert!(matches!(
-            FaultPlan::from_toml("[signer]\nlatency = { kind = \"uniform\", min_ms = 5, max_ms = 1 }"),
-            Err(PlanError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn fates_follow_the_rates_and_the_seed() {
-        let plan = FaultPlan::profile("flaky").unwrap();
-        let draw = |seed| {
-            let mut rng = SplitMix64::new(seed);
-            (0..10_000)
-                .map(|i| plan.fate(Endpoint::Signer, T0, at(i), TIMEOUT, &mut rng))
-                .collect::<Vec<_>>()
-        };
-        let fates = draw(1);
-        assert_eq!(fates, draw(1));
-        assert_ne!(fates, draw(2));
-        let count = |reply: Reply| {
-            fates
-                .iter()
-                .filter(|f| matches!(f, Fate::Failed { reply: r, .. } if *r == reply))
-                .count()
-        };
-        let (e5xx, timeouts) = (count(Reply::Status(503)), count(Reply::Timeout));
-        assert!((850..1_150).contains(&e5xx), "{e5xx}");
-        assert!((130..270).contains(&timeouts), "{timeouts}");
-        // The refresh endpoint is clean in this profile.
-        let mut rng = SplitMix64::new(3);
-        assert!(matches!(
-            plan.fate(Endpoint::Refresh, T0, at(1), TIMEOUT, &mut rng),
-            Fate::Delivered { .. }
-        ));
-    }
-
-    #[test]
-    fn long_tail_latency_has_its_median_and_p99() {
-        let tail = Latency::LongTail {
-            median_ms: 300.0,
-            p99_ms: 4_000.0,
-        };
-        let mut rng = SplitMix64::new(9);
-        let mut v: Vec<u64> = (0..20_000).map(|_| tail.sample(&mut rng).as_millis()).collect();
-        v.sort_unstable();
-        let median = v[v.len() / 2];
-        let p99 = v[v.len() * 99 / 100];
-        assert!((270..330).contains(&median), "median {median}");
-        assert!((3_400..4_700).contains(&p99), "p99 {p99}");
-    }
-
-    #[test]
-    fn partitions_refuse_everything_and_slow_answers_time_out() {
-        let plan = FaultPlan::profile("partition-30s").unwrap();
-        let mut rng = SplitMix64::new(1);
-        assert_eq!(
-            plan.fate(Endpoint::Payment, T0, at(310), TIMEOUT, &mut rng),
-            Fate::Failed {
-                after: REFUSED_AFTER,
-                reply: Reply::Network
-            }
-        );
-        assert!(matches!(
-            plan.fate(Endpoint::Payment, T0, at(331), TIMEOUT, &mut rng),
-            Fate::Delivered { .. }
-        ));
-        let mut slow = FaultPlan::clean();
-        slow.signer.latency = Latency::Fixed { ms: 6_000.0 };
-        assert_eq!(
-            slow.fate(Endpoint::Signer, T0, at(0), TIMEOUT, &mut rng),
-            Fate::Failed {
-                after: TIMEOUT,
-                reply: Reply::Timeout
-            }
-        );
-    }
-
-    #[test]
-    fn tick_jitter_stays_in_bounds() {
-        let plan = FaultPlan {
-            tick_jitter_ms: 40.0,
-            ..FaultPlan::clean()
-        };
-        let mut rng = SplitMix64::new(5);
-        assert!((0..1_000).all(|_| plan.tick_jitter_us(&mut rng).abs() <= 40_000));
-        assert_eq!(FaultPlan::clean().tick_jitter_us(&mut rng), 0);
-    }
-}
+mod tests;

@@ -30,11 +30,20 @@
 //!
 //! - refused or partitioned: the connection is closed at once, without an answer;
 //! - timeout: no answer, ever; the request is held until the client hangs up or [`ServedModel::shutdown`];
-//! - a 503 / 408 / 429: answered after the fate's delay without calling the model;
+//! - a 503 / 408 / 429 (from the endpoint's rates or a 503 [window](crate::faults::Window)): answered
+//!   after the fate's delay without calling the model;
+//! - a window that refuses: the connection is closed at once, without an answer;
 //! - delivered: the model is called half the latency after the request arrived and the answer is written
 //!   after the other half. A `generate-live-payment` call in a refresh storm is answered 480 with the
 //!   `Livepeer-Orchestrator-URL` header, with probability [`FaultPlan::storm_rate`] at that instant,
-//!   without calling the model.
+//!   without calling the model;
+//! - a lost answer: the model is called half the latency after the request arrived (it credits, mints,
+//!   refreshes as usual), then the request is held unanswered like a timeout.
+//!
+//! Windows are measured from model time 0, like partitions. A window that starts at `"mid"` only applies
+//! once resolved against the run's length ([`FaultPlan::resolved`]; `livepay serve-sim --run-duration`
+//! does it); unresolved, it never applies. A replayed payment POST is a payment POST to the server: the
+//! payment endpoint's faults and windows apply to it.
 //!
 //! Other paths (discovery, reservation, `sign-orchestrator-info`, unknown paths) get no per-endpoint
 //! faults and no latency, but partitions apply to them: during a partition every request is closed
@@ -439,7 +448,7 @@ async fn serve_request(
         let mut state = shared.lock();
         let sent = shared.now();
         match endpoint {
-            Some(endpoint) => plan.fate(endpoint, ORIGIN, sent, CLIENT_TIMEOUT, &mut state.faults),
+            Some(endpoint) => plan.fate_at(endpoint, ORIGIN, ORIGIN, sent, CLIENT_TIMEOUT, &mut state.faults),
             None if plan.partitioned(ORIGIN, sent) => Fate::Failed {
                 after: Duration::from_ticks(0),
                 reply: Reply::Network,
@@ -476,7 +485,8 @@ async fn serve_request(
             debug!(?host, method = method.as_str(), path = %path, "closed unanswered (network fault)");
             Err(Hangup)
         }
-        Fate::Delivered { latency } => {
+        Fate::Delivered { latency } | Fate::LostAnswer { latency, .. } => {
+            let lost = matches!(fate, Fate::LostAnswer { .. });
             let first_half = latency / 2;
             pause(first_half).await;
             let response = {
@@ -492,6 +502,17 @@ async fn serve_request(
                     state.world.handle(now, host, &request)
                 }
             };
+            if lost {
+                debug!(
+                    ?host,
+                    method = method.as_str(),
+                    path = %path,
+                    status = response.status,
+                    "processed, answer held (lost-answer fault)"
+                );
+                std::future::pending::<()>().await;
+                return Err(Hangup);
+            }
             pause(latency - first_half).await;
             log(response.status);
             Ok(to_hyper(response))

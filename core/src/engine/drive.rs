@@ -135,15 +135,7 @@ impl Engine {
                         self.deliver(clock.now(), id, &delivery);
                     }
                 }
-                command = commands.select_next_some() => {
-                    let now = clock.now();
-                    match command {
-                        Command::Start => self.start(now),
-                        Command::Stop => self.stop(now),
-                        Command::Close => self.close(now),
-                        Command::PaymentDue => self.payment_due(now),
-                    }
-                }
+                command = commands.select_next_some() => self.apply(command, clock.now()),
                 () = sleep => self.handle_timeout(clock.now()),
             }
         }

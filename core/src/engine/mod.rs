@@ -59,6 +59,7 @@ use embassy_time::{Duration, Instant};
 
 use crate::classify::{Endpoint, Failure, Peer, Reply, StatusTable};
 use crate::config::{Config, ConfigError, PaymentType};
+use crate::driver::Command;
 use crate::event::{Event, State};
 use crate::sequencer::{CallError, RequestId, Sequencer};
 use crate::session::{Session, Stats};
@@ -226,6 +227,17 @@ impl Engine {
         self.calls.machine_mut().payment_due(now);
     }
 
+    /// The session will be closed at `at` ([`Session::plan_end`]): stop building runway and let
+    /// the credit run out then.
+    pub fn plan_end(&mut self, now: Instant, at: Instant) {
+        self.calls.machine_mut().plan_end(now, at);
+    }
+
+    /// Applies `command` at `now`.
+    pub fn apply(&mut self, command: Command, now: Instant) {
+        command.apply(self.calls.machine_mut(), now);
+    }
+
     // ---- (B) inputs ----------------------------------------------------------------------
 
     /// Lets time pass ([`Session::handle_timeout`]).
@@ -258,7 +270,7 @@ impl Engine {
         let (status, body) = (response.status, response.body);
         let answer = match call.endpoint {
             Endpoint::Signer => self.protocol.on_signer_response(status, body),
-            Endpoint::Payment => self.protocol.on_payment_response(status, body),
+            Endpoint::Payment | Endpoint::Repost => self.protocol.on_payment_response(status, body),
             Endpoint::Refresh => self.protocol.on_refresh_response(status, body),
             Endpoint::Stop => self.protocol.on_stop_response(status, body),
         };
@@ -287,8 +299,12 @@ impl Engine {
             let call = self.calls.poll_call()?;
             let _ = self.calls.handle_sent(now, call.id);
             let request = match call.endpoint {
+                Endpoint::Signer if call.action.fresh_state() => {
+                    Some(self.protocol.fresh_signer_request(call.id))
+                }
                 Endpoint::Signer => Some(self.protocol.signer_request(call.id)),
                 Endpoint::Payment => self.protocol.payment_request(call.id),
+                Endpoint::Repost => self.protocol.repost_request(call.id),
                 Endpoint::Refresh => Some(self.protocol.refresh_request(call.id)),
                 Endpoint::Stop => Some(self.protocol.stop_request(call.id)),
             };
@@ -315,7 +331,7 @@ impl Engine {
 const fn peer_of(endpoint: Endpoint) -> Peer {
     match endpoint {
         Endpoint::Signer => Peer::Signer,
-        Endpoint::Payment | Endpoint::Refresh | Endpoint::Stop => Peer::Orchestrator,
+        Endpoint::Payment | Endpoint::Repost | Endpoint::Refresh | Endpoint::Stop => Peer::Orchestrator,
     }
 }
 

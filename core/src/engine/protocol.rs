@@ -292,7 +292,8 @@ impl ProtocolState {
         self.state.is_some()
     }
 
-    /// Whether a minted payment waits for [`payment_request`](Self::payment_request).
+    /// Whether a minted payment is held: the last one minted, kept until the next mint replaces
+    /// it, so that a failed POST can be repeated ([`repost_request`](Self::repost_request)).
     pub fn has_minted(&self) -> bool {
         self.minted.is_some()
     }
@@ -302,19 +303,30 @@ impl ProtocolState {
     /// `POST {signer}/generate-live-payment` with the current params and the latest state (no
     /// `state` key before the first mint).
     pub fn signer_request(&self, id: RequestId) -> Request {
+        self.signer_request_with(id, self.state.as_ref())
+    }
+
+    /// `POST {signer}/generate-live-payment` with no state at all, as a reservation's first call:
+    /// the signer starts a fresh ledger ([`Action::Resync`](crate::Action::Resync)). The state it
+    /// answers with replaces the previous one.
+    pub fn fresh_signer_request(&self, id: RequestId) -> Request {
+        self.signer_request_with(id, None)
+    }
+
+    fn signer_request_with(&self, id: RequestId, state: Option<&OwnedState>) -> Request {
         let body = wire::PaymentRequest {
             orchestrator: &self.payment_params,
             payment_type: self.payment_type,
             manifest_id: &self.manifest_id,
             app: self.app.as_deref(),
             max_price: self.max_price.as_ref().map(MaxPrice::as_wire),
-            state: self.state.as_ref().map(OwnedState::as_wire),
+            state: state.map(OwnedState::as_wire),
         };
         let hint = self.payment_params.len()
             + self.manifest_id.len()
             + self.app.as_ref().map_or(0, String::len)
             + self.max_price.as_ref().map_or(0, |m| m.price.len())
-            + self.state.as_ref().map_or(0, |s| s.state.len() + s.sig.len());
+            + state.map_or(0, |s| s.state.len() + s.sig.len());
         // `ReserveFlow::new` checked the max price, the only value `write` can refuse; should it
         // fail anyway the empty body earns a 400 from the signer: terminal, never silent.
         let body = write_vec(hint, |out| body.write(out)).unwrap_or_default();
@@ -352,25 +364,37 @@ impl ProtocolState {
         }
     }
 
-    /// `POST {payment_url}` with the minted payment, which it takes: `None` when nothing is
-    /// minted (a payment is sent at most once).
-    pub fn payment_request(&mut self, id: RequestId) -> Option<Request> {
-        let minted = self.minted.take()?;
+    /// `POST {payment_url}` with the minted payment: `None` when nothing was minted. The payment
+    /// is kept (until the next mint replaces it), so that a failed POST can be repeated.
+    pub fn payment_request(&self, id: RequestId) -> Option<Request> {
+        self.post_minted(id, Endpoint::Payment)
+    }
+
+    /// The same POST again, for a [`Action::Repost`](crate::Action::Repost): the same payment,
+    /// the same headers. `None` when nothing was minted.
+    pub fn repost_request(&self, id: RequestId) -> Option<Request> {
+        self.post_minted(id, Endpoint::Repost)
+    }
+
+    fn post_minted(&self, id: RequestId, endpoint: Endpoint) -> Option<Request> {
+        let minted = self.minted.as_ref()?;
         Some(
             Request::post(
                 id,
                 Peer::Orchestrator,
-                Endpoint::Payment.as_str(),
+                endpoint.as_str(),
                 self.payment_url.clone(),
             )
-            .with_header(header::PAYMENT, minted.payment)
-            .with_header(header::SEGMENT, minted.seg_creds),
+            .with_header(header::PAYMENT, minted.payment.clone())
+            .with_header(header::SEGMENT, minted.seg_creds.clone()),
         )
     }
 
     /// Handles the payment POST's answer (the 200 body, a protobuf `PaymentResult`, is ignored).
     pub fn on_payment_response(&mut self, status: u16, body: &[u8]) -> Answer {
         if (200..300).contains(&status) {
+            // Credited: nothing is left to repeat, and the secret need not be kept.
+            self.minted = None;
             Answer::ok(status)
         } else {
             Answer::status(Endpoint::Payment, status, body)

@@ -12,7 +12,7 @@
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Instant, Timer};
 use livepay_core::engine::{Delivery, Engine, Http, Request};
-use livepay_core::{Backoff, Clock, Command, Config, Exit, PaymentType, StatusTable};
+use livepay_core::{Clock, Command, Config, Exit, PaymentType, StatusTable};
 use livepay_mock::memory::{MemoryHttp, MemoryNet, reserve};
 use livepay_mock::model::{self, World};
 
@@ -62,18 +62,8 @@ async fn fund() {
     println!("reserved {}", reserved.session_id);
     let http = RealTime(MemoryHttp::new(net.clone()));
 
-    let mut config = Config::new(PaymentType::Live);
-    config.interval = Duration::from_millis(300);
-    config.server_tick = Duration::from_millis(500);
-    config.prepay = Duration::from_secs(1);
-    config.safety_margin = Duration::from_millis(100);
-    config.backoff = Backoff {
-        initial: Duration::from_millis(25),
-        max: Duration::from_millis(200),
-        jitter_percent: 20,
-    };
-    config.target_runway = Duration::from_secs(3);
-    config.min_demand_spacing = Duration::from_millis(50);
+    // The client runs 10 times faster, like the model.
+    let config = Config::new(PaymentType::Live).time_scaled(10);
     // The reservation was made on the model's clock, which follows embassy's: its instant is
     // embassy's too.
     let start = EmbassyClock.now();

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::stream;
 use livepay_core::Clock as _;
 use livepay_core::engine::{Delivery, Engine, Http, ProtocolError, Request};
-use livepay_core::{Command, Event, Instant, Reply, State, Stats};
+use livepay_core::{Command, Event, Reply, State, Stats};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -236,7 +236,7 @@ async fn drive(
         let mut slot = shared.lock();
         let mut pending = false;
         while let Ok(command) = receiver.try_recv() {
-            apply(&mut engine, command, clock.now());
+            engine.apply(command, clock.now());
             pending = true;
         }
         if pending && !engine.state().is_released() {
@@ -254,15 +254,5 @@ async fn drive(
         drop(slot);
         drop(ended);
         return;
-    }
-}
-
-/// A command that reached the task after the run returned, applied as the run would.
-fn apply(engine: &mut Engine, command: Command, now: Instant) {
-    match command {
-        Command::Start => engine.start(now),
-        Command::Stop => engine.stop(now),
-        Command::Close => engine.close(now),
-        Command::PaymentDue => engine.payment_due(now),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use futures::{Stream, StreamExt};
 use livepay_core::engine::{DiscoveryQuery, Method, Request, ReserveOptions};
-use livepay_core::{Backoff, Config, Duration, Event, PaymentType, Peer, ReleaseReason};
+use livepay_core::{Config, Duration, Event, PaymentType, Peer, ReleaseReason};
 use livepay_hyper::{HttpConfig, LiveOptions, LiveSession};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::{ModelConfig, Pricing};
@@ -53,19 +53,7 @@ pub fn fast_config() -> Config {
 /// The client configuration matching [`fast_model`] (300 ms interval, 500 ms server tick, 1 s
 /// prepay), with [`Config::new`]'s seed.
 pub fn scaled_config() -> Config {
-    let mut config = Config::new(PaymentType::Live);
-    config.interval = Duration::from_millis(300);
-    config.server_tick = Duration::from_millis(500);
-    config.prepay = Duration::from_secs(1);
-    config.safety_margin = Duration::from_millis(100);
-    config.backoff = Backoff {
-        initial: Duration::from_millis(25),
-        max: Duration::from_millis(200),
-        jitter_percent: 20,
-    };
-    config.min_demand_spacing = Duration::from_millis(50);
-    config.target_runway = Duration::from_secs(3);
-    config
+    Config::new(PaymentType::Live).time_scaled(10)
 }
 
 /// Serves `model` with `plan`.

@@ -215,6 +215,16 @@ fn engine_run_over_memory_http_funds_until_closed() {
     }));
     assert_eq!(exit, livepay_core::Exit::Released(ReleaseReason::ClosedByClient));
     assert_eq!(paid, engine.stats().payments_accepted);
-    assert!(paid >= 9, "{:?}", engine.stats());
+    // How often it pays is the policy's business; that it paid and was never released unpaid is
+    // the byte mover's.
+    assert!(paid >= 2, "{:?}", engine.stats());
+    assert!(
+        net.world()
+            .orchestrator()
+            .releases()
+            .iter()
+            .all(|r| r.reason == crate::model::ReleaseCause::Stopped),
+        "released unpaid"
+    );
     assert!(net.now() >= close_at && net.now() - close_at <= Duration::from_millis(50));
 }

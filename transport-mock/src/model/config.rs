@@ -214,6 +214,12 @@ pub struct ModelConfig {
     pub tick_jitter: Option<JitterFn>,
     /// Lifetime of ticket params: the signer answers 480 once they are this old. Default 8 min.
     pub param_lifetime: Duration,
+    /// How long after `param_lifetime` the orchestrator still accepts tickets minted under those
+    /// params; from then on a payment carrying them is answered 400 "TicketParams expired" and not
+    /// credited. Default 12 s, one L1 block: the sender refuses params within one block of their
+    /// expiry block (`pm/sender.go` `validateTicketParams`, `paramsExpiryBuffer` 1), the recipient
+    /// only once the expiry block is reached (`pm/recipient.go` `ReceiveTicket`).
+    pub ticket_expiry_grace: Duration,
     /// Lifetime of the orchestrator's auth token. Default 30 min.
     pub auth_token_lifetime: Duration,
     /// Balance records expire after this long without access. Default 10 min.
@@ -237,6 +243,7 @@ impl Default for ModelConfig {
             tick: Duration::from_secs(5),
             tick_jitter: None,
             param_lifetime: Duration::from_secs(8 * 60),
+            ticket_expiry_grace: Duration::from_secs(12),
             auth_token_lifetime: Duration::from_secs(30 * 60),
             record_idle_expiry: Duration::from_secs(10 * 60),
             signer: SignerConfig::default(),

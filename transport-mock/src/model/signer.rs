@@ -1,8 +1,14 @@
 //! The remote signer (`docs/protocol.md` §2.1–2.2): signs the orchestrator info and mints live payments against
 //! a credit model round-tripped by the client as an opaque signed `state`.
 //!
-//! The upstream signer is stateless; this model additionally remembers the latest state it issued per
-//! manifest so that a client replaying an older state is caught (400), and it tallies what it minted.
+//! Like go-livepeer's, the modelled signer is stateless: it answers from the state the client sends and
+//! never rejects an older one (`server/remote_signer.go` L410-449: only the signature, orchestrator, app
+//! and type are checked; `SequenceNumber` is incremented, never compared). An older state therefore
+//! restarts the ticket nonces from its own `SenderNonce`, re-issuing nonces the orchestrator has already
+//! seen (`pm/sender.go` L84-93, `StartSessionWithNonce`), and carries its own, stale, balance. The model
+//! also remembers, per manifest, the last state it issued and what it minted, but only as data for
+//! assertions ([`Signer::modelled_balance`], [`Signer::last_update`], [`Signer::minted_ev`]): none of it
+//! changes an answer.
 
 use std::collections::BTreeMap;
 
@@ -34,16 +40,18 @@ pub struct SignerStats {
     pub refresh_480: u64,
     /// 481 answers (price above a ceiling).
     pub price_481: u64,
+    /// `live` and `lv2v` calls billed as a first call (the prepay): no state, or a state whose
+    /// `LastUpdate` is not in the past.
+    pub first_calls: u64,
     /// 400 answers.
     pub rejected_400: u64,
     /// 401 answers.
     pub unauthorized_401: u64,
 }
 
-/// What the signer last issued for a manifest.
+/// What the signer last issued for a manifest: assertion data only, never read to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Latest {
-    seq: u64,
     balance: u128,
     last_update: Instant,
 }
@@ -53,8 +61,6 @@ struct Latest {
 pub struct Signer {
     config: SignerConfig,
     key: Key,
-    next_seq: u64,
-    next_nonce: u64,
     latest: BTreeMap<String, Latest>,
     minted_ev: BTreeMap<String, u128>,
     stats: SignerStats,
@@ -75,12 +81,16 @@ impl Signer {
         Self {
             config,
             key,
-            next_seq: 1,
-            next_nonce: 1,
             latest: BTreeMap::new(),
             minted_ev: BTreeMap::new(),
             stats: SignerStats::default(),
         }
+    }
+
+    /// The key states are signed with (tests forge states with it).
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> Key {
+        self.key
     }
 
     /// The payer address.
@@ -101,13 +111,13 @@ impl Signer {
         self.minted_ev.get(manifest_id).copied().unwrap_or(0)
     }
 
-    /// The modelled credit of `manifest_id` in the latest state issued for it, wei.
+    /// The modelled credit of `manifest_id` in the state issued last for it, wei.
     #[must_use]
     pub fn modelled_balance(&self, manifest_id: &str) -> Option<u128> {
         self.latest.get(manifest_id).map(|l| l.balance)
     }
 
-    /// `LastUpdate` of the latest state issued for `manifest_id`.
+    /// `LastUpdate` of the state issued last for `manifest_id`.
     #[must_use]
     pub fn last_update(&self, manifest_id: &str) -> Option<Instant> {
         self.latest.get(manifest_id).map(|l| l.last_update)
@@ -218,13 +228,7 @@ impl Signer {
                 if body.app.is_some() && state.app.is_some() && body.app != state.app {
                     return bad_request(&mut self.stats, "app does not match the state");
                 }
-                if self
-                    .latest
-                    .get(&body.manifest_id)
-                    .is_some_and(|l| state.seq < l.seq)
-                {
-                    return bad_request(&mut self.stats, "stale state");
-                }
+                // No staleness check: go-livepeer's signer accepts any state it signed.
                 Some(state)
             }
         };
@@ -263,21 +267,24 @@ impl Signer {
             self.stats.price_481 += 1;
             return Response::error(481, "orchestrator price above the session's initial price");
         }
-        // Bill.
+        // Bill the time since the state's LastUpdate (`server/remote_signer.go` L536-569). Without a
+        // state LastUpdate counts as now; a LastUpdate that is not in the past (the same instant, or
+        // clock skew) gives billableSecs <= 0, billed like a first call: the prepay.
         let initial_price = prior.as_ref().map_or(price, |s| s.initial_price_wei);
-        let fee = match (&prior, kind) {
-            (None, PriceKind::Live) => {
+        let elapsed = prior
+            .as_ref()
+            .map_or(0, |s| now_us.saturating_sub(s.last_update_us));
+        if elapsed == 0 && kind != PriceKind::Fixed {
+            self.stats.first_calls += 1;
+        }
+        let fee = match kind {
+            PriceKind::Fixed => initial_price,
+            PriceKind::Live if elapsed == 0 => {
                 ceil_div(u128::from(self.config.prepay_live.as_micros()), MICROS_PER_SECOND) * initial_price
             }
-            (None, PriceKind::Lv2v) => lv2v_fee(self.config.prepay_lv2v.as_micros(), initial_price),
-            (_, PriceKind::Fixed) => initial_price,
-            (Some(state), PriceKind::Live) => {
-                let elapsed = now_us.saturating_sub(state.last_update_us);
-                ceil_div(u128::from(elapsed), MICROS_PER_SECOND) * initial_price
-            }
-            (Some(state), PriceKind::Lv2v) => {
-                lv2v_fee(now_us.saturating_sub(state.last_update_us), initial_price)
-            }
+            PriceKind::Lv2v if elapsed == 0 => lv2v_fee(self.config.prepay_lv2v.as_micros(), initial_price),
+            PriceKind::Live => ceil_div(u128::from(elapsed), MICROS_PER_SECOND) * initial_price,
+            PriceKind::Lv2v => lv2v_fee(elapsed, initial_price),
         };
         let ev = params.ticket_ev;
         let balance = prior.as_ref().map_or(0, |s| s.balance);
@@ -295,8 +302,14 @@ impl Signer {
         }
         let minted = tickets * ev;
         let new_balance = balance + minted - fee;
-        let first_nonce = self.next_nonce;
-        self.next_nonce += u64::from(count);
+        // Nonces continue from the state's SenderNonce under the same params; other params (or no
+        // state) start from 0 (`server/remote_signer.go` L499-504; `pm/sender.go` L135-173 issues
+        // nonce+1 ..= nonce+n). An older state therefore re-issues nonces already used.
+        let last_nonce = prior
+            .as_ref()
+            .filter(|s| s.pm_session == params.id)
+            .map_or(0, |s| s.nonce);
+        let first_nonce = last_nonce + 1;
         let payment = token::seal(
             self.key,
             domain::PAYMENT,
@@ -317,8 +330,7 @@ impl Signer {
                 auth_token: params.auth_token,
             },
         );
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = prior.as_ref().map_or(0, |s| s.seq + 1);
         let state = StateRecord {
             sender: self.config.address.clone(),
             manifest_id: body.manifest_id.clone(),
@@ -328,12 +340,12 @@ impl Signer {
             last_update_us: now_us,
             balance: new_balance,
             initial_price_wei: initial_price,
-            nonce: prior.as_ref().map_or(0, |s| s.nonce) + u64::from(count),
+            nonce: last_nonce + u64::from(count),
+            pm_session: params.id,
         };
         self.latest.insert(
             body.manifest_id.clone(),
             Latest {
-                seq,
                 balance: new_balance,
                 last_update: now,
             },

@@ -243,7 +243,10 @@ pub(crate) struct AuthToken {
 /// `OrchestratorInfo`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ParamsRecord {
-    /// Unique params id (plays the role of the recipient rand hash).
+    /// Unique params id: the params' identity, playing go-livepeer's recipient rand hash (derived
+    /// from the seed, sender, face value, win probability and expiry of one set of ticket params,
+    /// `pm/recipient.go`). Sender nonces are unique per identity, and the orchestrator remembers
+    /// the nonces it saw per (sender, identity).
     pub(crate) id: u64,
     /// The orchestrator's service URL.
     pub(crate) orchestrator: String,
@@ -306,7 +309,9 @@ pub(crate) struct StateRecord {
     pub(crate) kind: PriceKind,
     /// App name given on the first call, if any.
     pub(crate) app: Option<String>,
-    /// Issue sequence number (global to the signer); older than the latest for the manifest = stale.
+    /// go-livepeer's `SequenceNumber`: 0 on a first call, incremented on every call with a state.
+    /// Never compared: the upstream signer does not detect an older state
+    /// (`server/remote_signer.go` L439).
     pub(crate) seq: u64,
     /// `LastUpdate`, µs of virtual time.
     pub(crate) last_update_us: u64,
@@ -314,8 +319,12 @@ pub(crate) struct StateRecord {
     pub(crate) balance: u128,
     /// The session's initial price, wei per natural unit.
     pub(crate) initial_price_wei: u128,
-    /// Tickets minted so far for the session.
+    /// go-livepeer's `SenderNonce`: the last ticket nonce used under the params `pm_session`.
     pub(crate) nonce: u64,
+    /// go-livepeer's `PMSessionID`: the identity ([`ParamsRecord::id`]) of the ticket params the
+    /// nonce counts under. Params with another identity restart the nonce at 0
+    /// (`server/remote_signer.go` L499-504).
+    pub(crate) pm_session: u64,
 }
 
 /// Encode a state record as the wire `{"State": b64(json), "Sig": b64(mac)}`.
@@ -428,6 +437,7 @@ mod tests {
             balance: u128::MAX,
             initial_price_wei: 1_000_000_000,
             nonce: 3,
+            pm_session: 4,
         };
         let key = Key::new(7, 8);
         let wire = encode_state(key, &rec);

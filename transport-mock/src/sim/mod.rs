@@ -3,16 +3,26 @@
 //! [`FaultPlan`] and a seed, over hours of virtual time.
 //!
 //! The client side is the core's: each policy is a [`Machine`](livepay_core::Machine) carried
-//! out by a [`Sequencer`], which says which request comes next and reads every answer through
-//! the [`StatusTable`]. The simulation only plays the network and the servers: it draws each
+//! out by a [`Sequencer`](livepay_core::Sequencer), which says which request comes next and reads every answer through
+//! the [`StatusTable`](livepay_core::StatusTable). The simulation only plays the network and the servers: it draws each
 //! request's fate, lets the fast model answer the request's endpoint (in types, turned into the
-//! status a real server would send), and hands the [`Reply`] back when it arrives.
+//! status a real server would send), and hands the [`Reply`](livepay_core::Reply) back when it arrives.
 //!
 //! Time jumps from event to event: each session moves to the earliest of its client's timeout,
 //! the answer to its request in flight, and the end of a client suspend; the model's ticks are
 //! run lazily up to each request. Sessions share no server-side state (balances are per sender
 //! and manifest, the signer is stateless), so each runs on its own timeline, which keeps the
 //! simulation exact and fast. Same seed and plan, same report, byte for byte.
+//!
+//! Over-payment is what the orchestrator *received* (credit) ÷ the service it debited: a
+//! payment the signer minted and billed but the orchestrator never credited (a lost POST) is a
+//! cost the client bore, yet buys nothing; it shows in [`PolicyReport::minted_per_debited`]. A
+//! fault plan's windows are measured from each session's start, and a window at `"mid"` starts at
+//! half [`SimConfig::duration`].
+//!
+//! [`cells`] runs a grid (session lengths × fault profiles × ticket EVs, both policies, the same
+//! seeds in every cell) and [`check_criteria`] lists the cells that fail each of the criteria of
+//! the project's cost-and-safety goal.
 //!
 //! ```
 //! use livepay_mock::faults::FaultPlan;
@@ -31,26 +41,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cells;
+mod criteria;
 mod fast;
 mod policy;
 mod report;
+mod run;
 
-pub use fast::{FastConfig, FastLedger, SignerAnswer};
+pub use cells::{Cell, CellReport, CellsConfig, GRID_EVS, GRID_LENGTHS, cells};
+pub use criteria::{Criterion, CriterionResult, Failure, check_criteria};
+pub use fast::{FastConfig, FastLedger, Mint, PayAnswer, SignerAnswer};
 pub use policy::{PolicyKind, Sdk10};
 pub use report::{Comparison, PolicyReport, RunwayPoint};
 
 use core::fmt;
 
 use embassy_time::{Duration, Instant};
-use livepay_core::{
-    Call, Config, ConfigError, Endpoint, Event, PaymentType, Reply, RequestId, Sequencer, Session, State,
-    StatusTable,
-};
+use livepay_core::{Config, ConfigError, PaymentType, Session};
 
-use crate::faults::{Fate, FaultPlan, PlanError};
-use livepay_core::rng::SplitMix64;
-use policy::Policy;
-use report::{Accumulator, RunwayHistogram, SessionResult};
+use crate::faults::{FaultPlan, PlanError, WindowStart};
+use report::Accumulator;
+use run::run_session;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +74,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// The faults.
     pub plan: FaultPlan,
-    /// The server side.
+    /// The server side; its ticket EV is a dimension of the report
+    /// ([`SimConfig::ev_seconds`], [`SimConfig::with_ev_seconds`]).
     pub model: FastConfig,
     /// livepay's configuration (its `seed` is replaced per session). It must be valid
     /// ([`Config::validate`]) and for a metered `live` session, the only kind the fast model
@@ -94,6 +106,18 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// The ticket EV in seconds of price.
+    pub fn ev_seconds(&self) -> f64 {
+        self.model.ev_seconds()
+    }
+
+    /// This configuration with a ticket worth `seconds` of price.
+    #[must_use]
+    pub fn with_ev_seconds(mut self, seconds: f64) -> Self {
+        self.model = self.model.with_ev_seconds(seconds);
+        self
+    }
+
     /// Checks that every part of the configuration can be simulated; [`simulate`] and
     /// [`compare`] check it first.
     ///
@@ -142,6 +166,8 @@ pub enum SimError {
     Zero(&'static str),
     /// The fault plan is invalid.
     Plan(PlanError),
+    /// A [`CellsConfig`] grid is empty, or names a zero length or a non-positive EV.
+    Grid(String),
 }
 
 impl fmt::Display for SimError {
@@ -151,6 +177,7 @@ impl fmt::Display for SimError {
             Self::NotLive => f.write_str("simulation: the client config must fund a metered `live` session"),
             Self::Zero(field) => write!(f, "simulation: `{field}` must not be zero"),
             Self::Plan(e) => write!(f, "simulation: {e}"),
+            Self::Grid(why) => write!(f, "simulation: cells: {why}"),
         }
     }
 }
@@ -160,7 +187,7 @@ impl std::error::Error for SimError {
         match self {
             Self::Client(e) => Some(e),
             Self::Plan(e) => Some(e),
-            Self::NotLive | Self::Zero(_) => None,
+            Self::NotLive | Self::Zero(_) | Self::Grid(_) => None,
         }
     }
 }
@@ -172,34 +199,11 @@ fn us(at: Instant) -> u64 {
     at.as_micros()
 }
 
-fn at_us(micros: u64) -> Instant {
-    Instant::from_micros(micros)
-}
-
-/// A per-session seed, independent of the policy, so both policies meet the same schedule of
-/// phases and partitions and draw faults from the same stream.
-fn session_seed(seed: u64, index: u32) -> u64 {
-    SplitMix64::new(seed ^ (u64::from(index) << 32 | u64::from(index))).next_u64()
-}
-
-/// A request on its way: when its answer arrives, which request it answers, and what it is.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    arrives: Instant,
-    id: RequestId,
-    reply: Reply,
-}
-
 /// Bytes of the structures one session needs while it is simulated: the client machine and its
-/// sequencer, the fast model, the fault and jitter streams, and the result. A finished session
-/// leaves only its contribution to the running totals.
+/// sequencer, the fast model, the fault and jitter streams, the payment held, and the result. A
+/// finished session leaves only its contribution to the running totals.
 pub fn session_footprint() -> usize {
-    std::mem::size_of::<Sequencer<Session>>()
-        + std::mem::size_of::<FastLedger>()
-        + std::mem::size_of::<SessionResult>()
-        + 3 * std::mem::size_of::<SplitMix64>()
-        + std::mem::size_of::<Option<InFlight>>()
-        + std::mem::size_of::<Option<u64>>()
+    run::footprint::<Session>()
 }
 
 /// Simulates every session of `config` under `policy`.
@@ -212,8 +216,21 @@ pub fn simulate(config: &SimConfig, policy: PolicyKind) -> Result<PolicyReport, 
     simulate_valid(config, policy)
 }
 
+/// `config` with its plan's `"mid"` windows resolved against its duration.
+fn resolved(config: &SimConfig) -> std::borrow::Cow<'_, SimConfig> {
+    if config.plan.windows.iter().any(|w| w.start == WindowStart::Mid) {
+        std::borrow::Cow::Owned(SimConfig {
+            plan: config.plan.resolved(config.duration),
+            ..config.clone()
+        })
+    } else {
+        std::borrow::Cow::Borrowed(config)
+    }
+}
+
 /// [`simulate`] after validation.
 fn simulate_valid(config: &SimConfig, policy: PolicyKind) -> Result<PolicyReport, SimError> {
+    let config = &*resolved(config);
     let mut acc = Accumulator::new(policy, config);
     for index in 0..config.sessions {
         let result = match policy {
@@ -243,6 +260,7 @@ pub fn compare(config: &SimConfig, policies: &[PolicyKind]) -> Result<Comparison
         seed: config.seed,
         sessions: config.sessions,
         hours: config.duration.as_secs() as f64 / 3_600.0,
+        ev_seconds: config.ev_seconds(),
         policies: policies
             .iter()
             .map(|&p| simulate_valid(config, p))
@@ -250,200 +268,9 @@ pub fn compare(config: &SimConfig, policies: &[PolicyKind]) -> Result<Comparison
     })
 }
 
-/// One session's servers and network: the fast model, the fault stream, the minted payment the
-/// client holds, and what happened on the server side.
-struct SessionWorld<'c> {
-    config: &'c SimConfig,
-    histogram: &'c mut RunwayHistogram,
-    model: FastLedger,
-    faults: SplitMix64,
-    jitter: SplitMix64,
-    /// The value of the tickets the signer minted last and the client has not posted yet.
-    minted: Option<u64>,
-    result: SessionResult,
-    trace: bool,
-}
-
-impl SessionWorld<'_> {
-    /// Runs every orchestrator tick due up to `at`.
-    fn catch_up(&mut self, at: Instant) {
-        let (plan, jitter) = (&self.config.plan, &mut self.jitter);
-        self.model
-            .catch_up(&self.config.model, us(at), || plan.tick_jitter_us(jitter));
-    }
-
-    /// Sends the request of `call` at `now`: draws its fate; if it is delivered, the server
-    /// answers it half its latency later. Returns when the answer arrives and what it is.
-    fn send(&mut self, call: Call, now: Instant) -> InFlight {
-        // A payment POST carries the minted tickets away, whatever becomes of it.
-        let posted = match call.endpoint {
-            Endpoint::Payment => self.minted.take(),
-            _ => None,
-        };
-        let fate = self.config.plan.fate(
-            call.endpoint,
-            ORIGIN,
-            now,
-            self.config.client_timeout,
-            &mut self.faults,
-        );
-        let (arrives, reply) = match fate {
-            Fate::Failed { after, reply } => (now + after, reply),
-            Fate::Delivered { latency } => {
-                let status = self.serve(call.endpoint, now + latency / 2, posted);
-                (now + latency, Reply::Status(status))
-            }
-        };
-        InFlight {
-            arrives,
-            id: call.id,
-            reply,
-        }
-    }
-
-    /// The servers' answer to a request to `endpoint` that reaches them at `served` (a payment
-    /// POST carrying the tickets `posted`): the fast model answers in types; each becomes the
-    /// status the real server sends.
-    fn serve(&mut self, endpoint: Endpoint, served: Instant, posted: Option<u64>) -> u16 {
-        let config = self.config;
-        match endpoint {
-            Endpoint::Signer => {
-                if self.faults.chance(config.plan.storm_rate(ORIGIN, served)) {
-                    return 480;
-                }
-                match self.model.generate(&config.model, us(served)) {
-                    SignerAnswer::Minted { ev } => {
-                        self.minted = Some(ev);
-                        self.catch_up(served);
-                        if self.model.released_at().is_some() {
-                            self.result.minted_after_release += 1;
-                        }
-                        200
-                    }
-                    SignerAnswer::NoTickets => 482,
-                    SignerAnswer::RefreshRequired => 480,
-                    SignerAnswer::TooManyTickets => 400,
-                }
-            }
-            Endpoint::Payment => {
-                // The sequence only posts after a mint; tickets worth nothing credit nothing.
-                let ev = posted.unwrap_or(0);
-                self.catch_up(served);
-                let runway = self.model.runway_us(&config.model, us(served));
-                let (plan, jitter) = (&config.plan, &mut self.jitter);
-                let paid = self
-                    .model
-                    .pay(&config.model, us(served), ev, || plan.tick_jitter_us(jitter));
-                if !paid {
-                    return 404;
-                }
-                let r = &mut self.result;
-                r.min_runway_us = Some(r.min_runway_us.map_or(runway, |m| m.min(runway)));
-                self.histogram.record(runway);
-                if self.trace {
-                    self.result.trace.push(RunwayPoint {
-                        t_s: us(served) as f64 / 1e6,
-                        runway_s: self.model.runway_us(&config.model, us(served)) as f64 / 1e6,
-                    });
-                }
-                200
-            }
-            Endpoint::Refresh => {
-                let (plan, jitter) = (&config.plan, &mut self.jitter);
-                self.model
-                    .refresh(&config.model, us(served), || plan.tick_jitter_us(jitter))
-            }
-            Endpoint::Stop => {
-                let (plan, jitter) = (&config.plan, &mut self.jitter);
-                self.model
-                    .stop(&config.model, us(served), || plan.tick_jitter_us(jitter))
-            }
-        }
-    }
-}
-
-/// Runs one session from its reservation to the end of the run.
-fn run_session<P: Policy>(
-    config: &SimConfig,
-    index: u32,
-    histogram: &mut RunwayHistogram,
-    new_policy: impl FnOnce(Instant, u64) -> Result<P, SimError>,
-) -> Result<SessionResult, SimError> {
-    let seed = session_seed(config.seed, index);
-    let mut phases = SplitMix64::new(seed);
-    let start = ORIGIN + Duration::from_micros(phases.next_u64() % config.sdk_interval.as_micros().max(1));
-    let end = ORIGIN + config.duration;
-    let mut jitter = SplitMix64::new(phases.next_u64());
-    let first_jitter = config.plan.tick_jitter_us(&mut jitter);
-    let mut world = SessionWorld {
-        config,
-        histogram,
-        model: FastLedger::reserve(&config.model, us(start), first_jitter),
-        faults: SplitMix64::new(phases.next_u64()),
-        jitter,
-        minted: None,
-        result: SessionResult::default(),
-        trace: index < config.trace_sessions,
-    };
-    let mut calls = Sequencer::new(new_policy(start, phases.next_u64())?, StatusTable::new());
-    calls.machine_mut().start(start);
-    let mut now = start;
-    let mut in_flight: Option<InFlight> = None;
-    loop {
-        let client = calls.machine_mut();
-        while let Some(event) = client.poll_event() {
-            if let Event::Lapsed { .. } = event
-                && world.result.lapsed_at.is_none()
-            {
-                world.result.lapsed_at = Some(us(now));
-            }
-        }
-        if let State::Released { .. } = client.state() {
-            world.result.client_end_at = Some(us(now));
-            break;
-        }
-        if in_flight.is_none()
-            && let Some(call) = calls.poll_call()
-        {
-            in_flight = Some(world.send(call, now));
-        }
-        let timer = calls.machine().poll_timeout();
-        let (wake, answer) = match (in_flight, timer) {
-            (Some(f), Some(t)) if t < f.arrives => (t, false),
-            (Some(f), _) => (f.arrives, true),
-            (None, Some(t)) => (t, false),
-            (None, None) => break,
-        };
-        // A suspended client does nothing until it resumes.
-        let wake = config.plan.resume_at(ORIGIN, wake).max(now);
-        if wake >= end {
-            break;
-        }
-        now = wake;
-        match in_flight.take() {
-            Some(f) if answer => {
-                let answered = calls.handle_reply(now, f.id, f.reply);
-                debug_assert!(answered.is_ok(), "{answered:?}");
-            }
-            other => {
-                in_flight = other;
-                calls.machine_mut().handle_timeout(now);
-            }
-        }
-    }
-    world.catch_up(end);
-    let model = world.model;
-    let mut result = world.result;
-    result.count(&calls.machine().stats());
-    result.released_at = model.dropped_at().filter(|&at| at < us(end));
-    result.debited = model.debited;
-    result.minted = model.minted;
-    Ok(result)
-}
-
 /// The instant of `micros` on the simulation clock, for reports.
 pub(crate) fn secs(micros: u64) -> f64 {
-    us(at_us(micros)) as f64 / 1e6
+    micros as f64 / 1e6
 }
 
 #[cfg(test)]

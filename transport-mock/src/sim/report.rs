@@ -14,7 +14,18 @@ const BUCKETS: usize = 6_000;
 /// What happened to one session (kept small: one per simulated session).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SessionResult {
+    /// `Pay`/`Resync` actions, from the client's own counters.
+    pub(crate) payments_sent: u32,
+    /// Signer requests sent (fresh ones included), as the network saw them.
     pub(crate) signer_calls: u32,
+    /// Signer requests without a state.
+    pub(crate) resyncs: u32,
+    /// Replayed payment POSTs sent, credited, refused by the orchestrator.
+    pub(crate) replays: u32,
+    pub(crate) replays_credited: u32,
+    pub(crate) replays_refused: u32,
+    /// Requests the server processed whose answer was lost.
+    pub(crate) lost_answers: u32,
     pub(crate) accepted: u32,
     pub(crate) skipped: u32,
     pub(crate) failed: u32,
@@ -25,9 +36,14 @@ pub(crate) struct SessionResult {
     pub(crate) released_at: Option<u64>,
     /// When the client's policy reached a terminal state.
     pub(crate) client_end_at: Option<u64>,
-    pub(crate) lapsed_at: Option<u64>,
+    /// When the warnings of the episode still open at the release began (an episode ends with a
+    /// credited payment).
+    pub(crate) at_risk_since: Option<u64>,
+    pub(crate) lapsed_since: Option<u64>,
     pub(crate) debited: u64,
     pub(crate) minted: u64,
+    pub(crate) credited: u64,
+    pub(crate) reissued_nonces: u32,
     pub(crate) min_runway_us: Option<u64>,
     pub(crate) trace: Vec<RunwayPoint>,
 }
@@ -35,7 +51,7 @@ pub(crate) struct SessionResult {
 impl SessionResult {
     /// Takes the client's counters from its own [`Stats`]: the simulation never recounts them.
     pub(crate) fn count(&mut self, stats: &Stats) {
-        self.signer_calls = stats.payments_sent;
+        self.payments_sent = stats.payments_sent;
         self.accepted = stats.payments_accepted;
         self.skipped = stats.cycles_skipped;
         self.failed = stats.failures;
@@ -100,10 +116,37 @@ pub struct PolicyReport {
     pub notice_max_s: Option<f64>,
     /// Dropped sessions the client never confirmed before the run ended.
     pub unnoticed: u32,
-    /// Dropped sessions for which the client raised `Lapsed` no later than the release.
+    /// Dropped sessions for which the client raised `AtRisk` no later than the release (since its
+    /// last credited payment).
+    pub at_risk_before_release: u32,
+    /// Dropped sessions for which the client raised `Lapsed` no later than the release (since its
+    /// last credited payment).
     pub warned_before_release: u32,
-    /// Signer calls (payment attempts).
+    /// Shortest time from `AtRisk` to the release, over the dropped sessions warned so, seconds.
+    pub at_risk_lead_min_s: Option<f64>,
+    /// Mean time from `Lapsed` to the release, over the dropped sessions warned so, seconds.
+    pub lapse_lead_mean_s: Option<f64>,
+    /// Shortest time from `Lapsed` to the release, seconds.
+    pub lapse_lead_min_s: Option<f64>,
+    /// Payment actions (`Pay` and `Resync`), from the client's counters.
     pub payments_sent: u64,
+    /// Signer requests sent, fresh ones and failed ones included.
+    pub signer_calls: u64,
+    /// Signer requests per simulated session-hour.
+    pub signer_calls_per_session_hour: f64,
+    /// Signer requests without a state (fresh ledgers).
+    pub resyncs: u64,
+    /// Replayed payment POSTs sent.
+    pub replays: u64,
+    /// Replays the orchestrator credited (their first POST never arrived).
+    pub replays_credited: u64,
+    /// Replays the orchestrator refused (already seen, expired params, expired auth token).
+    pub replays_refused: u64,
+    /// Requests the server processed whose answer never reached the client.
+    pub lost_answers: u64,
+    /// Fresh ledgers started on ticket params a mint had used (outside the simulation's
+    /// contract: their nonces may repeat; the fast model credits nothing for them).
+    pub reissued_nonces: u64,
     /// Payments the orchestrator credited.
     pub payments_accepted: u64,
     /// Cycles the signer skipped (482).
@@ -116,9 +159,12 @@ pub struct PolicyReport {
     pub minted_after_release: u64,
     /// `AtRisk` warnings.
     pub at_risk: u64,
-    /// Credit minted ÷ service debited.
+    /// Credit the orchestrator received ÷ service debited.
     pub overpayment: f64,
-    /// Credit minted beyond the service debited, seconds of service per session.
+    /// Credit the signer minted (and billed) ÷ service debited: over-payment plus the mints lost
+    /// on the way.
+    pub minted_per_debited: f64,
+    /// Credit received beyond the service debited, seconds of service per session.
     pub surplus_s_per_session: f64,
     /// Smallest runway seen before a payment landed, seconds.
     pub min_runway_s: Option<f64>,
@@ -134,10 +180,14 @@ pub(crate) struct Accumulator {
     report: PolicyReport,
     price_wei: u64,
     minted: u128,
+    credited: u128,
     debited: u128,
     notice_sum_us: u64,
     notice_count: u32,
     notice_max_us: u64,
+    lapse_lead_sum_us: u64,
+    lapse_lead_min_us: Option<u64>,
+    at_risk_lead_min_us: Option<u64>,
     min_runway_us: Option<u64>,
     pub(crate) histogram: RunwayHistogram,
 }
@@ -155,8 +205,20 @@ impl Accumulator {
                 notice_mean_s: None,
                 notice_max_s: None,
                 unnoticed: 0,
+                at_risk_before_release: 0,
                 warned_before_release: 0,
+                at_risk_lead_min_s: None,
+                lapse_lead_mean_s: None,
+                lapse_lead_min_s: None,
                 payments_sent: 0,
+                signer_calls: 0,
+                signer_calls_per_session_hour: 0.0,
+                resyncs: 0,
+                replays: 0,
+                replays_credited: 0,
+                replays_refused: 0,
+                lost_answers: 0,
+                reissued_nonces: 0,
                 payments_accepted: 0,
                 payments_skipped: 0,
                 payments_failed: 0,
@@ -164,6 +226,7 @@ impl Accumulator {
                 minted_after_release: 0,
                 at_risk: 0,
                 overpayment: 0.0,
+                minted_per_debited: 0.0,
                 surplus_s_per_session: 0.0,
                 min_runway_s: None,
                 median_runway_s: None,
@@ -171,10 +234,14 @@ impl Accumulator {
             },
             price_wei: config.model.price_wei,
             minted: 0,
+            credited: 0,
             debited: 0,
             notice_sum_us: 0,
             notice_count: 0,
             notice_max_us: 0,
+            lapse_lead_sum_us: 0,
+            lapse_lead_min_us: None,
+            at_risk_lead_min_us: None,
             min_runway_us: None,
             histogram: RunwayHistogram::new(),
         }
@@ -182,7 +249,14 @@ impl Accumulator {
 
     pub(crate) fn add(&mut self, s: &SessionResult) {
         let r = &mut self.report;
-        r.payments_sent += u64::from(s.signer_calls);
+        r.payments_sent += u64::from(s.payments_sent);
+        r.signer_calls += u64::from(s.signer_calls);
+        r.resyncs += u64::from(s.resyncs);
+        r.replays += u64::from(s.replays);
+        r.replays_credited += u64::from(s.replays_credited);
+        r.replays_refused += u64::from(s.replays_refused);
+        r.lost_answers += u64::from(s.lost_answers);
+        r.reissued_nonces += u64::from(s.reissued_nonces);
         r.payments_accepted += u64::from(s.accepted);
         r.payments_skipped += u64::from(s.skipped);
         r.payments_failed += u64::from(s.failed);
@@ -190,6 +264,7 @@ impl Accumulator {
         r.minted_after_release += u64::from(s.minted_after_release);
         r.at_risk += u64::from(s.at_risk);
         self.minted += u128::from(s.minted);
+        self.credited += u128::from(s.credited);
         self.debited += u128::from(s.debited);
         if let Some(released) = s.released_at {
             r.drops += 1;
@@ -202,8 +277,16 @@ impl Accumulator {
                 }
                 None => r.unnoticed += 1,
             }
-            if s.lapsed_at.is_some_and(|lapsed| lapsed <= released) {
+            if let Some(since) = s.at_risk_since.filter(|&at| at <= released) {
+                r.at_risk_before_release += 1;
+                let lead = released - since;
+                self.at_risk_lead_min_us = Some(self.at_risk_lead_min_us.map_or(lead, |m| m.min(lead)));
+            }
+            if let Some(since) = s.lapsed_since.filter(|&at| at <= released) {
                 r.warned_before_release += 1;
+                let lead = released - since;
+                self.lapse_lead_sum_us += lead;
+                self.lapse_lead_min_us = Some(self.lapse_lead_min_us.map_or(lead, |m| m.min(lead)));
             }
         }
         if let Some(m) = s.min_runway_us {
@@ -225,12 +308,28 @@ impl Accumulator {
             r.notice_mean_s = Some(round3(secs(self.notice_sum_us) / f64::from(self.notice_count)));
             r.notice_max_s = Some(round3(secs(self.notice_max_us)));
         }
-        r.overpayment = if self.debited > 0 {
-            round4(self.minted as f64 / self.debited as f64)
+        if r.warned_before_release > 0 {
+            r.lapse_lead_mean_s = Some(round3(
+                secs(self.lapse_lead_sum_us) / f64::from(r.warned_before_release),
+            ));
+        }
+        r.lapse_lead_min_s = self.lapse_lead_min_us.map(|m| round3(secs(m)));
+        r.at_risk_lead_min_s = self.at_risk_lead_min_us.map(|m| round3(secs(m)));
+        r.signer_calls_per_session_hour = if r.session_hours > 0.0 {
+            round3(r.signer_calls as f64 / r.session_hours)
         } else {
             0.0
         };
-        let surplus_wei = self.minted.saturating_sub(self.debited) as f64;
+        let ratio = |wei: u128| {
+            if self.debited > 0 {
+                round4(wei as f64 / self.debited as f64)
+            } else {
+                0.0
+            }
+        };
+        r.overpayment = ratio(self.credited);
+        r.minted_per_debited = ratio(self.minted);
+        let surplus_wei = self.credited.saturating_sub(self.debited) as f64;
         r.surplus_s_per_session = round3(surplus_wei / self.price_wei as f64 / f64::from(r.sessions.max(1)));
         r.min_runway_s = self.min_runway_us.map(|m| round3(secs(m)));
         r.median_runway_s = self.histogram.median_s();
@@ -238,11 +337,11 @@ impl Accumulator {
     }
 }
 
-fn round3(v: f64) -> f64 {
+pub(crate) fn round3(v: f64) -> f64 {
     (v * 1_000.0).round() / 1_000.0
 }
 
-fn round4(v: f64) -> f64 {
+pub(crate) fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
@@ -257,6 +356,8 @@ pub struct Comparison {
     pub sessions: u32,
     /// Hours per session.
     pub hours: f64,
+    /// The ticket EV, seconds of price.
+    pub ev_seconds: f64,
     /// One report per policy.
     pub policies: Vec<PolicyReport>,
 }
@@ -268,7 +369,7 @@ impl Comparison {
     }
 }
 
-fn opt(v: Option<f64>) -> String {
+pub(crate) fn opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
 }
 
@@ -277,69 +378,82 @@ impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "profile {} · seed {} · {} sessions × {:.2} h",
-            self.profile, self.seed, self.sessions, self.hours
+            "profile {} · seed {} · {} sessions × {:.2} h · ticket EV {} s of price",
+            self.profile, self.seed, self.sessions, self.hours, self.ev_seconds
         )?;
         let header = [
             "policy",
             "drops",
             "drops/1000h",
             "notice s (mean/max)",
-            "sent",
+            "warned (at risk/lapsed)",
+            "signer calls",
+            "per session-h",
             "accepted",
             "skipped",
             "failed",
+            "replays (refused)",
             "refreshes",
             "minted after release",
             "overpayment",
+            "minted/debited",
             "runway s (min/median)",
         ];
-        let rows: Vec<[String; 12]> = self
+        let rows: Vec<Vec<String>> = self
             .policies
             .iter()
             .map(|p| {
-                [
+                vec![
                     p.policy.name().to_owned(),
                     p.drops.to_string(),
                     format!("{:.2}", p.drops_per_1000h),
                     format!("{}/{}", opt(p.notice_mean_s), opt(p.notice_max_s)),
-                    p.payments_sent.to_string(),
+                    format!("{}/{}", p.at_risk_before_release, p.warned_before_release),
+                    p.signer_calls.to_string(),
+                    format!("{:.1}", p.signer_calls_per_session_hour),
                     p.payments_accepted.to_string(),
                     p.payments_skipped.to_string(),
                     p.payments_failed.to_string(),
+                    format!("{} ({})", p.replays, p.replays_refused),
                     p.refreshes.to_string(),
                     p.minted_after_release.to_string(),
                     format!("{:.4}", p.overpayment),
+                    format!("{:.4}", p.minted_per_debited),
                     format!("{}/{}", opt(p.min_runway_s), opt(p.median_runway_s)),
                 ]
             })
             .collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r[i].len())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut line = String::new();
-        for (i, h) in header.iter().enumerate() {
-            let _ = write!(line, "| {:w$} ", h, w = widths[i]);
-        }
-        writeln!(f, "{line}|")?;
-        line.clear();
-        for w in &widths {
-            let _ = write!(line, "|{}", "-".repeat(w + 2));
-        }
-        writeln!(f, "{line}|")?;
-        for row in rows {
-            line.clear();
-            for (i, cell) in row.iter().enumerate() {
-                let _ = write!(line, "| {:w$} ", cell, w = widths[i]);
-            }
-            writeln!(f, "{line}|")?;
-        }
-        Ok(())
+        f.write_str(&table(&header, &rows))
     }
+}
+
+/// A Markdown-compatible table: a header row, a rule, and the rows, columns padded to their
+/// widest cell.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let width = |text: &str| text.chars().count();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| width(c))
+                .chain([width(header[i])])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut push_row = |cells: &mut dyn Iterator<Item = &str>| {
+        for (i, cell) in cells.enumerate() {
+            let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(width(cell));
+            let _ = write!(out, "| {cell}{} ", " ".repeat(pad));
+        }
+        out.push_str("|\n");
+    };
+    push_row(&mut header.iter().copied());
+    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    push_row(&mut rules.iter().map(String::as_str));
+    for row in rows {
+        push_row(&mut row.iter().map(String::as_str));
+    }
+    out
 }

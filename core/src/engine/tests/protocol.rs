@@ -553,7 +553,7 @@ fn a_malformed_200_is_malformed_and_keeps_the_state() {
 }
 
 #[test]
-fn payment_request_takes_the_minted_payment_once() {
+fn the_minted_payment_is_kept_for_a_repost_until_it_is_credited() {
     let mut s = reserved_session();
     assert_eq!(s.payment_request(ID), None, "nothing minted yet");
     s.on_signer_response(200, minted_body(2).as_bytes());
@@ -569,8 +569,10 @@ fn payment_request_takes_the_minted_payment_once() {
         Some(format!("{SEG_SECRET}2").as_str())
     );
     assert_eq!(req.header("Authorization"), None);
-    assert_eq!(s.payment_request(ID), None, "a payment is sent at most once");
-
+    // A failed POST can be repeated, byte for byte, under the repost label.
+    let again = s.repost_request(ID).unwrap();
+    assert_eq!((again.url.as_str(), again.what), (req.url.as_str(), "repost"));
+    assert_eq!(again.headers, req.headers);
     assert_eq!(
         s.on_payment_response(200, b"\x0a\x01"),
         Answer {
@@ -578,6 +580,8 @@ fn payment_request_takes_the_minted_payment_once() {
             error: None
         }
     );
+    assert_eq!(s.repost_request(ID), None, "credited: nothing is kept");
+    assert!(!s.has_minted());
     let gone = s.on_payment_response(404, br#"{"error":{"message":"session not found"}}"#);
     assert_eq!(gone.reply, Reply::Status(404));
     assert_eq!(

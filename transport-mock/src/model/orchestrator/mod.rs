@@ -60,8 +60,18 @@ pub struct OrchestratorStats {
     pub payments_accepted: u64,
     /// Payments rejected (any non-200 answer to a payment attempt, including a paid reservation).
     pub payments_rejected: u64,
-    /// Tickets accepted.
+    /// Tickets credited.
     pub tickets_accepted: u64,
+    /// Tickets refused because their sender nonce was already seen under their params (go-livepeer
+    /// "invalid ticket senderNonce: already seen").
+    pub tickets_already_seen: u64,
+    /// Tickets refused because their params had expired ("TicketParams expired").
+    pub tickets_expired: u64,
+    /// Payments answered 400 because a ticket's nonce was already seen (a replay, or an older
+    /// signer state reused).
+    pub payments_already_seen: u64,
+    /// Payments answered 400 because their ticket params had expired (and no nonce was seen).
+    pub payments_expired: u64,
     /// Total credit, wei (expected value of accepted tickets).
     pub total_credited: u128,
     /// Total debited by ticks, wei.
@@ -197,6 +207,7 @@ pub struct Orchestrator {
     tick: Duration,
     tick_jitter: Option<JitterFn>,
     param_lifetime: Duration,
+    ticket_expiry_grace: Duration,
     auth_lifetime: Duration,
     idle_expiry: Duration,
     runners: BTreeMap<String, Runner>,
@@ -210,7 +221,9 @@ pub struct Orchestrator {
     serials: BTreeMap<u64, String>,
     next_serial: u64,
     next_token_id: u64,
-    used_nonces: BTreeMap<String, NonceSet>,
+    /// Sender nonces seen, per (sender, params identity): go-livepeer keys them by recipient rand,
+    /// which is derived from both (`pm/recipient.go` L369-398).
+    used_nonces: BTreeMap<(String, u64), NonceSet>,
     next_sweep: Instant,
     releases: Vec<Release>,
     stats: OrchestratorStats,
@@ -250,6 +263,7 @@ impl Orchestrator {
             tick: config.tick.max(Duration::from_millis(1)),
             tick_jitter: config.tick_jitter,
             param_lifetime: config.param_lifetime,
+            ticket_expiry_grace: config.ticket_expiry_grace,
             auth_lifetime: config.auth_token_lifetime,
             idle_expiry: config.record_idle_expiry,
             runners,

@@ -1,5 +1,14 @@
 //! Payments: session payments, the generic `/payment`, refresh-payment, stop, and the ticket,
 //! nonce, auth and segment-credential checks behind them.
+//!
+//! Tickets are processed as go-livepeer's `ProcessPayment` does (`core/orchestrator.go` L175-233):
+//! one by one, in order. A ticket whose sender nonce was already seen under the same ticket params
+//! fails with "invalid ticket senderNonce: already seen" (`pm/recipient.go` L369-398) without being
+//! recorded; any other ticket has its nonce recorded, then fails with "TicketParams expired" if the
+//! params' expiry has passed (`pm/recipient.go` `ReceiveTicket`). Both errors are non-fatal and
+//! sticky: the tickets before the first failure are credited, the failing ticket and every later
+//! one are not (their nonces are still recorded), and the POST answers 400 with the last error as
+//! plain text (`server/ai_http.go` L577-580). So a payment is never credited twice.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +27,10 @@ pub(super) struct NonceSet {
 }
 
 impl NonceSet {
+    pub(super) fn contains(&self, nonce: u64) -> bool {
+        self.overlaps(nonce, nonce.saturating_add(1))
+    }
+
     pub(super) fn overlaps(&self, start: u64, end: u64) -> bool {
         self.ranges
             .range(..end)
@@ -39,6 +52,14 @@ impl NonceSet {
         }
         self.ranges.insert(start, end);
     }
+}
+
+/// go-livepeer's `ErrTicketParamsExpired` (`pm/recipient.go` L18).
+const TICKET_PARAMS_EXPIRED: &str = "TicketParams expired";
+
+/// go-livepeer's duplicate-nonce error (`pm/recipient.go` L378).
+fn already_seen(sender: &str, nonce: u64) -> String {
+    format!("invalid ticket senderNonce: already seen sender={sender} nonce={nonce}")
 }
 
 /// A payment that passed every check and can be committed.
@@ -75,8 +96,9 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Decode and verify a `Livepeer-Payment` header for `manifest_id`: 402 on encoding, 400 on
-    /// ticket processing failures (forged, replayed, foreign params).
+    /// Decode and verify a `Livepeer-Payment` header for `manifest_id`: 402 on encoding, 400 on a
+    /// forged batch or foreign params. Nonces and expiry are checked per ticket when the payment is
+    /// processed ([`Orchestrator::commit_payment`]).
     pub(super) fn check_payment(
         &self,
         header: Option<&str>,
@@ -105,28 +127,96 @@ impl Orchestrator {
         if record.count == 0 || record.ev != params.ticket_ev {
             return Err(Response::error(400, "invalid ticket batch"));
         }
-        let end = record.first_nonce.saturating_add(u64::from(record.count));
-        if self
-            .used_nonces
-            .get(&record.sender)
-            .is_some_and(|set| set.overlaps(record.first_nonce, end))
-        {
-            return Err(Response::error(
-                400,
-                "ticket nonce already used (replayed ticket)",
-            ));
-        }
         Ok(VerifiedPayment { record, params })
     }
 
-    /// Mark the tickets used and credit their expected value.
-    pub(super) fn commit_payment(&mut self, now: Instant, verified: VerifiedPayment) {
+    /// Whether the tickets of `params` have expired at `now` (the recipient's check, one block
+    /// after the signer stops minting under them).
+    fn params_expired(&self, now: Instant, params: &ParamsRecord) -> bool {
+        let grace = self.ticket_expiry_grace.as_micros();
+        us(now) >= params.expires_at_us.saturating_add(grace)
+    }
+
+    /// The error processing `verified` would end with, without recording anything: for a paid
+    /// reservation, which the model refuses whole (go-livepeer reserves, processes, then releases
+    /// the session on an error, `server/ai_http.go` L316-319; the status is the same).
+    pub(super) fn ticket_error(&self, now: Instant, verified: &VerifiedPayment) -> Option<Response> {
         let VerifiedPayment { record, params } = verified;
-        let credit = record.ev * u128::from(record.count);
-        self.used_nonces.entry(record.sender.clone()).or_default().insert(
-            record.first_nonce,
-            record.first_nonce.saturating_add(u64::from(record.count)),
-        );
+        let end = record.first_nonce.saturating_add(u64::from(record.count));
+        let seen = self
+            .used_nonces
+            .get(&(record.sender.clone(), params.id))
+            .is_some_and(|set| set.overlaps(record.first_nonce, end));
+        if seen {
+            return Some(Response::text(400, &already_seen(&record.sender, end - 1)));
+        }
+        self.params_expired(now, params)
+            .then(|| Response::text(400, TICKET_PARAMS_EXPIRED))
+    }
+
+    /// Process the tickets of `verified` in order, as `ProcessPayment` does: record their nonces,
+    /// credit those before the first failure, and answer the last failure as a 400.
+    pub(super) fn commit_payment(&mut self, now: Instant, verified: VerifiedPayment) -> Result<(), Response> {
+        let VerifiedPayment { record, params } = verified;
+        let expired = self.params_expired(now, &params);
+        let nonces = self
+            .used_nonces
+            .entry((record.sender.clone(), params.id))
+            .or_default();
+        let mut failure: Option<String> = None;
+        let mut credited_tickets = 0u32;
+        let (mut seen, mut stale) = (0u64, 0u64);
+        for nonce in record.first_nonce..record.first_nonce.saturating_add(u64::from(record.count)) {
+            if nonces.contains(nonce) {
+                seen += 1;
+                failure = Some(already_seen(&record.sender, nonce));
+            } else {
+                nonces.insert(nonce, nonce + 1);
+                if expired {
+                    stale += 1;
+                    failure = Some(TICKET_PARAMS_EXPIRED.to_owned());
+                }
+            }
+            if failure.is_none() {
+                credited_tickets += 1;
+            }
+        }
+        self.stats.tickets_already_seen += seen;
+        self.stats.tickets_expired += stale;
+        let credit = record.ev * u128::from(credited_tickets);
+        if credited_tickets > 0 {
+            self.credit(now, &record, &params, credit);
+        }
+        self.stats.tickets_accepted += u64::from(credited_tickets);
+        self.stats.total_credited += credit;
+        match failure {
+            None => {
+                if let Some(session) = self.live_session_of(&record) {
+                    session.payments += 1;
+                }
+                self.stats.payments_accepted += 1;
+                Ok(())
+            }
+            Some(message) => {
+                if seen > 0 {
+                    self.stats.payments_already_seen += 1;
+                } else {
+                    self.stats.payments_expired += 1;
+                }
+                Err(Response::text(400, &message))
+            }
+        }
+    }
+
+    /// The live session `record` pays for, if its sender is the session's.
+    fn live_session_of(&mut self, record: &PaymentRecord) -> Option<&mut super::HostedSession> {
+        self.sessions
+            .get_mut(&record.manifest_id)
+            .filter(|s| s.is_active() && s.sender.as_deref() == Some(record.sender.as_str()))
+    }
+
+    /// Credit `credit` wei to the balance record of `record` (and to its live session).
+    fn credit(&mut self, now: Instant, record: &PaymentRecord, params: &ParamsRecord, credit: u128) {
         let key = (record.sender.clone(), record.manifest_id.clone());
         let idle = self.idle_expiry;
         let pinned = Pricing::from_kind(params.kind, params.price_wei);
@@ -138,23 +228,16 @@ impl Orchestrator {
             self.records.insert(
                 key,
                 BalanceRecord {
-                    runner_id: params.runner_id,
+                    runner_id: params.runner_id.clone(),
                     pinned: Some(pinned),
                     balance: credit,
                     last_access: now,
                 },
             );
         }
-        if let Some(session) = self.sessions.get_mut(&record.manifest_id)
-            && session.is_active()
-            && session.sender.as_deref() == Some(record.sender.as_str())
-        {
+        if let Some(session) = self.live_session_of(record) {
             session.credited += credit;
-            session.payments += 1;
         }
-        self.stats.payments_accepted += 1;
-        self.stats.tickets_accepted += u64::from(record.count);
-        self.stats.total_credited += credit;
     }
 
     pub(super) fn session_payment(
@@ -164,12 +247,16 @@ impl Orchestrator {
         session_id: &str,
         req: &Request,
     ) -> Response {
-        let result = self.check_session_payment(now, runner_id, session_id, req);
+        let result = self
+            .check_session_payment(now, runner_id, session_id, req)
+            .and_then(|verified| self.commit_payment(now, verified));
+        self.answer_payment(result)
+    }
+
+    /// 200 for a processed payment; the error otherwise, counted as rejected.
+    fn answer_payment(&mut self, result: Result<(), Response>) -> Response {
         match result {
-            Ok(verified) => {
-                self.commit_payment(now, verified);
-                Response::empty(200)
-            }
+            Ok(()) => Response::empty(200),
             Err(resp) => {
                 self.stats.payments_rejected += 1;
                 resp
@@ -211,7 +298,7 @@ impl Orchestrator {
     }
 
     pub(super) fn generic_payment(&mut self, now: Instant, req: &Request) -> Response {
-        let result = (|| {
+        let checked = (|| {
             let seg = self.open_seg_creds(req.header(headers::SEGMENT))?;
             let manifest_id = seg.manifest_id.clone();
             self.check_auth(now, &seg, &manifest_id)?;
@@ -224,16 +311,8 @@ impl Orchestrator {
             }
             Ok(verified)
         })();
-        match result {
-            Ok(verified) => {
-                self.commit_payment(now, verified);
-                Response::empty(200)
-            }
-            Err(resp) => {
-                self.stats.payments_rejected += 1;
-                resp
-            }
-        }
+        let result = checked.and_then(|verified| self.commit_payment(now, verified));
+        self.answer_payment(result)
     }
 
     pub(super) fn refresh(&mut self, now: Instant, req: &Request) -> Response {

@@ -180,11 +180,19 @@ impl Orchestrator {
                 return resp;
             }
         };
+        if let Some(resp) = self.ticket_error(now, &verified) {
+            self.stats.payments_rejected += 1;
+            return resp;
+        }
         let manifest_id = verified.record.manifest_id.clone();
         self.challenges.remove(&manifest_id);
         let session_pricing = Pricing::from_kind(verified.params.kind, verified.params.price_wei);
         let created = self.create_session(now, manifest_id, runner_id, Some(payer), session_pricing);
-        self.commit_payment(now, verified);
+        if let Err(resp) = self.commit_payment(now, verified) {
+            // Unreachable: `ticket_error` found nothing, and nothing changed since.
+            self.stats.payments_rejected += 1;
+            return resp;
+        }
         Response::json(200, &created)
     }
 

@@ -435,13 +435,103 @@ fn forged_replayed_and_garbled_payments() {
         Request::post(flow.challenge.payment_url.clone(), Vec::new()).with_header(headers::PAYMENT, "%%%");
     assert_eq!(w.handle(secs(3), Host::Orchestrator, &req).status, 403);
     assert_eq!(w.session_balance(flow.session_id()), balance);
-    // Genuine, then replayed.
+    // Genuine, then replayed: go-livepeer answers a replay 400 with the duplicate-nonce error as
+    // plain text (`pm/recipient.go` L378, `server/ai_http.go` L577-580) and credits nothing.
     assert_eq!(flow.pay(&mut w, secs(3), &minted).status, 200);
     assert_eq!(w.session_balance(flow.session_id()), balance.map(|b| b + 3 * E9));
     let resp = flow.pay(&mut w, secs(4), &minted);
     assert_eq!(resp.status, 400);
-    assert!(resp.text_body().contains("replayed"));
+    assert!(
+        resp.text_body()
+            .starts_with("invalid ticket senderNonce: already seen sender=0x"),
+        "{}",
+        resp.text_body()
+    );
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
     assert_eq!(w.session_balance(flow.session_id()), balance.map(|b| b + 3 * E9));
+    let stats = w.orchestrator().stats();
+    assert_eq!((stats.payments_already_seen, stats.tickets_already_seen), (1, 3));
+}
+
+/// go-livepeer's `ProcessPayment` (`core/orchestrator.go` L175-233) processes tickets in order:
+/// those before the first already-seen nonce are credited; the duplicate and every later ticket
+/// are not, but every fresh nonce among them is recorded as seen (`pm/recipient.go` L369-398);
+/// the POST answers 400 with the last error.
+#[test]
+fn tickets_before_the_first_seen_nonce_are_credited_and_none_after() {
+    let mut w = world();
+    let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
+    let id = flow.session_id().to_owned();
+    let reservation_state = flow.state.clone();
+    // Nonces 11-13, never delivered; then 14-16, delivered.
+    let lost = flow.mint(&mut w, secs(3)).expect("mint");
+    let delivered = flow.mint(&mut w, secs(6)).expect("mint");
+    assert_eq!(flow.pay(&mut w, secs(6), &delivered).status, 200);
+    let credited = w.orchestrator().session(&id).expect("session").credited();
+    // The reservation's state again at 9 s: 9 tickets, nonces 11-19.
+    flow.state = reservation_state;
+    let forked = flow.mint(&mut w, secs(9)).expect("mint");
+    let resp = flow.pay(&mut w, secs(9), &forked);
+    assert_eq!(resp.status, 400);
+    assert!(resp.text_body().ends_with("nonce=16"), "{}", resp.text_body());
+    // 11-13 credited; 14-16 seen; 17-19 recorded but not credited.
+    let session = w.orchestrator().session(&id).expect("session");
+    assert_eq!(session.credited(), credited + 3 * E9);
+    assert_eq!(session.payments(), 2, "a refused POST is not a payment");
+    let stats = w.orchestrator().stats();
+    assert_eq!((stats.tickets_already_seen, stats.payments_rejected), (3, 1));
+    // Now every nonce of the lost payment has been seen: nothing of it is credited.
+    let resp = flow.pay(&mut w, secs(9), &lost);
+    assert_eq!(resp.status, 400);
+    assert!(resp.text_body().ends_with("nonce=13"), "{}", resp.text_body());
+    assert_eq!(
+        w.orchestrator().session(&id).expect("session").credited(),
+        credited + 3 * E9
+    );
+}
+
+/// A ticket whose params expired is refused with "TicketParams expired" after its nonce is recorded
+/// (`pm/recipient.go` `ReceiveTicket`, L18), one L1 block after the signer stopped minting under
+/// them; the sender nonces are kept per params identity, so fresh params start a new nonce space.
+#[test]
+fn tickets_whose_params_expired_are_400_without_credit() {
+    let cfg = ModelConfig {
+        ticket_ev_wei: 10 * E9,
+        signer: SignerConfig {
+            prepay_live: Duration::from_secs(600),
+            ..SignerConfig::default()
+        },
+        ..ModelConfig::default()
+    };
+    let mut w = World::new(cfg, 7);
+    let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
+    let id = flow.session_id().to_owned();
+    let early = flow.mint(&mut w, secs(479)).expect("before the signer's 480");
+    let late = flow.mint(&mut w, ms(479_500)).expect("before the signer's 480");
+    assert_eq!(flow.mint(&mut w, secs(480)).expect_err("480").status, 480);
+    // 480 s + 12 s of grace: still accepted just before, refused from then on.
+    assert_eq!(flow.pay(&mut w, ms(491_999), &early).status, 200);
+    let credited = w.orchestrator().session(&id).expect("session").credited();
+    let resp = flow.pay(&mut w, secs(492), &late);
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.text_body(), "TicketParams expired");
+    assert_eq!(
+        w.orchestrator().session(&id).expect("session").credited(),
+        credited
+    );
+    assert_eq!(w.orchestrator().stats().payments_expired, 1);
+    // Recorded: a second POST is a duplicate now.
+    let resp = flow.pay(&mut w, secs(493), &late);
+    assert!(resp.text_body().contains("already seen"), "{}", resp.text_body());
+    // Fresh params: nonces from 1 again, under a new identity, credited.
+    assert_eq!(flow.refresh(&mut w, secs(493)).status, 200);
+    let fresh = flow.mint(&mut w, secs(494)).expect("mint");
+    let record: token::PaymentRecord = token::peek(&fresh.payment).expect("payment");
+    assert_eq!(record.first_nonce, 1);
+    assert_eq!(flow.pay(&mut w, secs(494), &fresh).status, 200);
 }
 
 #[test]

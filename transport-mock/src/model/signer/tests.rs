@@ -5,7 +5,8 @@ use embassy_time::Duration;
 use crate::model::testkit::{Flow, ms, secs};
 use crate::model::token::{self, Key, ParamsRecord, PaymentRecord, StateRecord, b64_decode, b64_encode};
 use crate::model::wire::{
-    GeneratePaymentRequest, MaxPrice, OrchestratorInfoSignature, PriceValue, SignerState,
+    GeneratePaymentRequest, GeneratePaymentResponse, MaxPrice, OrchestratorInfoSignature, PriceValue,
+    SignerState,
 };
 use crate::model::{Host, ModelConfig, PriceKind, Pricing, Request, SignerConfig, World, headers};
 
@@ -17,7 +18,11 @@ fn world() -> World {
 }
 
 fn tickets(payment: &str) -> u32 {
-    token::peek::<PaymentRecord>(payment).expect("payment").count
+    payment_record(payment).count
+}
+
+fn payment_record(payment: &str) -> PaymentRecord {
+    token::peek::<PaymentRecord>(payment).expect("payment")
 }
 
 fn state_record(state: &SignerState) -> StateRecord {
@@ -130,18 +135,50 @@ fn no_tickets_482_threshold_and_last_update_not_advanced() {
     assert_eq!(w.signer().stats().no_tickets_482, 5);
 }
 
+/// go-livepeer's signer is stateless and checks only a state's signature, orchestrator, app and
+/// type (`server/remote_signer.go` L410-449): an older state is accepted. Its nonces restart from
+/// that state's `SenderNonce` (`pm/sender.go` L84-93, `StartSessionWithNonce`), so it re-issues
+/// nonces the orchestrator has seen, which it refuses (`core/orchestrator.go` L175-233).
 #[test]
-fn stale_replayed_and_tampered_state_is_400() {
+fn an_older_state_is_accepted_and_reissues_nonces_already_used() {
     let mut w = world();
     let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
     let first = flow.state.clone();
-    let _ = flow.mint(&mut w, secs(3)).expect("mint");
-    // Replaying the older state.
+    assert_eq!(state_record(first.as_ref().expect("state")).nonce, 10);
+    let newer = flow.mint(&mut w, secs(3)).expect("mint");
+    assert_eq!(payment_record(&newer.payment).first_nonce, 11);
+    assert_eq!(flow.pay(&mut w, secs(3), &newer).status, 200);
+    // The older state again: 200, nonces from 11 again, and its own stale balance and LastUpdate
+    // (billed 4 s since the reservation, not 1 s since the last mint).
     let mut req = flow.request();
     req.state.clone_from(&first);
     let resp = Flow::generate_with(&mut w, secs(4), &req);
+    assert_eq!(resp.status, 200, "{}", resp.text_body());
+    let forked: GeneratePaymentResponse = resp.json_body().expect("minted");
+    let record = payment_record(&forked.payment);
+    assert_eq!((record.first_nonce, record.count), (11, 4));
+    assert_eq!(
+        state_record(&forked.state).seq,
+        1,
+        "SequenceNumber counts, never compared"
+    );
+    // The orchestrator has seen nonces 11-13: nothing of it is credited.
+    let balance = w.session_balance(flow.session_id());
+    let resp = flow.pay(&mut w, secs(4), &forked);
     assert_eq!(resp.status, 400);
-    assert!(resp.text_body().contains("stale"));
+    assert!(
+        resp.text_body()
+            .contains("invalid ticket senderNonce: already seen")
+    );
+    assert_eq!(w.session_balance(flow.session_id()), balance);
+    assert_eq!(w.signer().stats().rejected_400, 0);
+}
+
+#[test]
+fn tampered_and_foreign_states_are_400() {
+    let mut w = world();
+    let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
+    let _ = flow.mint(&mut w, secs(3)).expect("mint");
     // Tampered: a richer balance with the old signature.
     let current = flow.state.clone().expect("state");
     let mut record = state_record(&current);
@@ -167,7 +204,65 @@ fn stale_replayed_and_tampered_state_is_400() {
     assert_eq!(Flow::generate_with(&mut w, secs(4), &req).status, 400);
     // The latest state still works.
     assert_eq!(flow.cycle(&mut w, secs(5)), 200);
-    assert_eq!(w.signer().stats().rejected_400, 4);
+    assert_eq!(w.signer().stats().rejected_400, 3);
+}
+
+/// A `LastUpdate` that is not in the past gives `billableSecs <= 0`, billed like a first call: the
+/// 10 s prepay (`server/remote_signer.go` L536-569), with the state's balance and nonces kept.
+#[test]
+fn a_last_update_in_the_future_or_now_is_billed_the_prepay() {
+    let cfg = ModelConfig {
+        ticket_ev_wei: 4 * E9,
+        ..ModelConfig::default()
+    };
+    let mut w = World::new(cfg, 7);
+    let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
+    let id = flow.session_id().to_owned();
+    // 3 tickets for the 10 s prepay: 2e9 left on the signer's books.
+    assert_eq!(w.signer().modelled_balance(&id), Some(2 * E9));
+    assert_eq!(w.signer().stats().first_calls, 1);
+    // The same instant as the reservation's mint: 10 s again, 2 tickets, 0 left.
+    let again = flow.mint(&mut w, secs(0)).expect("mint");
+    assert_eq!(tickets(&again.payment), 2);
+    assert_eq!(payment_record(&again.payment).first_nonce, 4);
+    assert_eq!(w.signer().modelled_balance(&id), Some(0));
+    // A state stamped 30 s ahead of the signer's clock (skew), sent at 5 s: 10 s, not 25 s or 0.
+    let mut record = state_record(flow.state.as_ref().expect("state"));
+    record.last_update_us = secs(35).as_micros();
+    let key = w.signer().key();
+    let mut req = flow.request();
+    req.state = Some(token::encode_state(key, &record));
+    let resp = Flow::generate_with(&mut w, secs(5), &req);
+    assert_eq!(resp.status, 200);
+    let minted: GeneratePaymentResponse = resp.json_body().expect("minted");
+    assert_eq!(tickets(&minted.payment), 3);
+    assert_eq!(payment_record(&minted.payment).first_nonce, 6);
+    assert_eq!(state_record(&minted.state).last_update_us, secs(5).as_micros());
+    assert_eq!(w.signer().stats().first_calls, 3);
+}
+
+/// Fresh params (a refresh) have a new identity: the state's nonce restarts at 0 under them
+/// (`server/remote_signer.go` L499-504); a call without a state starts a fresh ledger.
+#[test]
+fn nonces_restart_under_new_params_and_without_a_state() {
+    let mut w = world();
+    let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
+    let m = flow.mint(&mut w, secs(3)).expect("mint");
+    assert_eq!(payment_record(&m.payment).first_nonce, 11);
+    assert_eq!(flow.refresh(&mut w, secs(4)).status, 200);
+    let m = flow.mint(&mut w, secs(6)).expect("mint");
+    assert_eq!(payment_record(&m.payment).first_nonce, 1);
+    assert_eq!(flow.pay(&mut w, secs(6), &m).status, 200, "a new nonce space");
+    // No state: the prepay, from a zero balance, nonces from 1 under the same params again.
+    let mut req = flow.request();
+    req.state = None;
+    let resp = Flow::generate_with(&mut w, secs(7), &req);
+    let fresh: GeneratePaymentResponse = resp.json_body().expect("minted");
+    let record = payment_record(&fresh.payment);
+    assert_eq!((record.first_nonce, record.count), (1, 10));
+    assert_eq!(state_record(&fresh.state).balance, 0);
+    // Under params already used, those nonces were seen.
+    assert_eq!(flow.pay(&mut w, secs(7), &fresh).status, 400);
 }
 
 #[test]

@@ -1,12 +1,18 @@
 //! The session machine: when to pay, what an answer means, when the session is at risk.
+//!
+//! The accounting of what was delivered lives in `ledger.rs`, the timing of the next payment in
+//! `schedule.rs`; this file holds the types and the machine's interface.
 
 use embassy_time::{Duration, Instant};
 
-use crate::classify::{Endpoint, Outcome, Reply};
+use crate::classify::{Endpoint, Outcome};
 use crate::config::{Config, ConfigError, FirstPayment, PaymentType};
 use crate::event::{Event, EventQueue, NotFunded, ReleaseReason, State};
 use crate::rng::SplitMix64;
 use crate::time;
+
+mod ledger;
+mod schedule;
 
 /// A request the adapter must carry out, then answer with exactly one
 /// [`Session::handle_outcome`].
@@ -15,7 +21,23 @@ pub enum Action {
     /// Ask the signer for a payment (`generate-live-payment`, with the latest state); on a 200,
     /// POST it to the session's `payment_url`. Answer with the outcome of the last request made.
     Pay {
-        /// Numbers payment cycles from 1; a refresh re-pay keeps its cycle's number.
+        /// Numbers payment cycles from 1; a refresh re-pay and the reposts of a payment keep
+        /// their cycle's number.
+        cycle: u32,
+    },
+    /// POST the payment minted last to `payment_url` again, unchanged: its first POST failed
+    /// transiently, so the orchestrator may never have seen it. A replay is safe: an orchestrator
+    /// never credits the same tickets twice (`docs/protocol.md` §2.5).
+    Repost {
+        /// The cycle that minted it.
+        cycle: u32,
+    },
+    /// Ask the signer for a payment *without* any state, as on a reservation's first call, then
+    /// POST it: the signer starts a fresh ledger (and pre-bills the prepay). Issued right after a
+    /// refresh, so that the fresh ledger's ticket nonces are new, when the signer's ledger can no
+    /// longer be trusted to match what the orchestrator received (a minted payment was given up).
+    Resync {
+        /// The cycle.
         cycle: u32,
     },
     /// Call `refresh-payment` and swap in the new `payment_params` (keep `payment_url`).
@@ -29,26 +51,40 @@ impl Action {
     /// says what follows each reply.
     pub const fn first_request(self) -> Endpoint {
         match self {
-            Self::Pay { .. } => Endpoint::Signer,
+            Self::Pay { .. } | Self::Resync { .. } => Endpoint::Signer,
+            Self::Repost { .. } => Endpoint::Repost,
             Self::Refresh => Endpoint::Refresh,
             Self::Stop => Endpoint::Stop,
         }
+    }
+
+    /// Whether the signer request of this action carries no state (a [`Resync`](Self::Resync)).
+    pub const fn fresh_state(self) -> bool {
+        matches!(self, Self::Resync { .. })
     }
 }
 
 /// Counters, for dashboards and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
-    /// `Pay` actions issued (refresh re-pays included).
+    /// Signer calls issued: `Pay` and `Resync` actions (refresh re-pays included).
     pub payments_sent: u32,
-    /// Payments the orchestrator credited.
+    /// Payments the orchestrator credited (reposts that were credited included).
     pub payments_accepted: u32,
     /// Cycles the signer skipped with 482.
     pub cycles_skipped: u32,
     /// Transient failures.
     pub failures: u32,
-    /// Payments minted but never credited (the POST failed after a signer 200).
+    /// Minted payments given up undelivered: every repost failed, or a replay was refused.
     pub lost_mints: u32,
+    /// Reposts sent (POSTs of a payment already minted).
+    pub reposts: u32,
+    /// Reposts the orchestrator credited: mints a failed POST would otherwise have lost.
+    pub reposts_credited: u32,
+    /// Reposts the orchestrator refused (400/403): most likely credited already.
+    pub replays_refused: u32,
+    /// Fresh signer ledgers started ([`Action::Resync`]).
+    pub resyncs: u32,
     /// Successful refreshes.
     pub refreshes: u32,
     /// `AtRisk` episodes.
@@ -57,7 +93,8 @@ pub struct Stats {
     pub lapses: u32,
     /// Events dropped because the caller did not drain [`Session::poll_event`].
     pub events_dropped: u32,
-    /// Estimated service time bought after the reservation (the signer's billing of mints).
+    /// Estimated service time bought after the reservation and delivered: what the signer billed
+    /// for every mint the orchestrator credited.
     pub billed: Duration,
     /// Estimated rounding surplus inside `billed`: time bought beyond the time elapsed between
     /// mints. It is extra runway, and lost when the session ends.
@@ -65,7 +102,7 @@ pub struct Stats {
 }
 
 /// The configuration in the compact form the machine keeps (milliseconds), so that a
-/// [`Session`] stays within 256 bytes.
+/// [`Session`] stays small.
 #[derive(Debug, Clone, Copy)]
 struct Timing {
     interval: u32,
@@ -75,19 +112,23 @@ struct Timing {
     backoff_initial: u32,
     backoff_max: u32,
     target_runway: u32,
-    /// Under 250 ms ([`Config::validate`]), so a byte holds it.
-    mint_margin: u8,
+    refill_runway: u32,
+    check_runway: u32,
+    max_gap: u32,
     min_demand_spacing: u32,
     max_payments: u32,
     /// Budget on funded time (prepay included), in whole seconds rounded up; [`NO_LIMIT`] for
     /// none (tested explicitly, so no funded time ever reaches it by accident).
     max_funded_secs: u32,
-    jitter_percent: u8,
-    max_refreshes: u8,
-    whole_seconds: bool,
     /// [`FirstPayment`] in compact form: [`AFTER_INTERVAL`] for one interval, 0 for at once,
     /// `ms` for a draw from `[0, ms)`.
     first_within: u32,
+    /// Under 250 ms ([`Config::validate`]), so a byte holds it.
+    mint_margin: u8,
+    jitter_percent: u8,
+    max_refreshes: u8,
+    max_reposts: u8,
+    whole_seconds: bool,
     stop_on_rejection: bool,
     unfunded: Option<NotFunded>,
 }
@@ -109,19 +150,33 @@ const NO_LIMIT: u32 = u32::MAX;
 /// The instant that means "never" in the machine's optional timers.
 const NEVER: Instant = Instant::MAX;
 
+/// A minted payment whose POST failed transiently: the signer billed it and counted it in its
+/// ledger; the orchestrator may not have credited it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    /// What the signer billed for it (conservatively estimated), credited on delivery.
+    billed_ms: u32,
+    /// Reposts so far.
+    reposts: u8,
+    /// It was minted by a [`Action::Resync`]: on delivery it restarts the runway.
+    fresh: bool,
+}
+
 /// Funds one reserved live-runner session. Pure and time-driven: it never reads a clock,
 /// never performs I/O and never allocates.
 ///
 /// # Method taxonomy
 ///
 /// (A) **Getters** on `&self`: [`state`](Self::state), [`stats`](Self::stats),
-/// [`runway`](Self::runway), [`deadline`](Self::deadline), [`funded_until`](Self::funded_until).
+/// [`runway`](Self::runway), [`deadline`](Self::deadline), [`funded_until`](Self::funded_until),
+/// [`in_sync`](Self::in_sync), [`planned_end`](Self::planned_end).
 ///
 /// (B) **Inputs** `handle_*(&mut self, now, …)`: [`handle_timeout`](Self::handle_timeout),
-/// [`handle_sent`](Self::handle_sent), [`handle_outcome`](Self::handle_outcome).
+/// [`handle_sent`](Self::handle_sent), [`handle_minted`](Self::handle_minted),
+/// [`handle_outcome`](Self::handle_outcome).
 ///
 /// (C) **Commands**: [`start`](Self::start), [`stop`](Self::stop), [`close`](Self::close),
-/// [`payment_due`](Self::payment_due).
+/// [`payment_due`](Self::payment_due), [`plan_end`](Self::plan_end).
 ///
 /// (D) **Outputs**, drained until `None` after every (B) or (C) call, in this order:
 /// [`poll_action`](Self::poll_action) (what to send; [`peek_action`](Self::peek_action) looks
@@ -137,13 +192,33 @@ const NEVER: Instant = Instant::MAX;
 /// - Once [`State::Released`], no action is ever produced again.
 /// - Every call does a bounded amount of work.
 ///
-/// # Runway
+/// # Runway: what the estimate may assume
 ///
-/// The machine estimates when the orchestrator's credit for the session runs out
-/// ([`funded_until`](Self::funded_until)): the reservation's prepay (10 s `live`, 60 s `lv2v`)
-/// plus what the signer billed for every mint, rounded the way the signer rounds. The
-/// [`deadline`](Self::deadline) for the next success is that instant minus
-/// [`Config::safety_margin`]; with no rounding surplus it is `last success + prepay − margin`.
+/// [`funded_until`](Self::funded_until) estimates when the orchestrator's credit runs out, and is
+/// never later than the truth (a property test checks this against the model). It is the later of
+/// two lower bounds:
+///
+/// - **delivered credit**: the reservation's prepay (10 s `live`, 60 s `lv2v`) plus what the signer
+///   billed for every mint the orchestrator *credited* (a 200 to the POST or to a repost), billed
+///   from the instant the previous mint's answer arrived (so the estimate is never above what the
+///   signer billed, whatever the latency). A mint whose POST failed adds nothing until a repost is
+///   credited.
+/// - **the signer's ledger, while it agrees with the orchestrator's**: a 482 says the signer's
+///   balance covers the time since its last mint *and* one ticket's value. That holds of the
+///   orchestrator only if every mint the signer counted was delivered ([`in_sync`](Self::in_sync)).
+///   A 482 also bounds the ticket's value from below: a mint followed by a 482 was billed less
+///   than one ticket, and minted one, so the ticket is worth more than half the balance the
+///   482 proves plus that bill. Every later mint then leaves at least that value, less its bill,
+///   in the signer's balance (`docs/protocol.md` §3.2), and every later 482 proves at least
+///   that value past the last mint. This assumes the orchestrator's ticket value does not shrink
+///   during a session (go-livepeer derives it from its `-ticketEV` setting).
+///   After a payment is given up undelivered, or a replay is refused, nothing is inferred from
+///   the signer's ledger: the machine refreshes the params and starts a fresh signer ledger
+///   ([`Action::Resync`]), whose first delivered mint proves a prepay of credit again.
+///
+/// The [`deadline`](Self::deadline) for the next success is the estimate minus
+/// [`Config::safety_margin`]; `AtRisk` fires one server tick before the estimate, `Lapsed` at
+/// the deadline.
 #[derive(Debug, Clone)]
 pub struct Session {
     timing: Timing,
@@ -151,31 +226,49 @@ pub struct Session {
     /// Set while a close (or a stop after a rejection, or a budget drain end) is in progress.
     closing: Option<ReleaseReason>,
     last_input: Instant,
-    /// Send time of the last mint the signer billed (its `LastUpdate`).
+    /// Send time of the last mint the signer billed (its `LastUpdate`, as the client sees it).
     last_mint: Instant,
-    /// Estimated end of the orchestrator's credit.
-    funded_until: Instant,
-    /// Send time of the latest `Pay`.
+    /// When that mint's signer answer arrived: the signer's `LastUpdate` is no later.
+    last_mint_answered: Instant,
+    /// When the signer's 200 for the action in flight arrived ([`NEVER`] until it does).
+    mint_answered: Instant,
+    /// Estimated end of the delivered credit.
+    credit_until: Instant,
+    /// The best lower bound a 482 gave while the ledgers agreed.
+    skip_floor: Instant,
+    /// Send time of the latest signer call or repost.
     last_attempt: Instant,
-    /// When the next `Pay` goes out (or, while draining a budget, when the stop goes out).
+    /// When the next action goes out (or, while draining a budget, when the stop goes out).
     next_pay: Instant,
+    /// When the application plans to close the session; [`NEVER`] when unknown.
+    planned_end: Instant,
     /// The one action that exists at a time: produced, then taken by `poll_action`.
     action: Option<Action>,
-    /// Whether `action` was taken and awaits its outcome.
-    in_flight: bool,
+    held: Option<Held>,
+    /// A lower bound on one ticket's value in service time, learnt from 482s (ms; 0 until one).
+    ev_floor_ms: u32,
+    /// What the signer billed (at least) for the last delivered mint, ms.
+    last_fee_ms: u32,
     cycle: u32,
     consecutive_failures: u16,
     refreshes_this_cycle: u8,
+    /// Whether `action` was taken and awaits its outcome.
+    in_flight: bool,
     at_risk_reported: bool,
     lapse_reported: bool,
     draining: bool,
+    /// Every mint the signer's ledger counts was delivered (or is held for a repost).
+    in_sync: bool,
+    /// A refresh is under way to start a fresh signer ledger.
+    resync_pending: bool,
     rng: SplitMix64,
     events: EventQueue,
     stats: Stats,
 }
 
 impl Session {
-    /// A session whose reservation was paid at `now` (the signer's first, pre-billing call).
+    /// A session whose reservation's payment was minted at `now` (the signer's first,
+    /// pre-billing call).
     pub fn new(config: &Config, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let unfunded = if config.offchain {
@@ -193,7 +286,9 @@ impl Session {
             backoff_initial: millis(config.backoff.initial),
             backoff_max: millis(config.backoff.max),
             target_runway: millis(config.target_runway),
-            mint_margin: u8::try_from(config.mint_margin.as_millis()).unwrap_or(u8::MAX),
+            refill_runway: millis(config.refill_runway),
+            check_runway: millis(config.check_runway),
+            max_gap: millis(config.max_gap),
             min_demand_spacing: millis(config.min_demand_spacing),
             max_payments: config
                 .budget
@@ -203,34 +298,46 @@ impl Session {
                 u32::try_from(cap.as_ticks().div_ceil(embassy_time::TICK_HZ))
                     .map_or(NO_LIMIT - 1, |s| s.min(NO_LIMIT - 1))
             }),
-            jitter_percent: config.backoff.jitter_percent,
-            max_refreshes: config.max_refreshes_per_cycle,
-            whole_seconds: config.payment_type.bills_whole_seconds(),
             first_within: match config.first_payment {
                 FirstPayment::Immediately => 0,
                 FirstPayment::AfterInterval => AFTER_INTERVAL,
                 FirstPayment::Within(span) => millis(span).min(AFTER_INTERVAL - 1),
             },
+            mint_margin: u8::try_from(config.mint_margin.as_millis()).unwrap_or(u8::MAX),
+            jitter_percent: config.backoff.jitter_percent,
+            max_refreshes: config.max_refreshes_per_cycle,
+            max_reposts: config.max_reposts,
+            whole_seconds: config.payment_type.bills_whole_seconds(),
             stop_on_rejection: config.stop_on_rejection,
             unfunded,
         };
+        let timing_prepay_ms = timing.prepay;
         Ok(Self {
-            funded_until: time::add(now, ms(timing.prepay)),
+            credit_until: time::add(now, ms(timing.prepay)),
+            skip_floor: now,
             timing,
             state: State::Reserved,
             closing: None,
             last_input: now,
             last_mint: now,
+            last_mint_answered: now,
+            mint_answered: NEVER,
             last_attempt: now,
             next_pay: NEVER,
+            planned_end: NEVER,
             action: None,
-            in_flight: false,
+            held: None,
+            ev_floor_ms: 0,
+            last_fee_ms: timing_prepay_ms,
             cycle: 0,
             consecutive_failures: 0,
             refreshes_this_cycle: 0,
+            in_flight: false,
             at_risk_reported: false,
             lapse_reported: false,
             draining: false,
+            in_sync: true,
+            resync_pending: false,
             rng: SplitMix64::new(config.seed),
             events: EventQueue::new(),
             stats: Stats::default(),
@@ -251,19 +358,30 @@ impl Session {
 
     /// Estimated time from `now` until the orchestrator's credit runs out (zero once it has).
     pub fn runway(&self, now: Instant) -> Duration {
-        time::since(self.funded_until, now)
+        time::since(self.funded_until(), now)
     }
 
-    /// Estimated end of the orchestrator's credit for this session.
+    /// Estimated end of the orchestrator's credit for this session: never later than the truth
+    /// (see the type's docs).
     pub fn funded_until(&self) -> Instant {
-        self.funded_until
+        self.credit_until.max(self.skip_floor)
     }
 
     /// The instant by which the next success must have landed: [`funded_until`](Self::funded_until)
     /// minus the safety margin. `None` when nothing is funded or the session is released.
     pub fn deadline(&self) -> Option<Instant> {
-        (self.timing.unfunded.is_none() && !self.state.is_released())
-            .then(|| time::sub(self.funded_until, ms(self.timing.safety_margin)))
+        (self.timing.unfunded.is_none() && !self.state.is_released()).then(|| self.deadline_at())
+    }
+
+    /// Whether every mint the signer's ledger counts is known to be delivered (or is held for a
+    /// repost), so that a 482 says something about the orchestrator's credit.
+    pub fn in_sync(&self) -> bool {
+        self.in_sync
+    }
+
+    /// When the application plans to close the session ([`plan_end`](Self::plan_end)).
+    pub fn planned_end(&self) -> Option<Instant> {
+        (self.planned_end != NEVER).then_some(self.planned_end)
     }
 
     /// Whether anything is funded after the reservation: `false` offchain and at a fixed price.
@@ -314,13 +432,20 @@ impl Session {
     }
 
     /// Stops funding, then asks the orchestrator to stop the session ([`Action::Stop`], after any
-    /// action in flight is answered). [`State::Released`] follows the stop's answer. Idempotent.
+    /// action in flight is answered). [`State::Released`] follows the stop's answer, with
+    /// [`ReleaseReason::ClosedByClient`], or [`ReleaseReason::Lapsed`] when the session had
+    /// lapsed and nothing since proved it funded. Idempotent.
     pub fn close(&mut self, now: Instant) {
         let now = self.observe(now);
         if self.state.is_released() || self.closing.is_some() {
             return;
         }
-        self.begin_close(ReleaseReason::ClosedByClient);
+        let reason = if self.lapse_reported {
+            ReleaseReason::Lapsed
+        } else {
+            ReleaseReason::ClosedByClient
+        };
+        self.begin_close(reason);
         self.advance(now);
     }
 
@@ -341,6 +466,19 @@ impl Session {
         self.advance(now);
     }
 
+    /// The application will close the session at `at` (a `--duration`, the end of a stream):
+    /// stop building runway, and let the credit already bought run out then, with one safety
+    /// margin to spare. Past `at`, funding goes on as if no end had been planned. Call it again
+    /// to move the end; [`Instant::MAX`] forgets it.
+    pub fn plan_end(&mut self, now: Instant, at: Instant) {
+        let now = self.observe(now);
+        self.planned_end = at;
+        if self.state.is_funding() && self.action.is_none() && !self.draining {
+            self.next_pay = self.next_pay.min(now);
+        }
+        self.advance(now);
+    }
+
     // ---- (B) inputs ----------------------------------------------------------------------
 
     /// Lets time pass: issues a payment that has come due, reports risk. Early or repeated calls
@@ -350,23 +488,36 @@ impl Session {
         self.advance(now);
     }
 
-    /// The first request of the [`Action::Pay`] in flight (the signer's) left at `at`. Adapters
-    /// that queue requests (a per-signer concurrency limit, a connection pool) call it when the
-    /// bytes actually leave, so that queue time never skews the billing estimate (the signer
-    /// bills from the instant it sees the request) or the reported latency. Without it, the
-    /// instant the action was produced counts.
+    /// The first request of the action in flight (a signer call, or a repost) left at `at`.
+    /// Adapters that queue requests (a per-signer concurrency limit, a connection pool) call it
+    /// when the bytes actually leave, so that queue time never skews the billing estimate (the
+    /// signer bills from the instant it sees the request) or the reported latency. Without it,
+    /// the instant the action was produced counts.
     ///
     /// `at` may be earlier than the latest input (a timer may have fired meanwhile); it is never
-    /// taken as earlier than the instant the action was produced. Ignored unless a `Pay` is in
-    /// flight.
+    /// taken as earlier than the instant the action was produced.
     pub fn handle_sent(&mut self, at: Instant) {
-        if !(self.in_flight && matches!(self.action, Some(Action::Pay { .. }))) {
+        let paying = matches!(
+            self.action,
+            Some(Action::Pay { .. } | Action::Resync { .. } | Action::Repost { .. })
+        );
+        if !(self.in_flight && paying) {
             return;
         }
         if at > self.last_input {
             self.observe(at);
         }
         self.last_attempt = self.last_attempt.max(at);
+    }
+
+    /// The signer's 200 for the action in flight arrived at `at`: the signer anchored its
+    /// billing no later than this. Optional (without it, the action's outcome counts, which is
+    /// later and so more cautious).
+    pub fn handle_minted(&mut self, at: Instant) {
+        if self.in_flight && matches!(self.action, Some(Action::Pay { .. } | Action::Resync { .. })) {
+            let at = self.observe(at.max(self.last_attempt));
+            self.mint_answered = at;
+        }
     }
 
     /// Answers the action in flight. A [`Sequencer`](crate::Sequencer) reads replies into
@@ -388,65 +539,7 @@ impl Session {
         }
         self.action = None;
         self.in_flight = false;
-        match (action, outcome) {
-            (Action::Stop, outcome) => {
-                let reply = match outcome {
-                    Outcome::Transient { reply, .. } | Outcome::Rejected { reply, .. } => Some(reply),
-                    _ => None,
-                };
-                if let Some(reply) = reply {
-                    self.emit(Event::StopFailed { reply });
-                }
-                self.release(self.closing.unwrap_or(ReleaseReason::ClosedByClient));
-            }
-            (Action::Pay { .. }, Outcome::Paid) => self.on_paid(now),
-            (Action::Pay { cycle }, Outcome::Skipped) => self.on_skipped(now, cycle),
-            (Action::Pay { .. }, Outcome::RefreshRequired) => {
-                self.refreshes_this_cycle = self.refreshes_this_cycle.saturating_add(1);
-                if self.refreshes_this_cycle > self.timing.max_refreshes {
-                    self.on_failure(now, Endpoint::Signer, Reply::Status(480));
-                } else if self.funding_active() {
-                    let attempt = self.refreshes_this_cycle;
-                    self.emit(Event::RefreshRequired { attempt });
-                    self.action = Some(Action::Refresh);
-                } else {
-                    self.emit(Event::PaymentAbandoned {
-                        endpoint: Endpoint::Signer,
-                        reply: Reply::Status(480),
-                    });
-                }
-            }
-            (Action::Refresh, Outcome::Refreshed) => {
-                self.stats.refreshes += 1;
-                self.emit(Event::Refreshed {
-                    attempt: self.refreshes_this_cycle,
-                });
-                if self.funding_active() {
-                    self.issue_pay(now, self.cycle);
-                }
-            }
-            (_, Outcome::Gone { .. }) => self.release(ReleaseReason::Gone),
-            (_, Outcome::Rejected { endpoint, reply }) => {
-                let reason = ReleaseReason::Rejected { endpoint, reply };
-                if self.closing.is_some() {
-                    // Already closing: the stop goes out below.
-                } else if self.timing.stop_on_rejection {
-                    self.begin_close(reason);
-                } else {
-                    self.release(reason);
-                }
-            }
-            (_, Outcome::Transient { endpoint, reply }) => {
-                if endpoint == Endpoint::Payment {
-                    // The signer minted and billed; the orchestrator never credited it.
-                    self.last_mint = self.last_attempt;
-                    self.stats.lost_mints += 1;
-                }
-                self.on_failure(now, endpoint, reply);
-            }
-            // `answers` admits no other pair.
-            _ => {}
-        }
+        self.on_outcome(now, action, outcome);
         self.advance(now);
         Ok(())
     }
@@ -478,7 +571,7 @@ impl Session {
         if self.action.is_none() {
             at = at.min(self.next_pay);
         }
-        if self.state.is_funding() && !self.draining {
+        if self.risk_watched() {
             if !self.at_risk_reported {
                 at = at.min(self.at_risk_at());
             }
@@ -526,11 +619,11 @@ impl Session {
     }
 
     fn deadline_at(&self) -> Instant {
-        time::sub(self.funded_until, ms(self.timing.safety_margin))
+        time::sub(self.funded_until(), ms(self.timing.safety_margin))
     }
 
     fn at_risk_at(&self) -> Instant {
-        time::sub(self.funded_until, ms(self.timing.server_tick))
+        time::sub(self.funded_until(), ms(self.timing.server_tick))
     }
 
     fn release(&mut self, reason: ReleaseReason) {
@@ -547,7 +640,7 @@ impl Session {
         self.next_pay = NEVER;
         self.draining = false;
         // A payment produced but not yet taken was never sent: drop it.
-        if !self.in_flight && matches!(self.action, Some(Action::Pay { .. } | Action::Refresh)) {
+        if !self.in_flight && !matches!(self.action, Some(Action::Stop)) {
             self.action = None;
         }
         if self.state.is_funding() {
@@ -559,226 +652,27 @@ impl Session {
         self.cancel_funding();
         self.closing = Some(reason);
     }
-
-    fn issue_pay(&mut self, now: Instant, cycle: u32) {
-        self.cycle = cycle;
-        self.action = Some(Action::Pay { cycle });
-        self.last_attempt = now;
-        self.next_pay = NEVER;
-        self.stats.payments_sent += 1;
-    }
-
-    /// Runs every timer that is due. Called at the end of every input and command.
-    fn advance(&mut self, now: Instant) {
-        if self.state.is_released() {
-            return;
-        }
-        // Payments (and the budget check) before risk, so that a budget drain suppresses the risk
-        // events it makes meaningless: one input then emits at most four events.
-        self.advance_payments(now);
-        self.report_risk(now);
-    }
-
-    fn report_risk(&mut self, now: Instant) {
-        if !self.state.is_funding() || self.draining {
-            return;
-        }
-        if !self.lapse_reported && now >= self.deadline_at() {
-            // A lapse is the worse news; an at-risk warning in the same instant adds nothing.
-            self.lapse_reported = true;
-            self.at_risk_reported = true;
-            self.stats.lapses += 1;
-            self.emit(Event::Lapsed {
-                deadline: self.deadline_at(),
-            });
-        } else if !self.at_risk_reported && now >= self.at_risk_at() {
-            self.at_risk_reported = true;
-            self.stats.at_risk += 1;
-            self.emit(Event::AtRisk {
-                runway: self.runway(now),
-            });
-        }
-    }
-
-    fn advance_payments(&mut self, now: Instant) {
-        let idle = self.action.is_none();
-        if idle && self.closing.is_some() {
-            self.action = Some(Action::Stop);
-            return;
-        }
-        if !(idle && self.state.is_funding() && now >= self.next_pay) {
-            return;
-        }
-        if self.draining {
-            self.begin_close(ReleaseReason::BudgetExhausted);
-            self.action = Some(Action::Stop);
-        } else if self.budget_exhausted() {
-            // Use up what was bought, then stop the session just before the credit runs out.
-            self.draining = true;
-            self.next_pay = self.deadline_at().max(now);
-            self.emit(Event::BudgetExhausted {
-                closes_at: self.next_pay,
-            });
-            if self.next_pay == now {
-                self.advance_payments(now);
-            }
-        } else {
-            self.refreshes_this_cycle = 0;
-            self.issue_pay(now, self.cycle.wrapping_add(1));
-        }
-    }
-
-    fn budget_exhausted(&self) -> bool {
-        let funded = self.stats.billed + ms(self.timing.prepay);
-        let cap = self.timing.max_funded_secs;
-        let over_time = cap != NO_LIMIT && funded >= Duration::from_secs(u64::from(cap));
-        let over_count =
-            self.timing.max_payments != NO_LIMIT && self.stats.payments_accepted >= self.timing.max_payments;
-        over_time || over_count
-    }
-
-    /// `minted`: the cycle minted (a 200), as opposed to a 482.
-    fn on_success(&mut self, now: Instant, minted: bool) {
-        self.consecutive_failures = 0;
-        self.at_risk_reported = false;
-        self.lapse_reported = false;
-        if self.funding_active() {
-            let scheduled = if minted {
-                self.schedule_after_mint(now)
-            } else {
-                // Balance current: chasing the rounding would only meet another 482.
-                time::add(self.last_attempt, ms(self.timing.interval))
-            };
-            // Never poll the signer in a tight loop, whatever the schedule says.
-            let floor = time::add(self.last_attempt, ms(self.timing.min_demand_spacing));
-            self.next_pay = scheduled.max(floor).max(now);
-        }
-    }
-
-    fn on_paid(&mut self, now: Instant) {
-        let sent_at = self.last_attempt;
-        let elapsed = time::since(sent_at, self.last_mint);
-        let billed = if self.timing.whole_seconds {
-            time::ceil_secs(elapsed)
-        } else {
-            elapsed
-        };
-        self.funded_until = time::add(self.funded_until, billed);
-        self.last_mint = sent_at;
-        self.stats.payments_accepted += 1;
-        self.stats.billed += billed;
-        self.stats.surplus += time::minus(billed, elapsed);
-        self.emit(Event::PaymentAccepted {
-            cycle: self.cycle,
-            latency: time::since(now, sent_at),
-        });
-        if self.state == State::Skipped {
-            self.set_state(State::Funding);
-        }
-        self.on_success(now, true);
-    }
-
-    fn on_skipped(&mut self, now: Instant, cycle: u32) {
-        // A 482 means the signer's balance covers the time since its last mint and one more
-        // ticket, so the orchestrator holds at least the prepay beyond the send time.
-        let floor = time::add(self.last_attempt, ms(self.timing.prepay));
-        self.funded_until = self.funded_until.max(floor);
-        self.stats.cycles_skipped += 1;
-        self.emit(Event::CycleSkipped { cycle });
-        if self.state == State::Funding {
-            self.set_state(State::Skipped);
-        }
-        self.on_success(now, false);
-    }
-
-    fn on_failure(&mut self, now: Instant, endpoint: Endpoint, reply: Reply) {
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        self.stats.failures += 1;
-        if self.funding_active() {
-            let next_retry = self.retry_at(now);
-            self.next_pay = next_retry;
-            self.emit(Event::PaymentFailed {
-                endpoint,
-                reply,
-                consecutive: self.consecutive_failures,
-                next_retry,
-            });
-        } else {
-            self.emit(Event::PaymentAbandoned { endpoint, reply });
-        }
-    }
-
-    /// Exponential backoff with seeded jitter, never under the floor, and pulled in to the
-    /// deadline when the full delay would overshoot it.
-    fn retry_at(&mut self, now: Instant) -> Instant {
-        let floor = ms(self.timing.backoff_initial);
-        let exp = u32::from(self.consecutive_failures.saturating_sub(1));
-        let base = time::doubled(floor, exp).min(ms(self.timing.backoff_max));
-        let spread = base.as_ticks() / 100 * u64::from(self.timing.jitter_percent);
-        let jittered = base.as_ticks() - spread + self.rng.below_or_eq(2 * spread);
-        let delay = Duration::from_ticks(jittered).max(floor);
-        let at = time::add(now, delay);
-        let deadline = self.deadline_at();
-        if at > deadline && deadline >= time::add(now, floor) {
-            deadline
-        } else {
-            at
-        }
-    }
-
-    /// When the next cycle goes out after a mint answered at `now`. For `live`, the signer bills each
-    /// mint `ceil(elapsed)`, so the spacing between mints sets the price actually paid: above the
-    /// target runway, land just under a whole second after the previous mint (pay ~the price);
-    /// below it, land just over one (the rounding builds buffer).
-    fn schedule_after_mint(&self, now: Instant) -> Instant {
-        let nominal = time::add(self.last_attempt, ms(self.timing.interval));
-        if !self.timing.whole_seconds {
-            return nominal;
-        }
-        let margin = ms(u32::from(self.timing.mint_margin));
-        let gap = time::since(nominal, self.last_mint);
-        let one_second = Duration::from_secs(1);
-        if self.runway(now) >= ms(self.timing.target_runway) {
-            let whole = time::floor_secs(gap + margin);
-            if whole >= one_second {
-                return time::sub(time::add(self.last_mint, whole), margin);
-            }
-        } else if gap > one_second + margin {
-            // Build buffer as fast as the rounding allows: a mint just over one second after the
-            // last is billed two seconds, so the runway grows ~0.9 s per second.
-            return time::add(time::add(self.last_mint, one_second), margin);
-        }
-        nominal
-    }
 }
 
 /// Whether `outcome` can answer `action`.
 fn answers(action: Action, outcome: Outcome) -> bool {
-    match (action, outcome) {
-        (Action::Pay { .. }, Outcome::Paid | Outcome::Skipped | Outcome::RefreshRequired) => true,
-        (
-            Action::Pay { .. },
-            Outcome::Gone { endpoint }
-            | Outcome::Rejected { endpoint, .. }
-            | Outcome::Transient { endpoint, .. },
-        ) => {
-            matches!(endpoint, Endpoint::Signer | Endpoint::Payment)
-        }
-        (Action::Refresh, Outcome::Refreshed) => true,
-        (
-            Action::Refresh,
-            Outcome::Gone { endpoint }
-            | Outcome::Rejected { endpoint, .. }
-            | Outcome::Transient { endpoint, .. },
-        ) => endpoint == Endpoint::Refresh,
-        (Action::Stop, Outcome::Stopped) => true,
-        (
-            Action::Stop,
-            Outcome::Gone { endpoint }
-            | Outcome::Rejected { endpoint, .. }
-            | Outcome::Transient { endpoint, .. },
-        ) => endpoint == Endpoint::Stop,
-        _ => false,
+    let endpoint_of = |outcome: Outcome| match outcome {
+        Outcome::Gone { endpoint }
+        | Outcome::Rejected { endpoint, .. }
+        | Outcome::Transient { endpoint, .. } => Some(endpoint),
+        _ => None,
+    };
+    match action {
+        Action::Pay { .. } | Action::Resync { .. } => match outcome {
+            Outcome::Paid | Outcome::Skipped | Outcome::RefreshRequired => true,
+            _ => matches!(endpoint_of(outcome), Some(Endpoint::Signer | Endpoint::Payment)),
+        },
+        Action::Repost { .. } => match outcome {
+            Outcome::Paid | Outcome::ReplayRefused => true,
+            _ => endpoint_of(outcome) == Some(Endpoint::Repost),
+        },
+        Action::Refresh => outcome == Outcome::Refreshed || endpoint_of(outcome) == Some(Endpoint::Refresh),
+        Action::Stop => outcome == Outcome::Stopped || endpoint_of(outcome) == Some(Endpoint::Stop),
     }
 }
 
@@ -819,6 +713,11 @@ pub trait Machine {
     fn poll_action(&mut self) -> Option<Action>;
     /// The first request of the action in flight left at `at` ([`Session::handle_sent`]).
     fn handle_sent(&mut self, at: Instant);
+    /// The signer minted for the action in flight; its answer arrived at `at`
+    /// ([`Session::handle_minted`]). Optional.
+    fn handle_minted(&mut self, at: Instant) {
+        let _ = at;
+    }
     /// Answers the action in flight.
     ///
     /// # Errors
@@ -837,6 +736,9 @@ impl Machine for Session {
     fn handle_sent(&mut self, at: Instant) {
         Self::handle_sent(self, at);
     }
+    fn handle_minted(&mut self, at: Instant) {
+        Self::handle_minted(self, at);
+    }
     fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
         Self::handle_outcome(self, now, outcome)
     }
@@ -851,6 +753,9 @@ impl<M: Machine + ?Sized> Machine for &mut M {
     }
     fn handle_sent(&mut self, at: Instant) {
         (**self).handle_sent(at);
+    }
+    fn handle_minted(&mut self, at: Instant) {
+        (**self).handle_minted(at);
     }
     fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
         (**self).handle_outcome(now, outcome)

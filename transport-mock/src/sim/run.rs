@@ -1,0 +1,277 @@
+//! One simulated session: the servers and the network around a client policy, from the
+//! reservation to the end of the run.
+
+use embassy_time::{Duration, Instant};
+use livepay_core::{Action, Call, Endpoint, Event, Reply, RequestId, Sequencer, State, StatusTable};
+
+use super::fast::{FastLedger, Mint, PayAnswer, SignerAnswer};
+use super::policy::Policy;
+use super::report::{RunwayHistogram, RunwayPoint, SessionResult};
+use super::{ORIGIN, SimConfig, SimError, us};
+use crate::faults::Fate;
+use livepay_core::rng::SplitMix64;
+
+/// A per-session seed, independent of the policy, so both policies meet the same schedule of
+/// phases and partitions and draw faults from the same stream.
+fn session_seed(seed: u64, index: u32) -> u64 {
+    SplitMix64::new(seed ^ (u64::from(index) << 32 | u64::from(index))).next_u64()
+}
+
+/// A request on its way: when its answer arrives, which request it answers, and what it is.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InFlight {
+    arrives: Instant,
+    id: RequestId,
+    reply: Reply,
+}
+
+/// One session's servers and network: the fast model, the fault stream, the minted payment the
+/// client holds, and what happened on the server side.
+pub(super) struct SessionWorld<'c> {
+    config: &'c SimConfig,
+    histogram: &'c mut RunwayHistogram,
+    /// When the session was reserved: the origin of the plan's windows.
+    start: Instant,
+    model: FastLedger,
+    faults: SplitMix64,
+    jitter: SplitMix64,
+    /// The payment the signer minted last: the client posts it, and may post it again, until the
+    /// next mint replaces it.
+    held: Option<Mint>,
+    result: SessionResult,
+    trace: bool,
+}
+
+impl SessionWorld<'_> {
+    /// Runs every orchestrator tick due up to `at`.
+    fn catch_up(&mut self, at: Instant) {
+        let (plan, jitter) = (&self.config.plan, &mut self.jitter);
+        self.model
+            .catch_up(&self.config.model, us(at), || plan.tick_jitter_us(jitter));
+    }
+
+    /// Whether the orchestrator had released the session on its own before `now`.
+    fn dropped_before(&mut self, now: Instant) -> bool {
+        self.catch_up(now);
+        self.model.dropped_at().is_some_and(|at| at < us(now))
+    }
+
+    /// Notes a client event at `now`: the warnings of the episode still open when the
+    /// orchestrator releases the session (a credited payment closes an episode).
+    fn observe(&mut self, event: &Event, now: Instant) {
+        if self.dropped_before(now) {
+            return;
+        }
+        let r = &mut self.result;
+        match event {
+            Event::AtRisk { .. } => {
+                r.at_risk_since.get_or_insert(us(now));
+            }
+            Event::Lapsed { .. } => {
+                r.lapsed_since.get_or_insert(us(now));
+            }
+            Event::PaymentAccepted { .. } => {
+                r.at_risk_since = None;
+                r.lapsed_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends the request of `call` at `now`: draws its fate; if it reaches the server, the server
+    /// answers it half its latency later. Returns when the answer (or the client's timeout)
+    /// arrives and what it is.
+    fn send(&mut self, call: Call, now: Instant) -> InFlight {
+        let fresh = matches!(call.action, Action::Resync { .. });
+        match call.endpoint {
+            Endpoint::Signer => {
+                self.result.signer_calls += 1;
+                self.result.resyncs += u32::from(fresh);
+            }
+            Endpoint::Repost => self.result.replays += 1,
+            _ => {}
+        }
+        let config = self.config;
+        let fate = config.plan.fate_at(
+            call.endpoint,
+            ORIGIN,
+            self.start,
+            now,
+            config.client_timeout,
+            &mut self.faults,
+        );
+        let (arrives, reply) = match fate {
+            Fate::Failed { after, reply } => (now + after, reply),
+            Fate::Delivered { latency } => {
+                (now + latency, self.serve(call.endpoint, fresh, now + latency / 2))
+            }
+            Fate::LostAnswer { latency, after } => {
+                self.result.lost_answers += 1;
+                let _ = self.serve(call.endpoint, fresh, now + latency / 2);
+                (now + after, Reply::Timeout)
+            }
+        };
+        InFlight {
+            arrives,
+            id: call.id,
+            reply,
+        }
+    }
+
+    /// The servers' answer to a request to `endpoint` that reaches them at `served` (`fresh`: a
+    /// signer request without a state): the fast model answers in types; each becomes the status
+    /// the real server sends.
+    fn serve(&mut self, endpoint: Endpoint, fresh: bool, served: Instant) -> Reply {
+        let config = self.config;
+        let status = match endpoint {
+            Endpoint::Signer => {
+                if self.faults.chance(config.plan.storm_rate(ORIGIN, served)) {
+                    return Reply::Status(480);
+                }
+                let answer = self.model.generate(&config.model, us(served), fresh);
+                if let SignerAnswer::Minted(mint) = answer {
+                    self.held = Some(mint);
+                    self.catch_up(served);
+                    if self.model.released_at().is_some() {
+                        self.result.minted_after_release += 1;
+                    }
+                }
+                answer.status()
+            }
+            Endpoint::Payment | Endpoint::Repost => {
+                // The sequence only posts after a mint (the engine answers a POST with nothing
+                // minted as malformed; so does the simulation).
+                let Some(mint) = self.held else {
+                    return Reply::Malformed;
+                };
+                self.catch_up(served);
+                let runway = self.model.runway_us(&config.model, us(served));
+                let (plan, jitter) = (&config.plan, &mut self.jitter);
+                let answer = self
+                    .model
+                    .pay(&config.model, us(served), &mint, || plan.tick_jitter_us(jitter));
+                if endpoint == Endpoint::Repost {
+                    match answer {
+                        PayAnswer::Credited { .. } => self.result.replays_credited += 1,
+                        PayAnswer::AlreadySeen | PayAnswer::Expired | PayAnswer::AuthExpired => {
+                            self.result.replays_refused += 1;
+                        }
+                        PayAnswer::Gone => {}
+                    }
+                }
+                if let PayAnswer::Credited { .. } = answer {
+                    let r = &mut self.result;
+                    r.min_runway_us = Some(r.min_runway_us.map_or(runway, |m| m.min(runway)));
+                    self.histogram.record(runway);
+                    if self.trace {
+                        self.result.trace.push(RunwayPoint {
+                            t_s: us(served) as f64 / 1e6,
+                            runway_s: self.model.runway_us(&config.model, us(served)) as f64 / 1e6,
+                        });
+                    }
+                }
+                answer.status()
+            }
+            Endpoint::Refresh => {
+                let (plan, jitter) = (&config.plan, &mut self.jitter);
+                self.model
+                    .refresh(&config.model, us(served), || plan.tick_jitter_us(jitter))
+            }
+            Endpoint::Stop => {
+                let (plan, jitter) = (&config.plan, &mut self.jitter);
+                self.model
+                    .stop(&config.model, us(served), || plan.tick_jitter_us(jitter))
+            }
+        };
+        Reply::Status(status)
+    }
+}
+
+/// Runs one session from its reservation to the end of the run.
+pub(super) fn run_session<P: Policy>(
+    config: &SimConfig,
+    index: u32,
+    histogram: &mut RunwayHistogram,
+    new_policy: impl FnOnce(Instant, u64) -> Result<P, SimError>,
+) -> Result<SessionResult, SimError> {
+    let seed = session_seed(config.seed, index);
+    let mut phases = SplitMix64::new(seed);
+    let start = ORIGIN + Duration::from_micros(phases.next_u64() % config.sdk_interval.as_micros().max(1));
+    let end = ORIGIN + config.duration;
+    let mut jitter = SplitMix64::new(phases.next_u64());
+    let first_jitter = config.plan.tick_jitter_us(&mut jitter);
+    let mut world = SessionWorld {
+        config,
+        histogram,
+        start,
+        model: FastLedger::reserve(&config.model, us(start), first_jitter),
+        faults: SplitMix64::new(phases.next_u64()),
+        jitter,
+        held: None,
+        result: SessionResult::default(),
+        trace: index < config.trace_sessions,
+    };
+    let mut calls = Sequencer::new(new_policy(start, phases.next_u64())?, StatusTable::new());
+    calls.machine_mut().start(start);
+    let mut now = start;
+    let mut in_flight: Option<InFlight> = None;
+    loop {
+        while let Some(event) = calls.machine_mut().poll_event() {
+            world.observe(&event, now);
+        }
+        if let State::Released { .. } = calls.machine().state() {
+            world.result.client_end_at = Some(us(now));
+            break;
+        }
+        if in_flight.is_none()
+            && let Some(call) = calls.poll_call()
+        {
+            in_flight = Some(world.send(call, now));
+        }
+        let timer = calls.machine().poll_timeout();
+        let (wake, answer) = match (in_flight, timer) {
+            (Some(f), Some(t)) if t < f.arrives => (t, false),
+            (Some(f), _) => (f.arrives, true),
+            (None, Some(t)) => (t, false),
+            (None, None) => break,
+        };
+        // A suspended client does nothing until it resumes.
+        let wake = config.plan.resume_at(ORIGIN, wake).max(now);
+        if wake >= end {
+            break;
+        }
+        now = wake;
+        match in_flight.take() {
+            Some(f) if answer => {
+                let answered = calls.handle_reply(now, f.id, f.reply);
+                debug_assert!(answered.is_ok(), "{answered:?}");
+            }
+            other => {
+                in_flight = other;
+                calls.machine_mut().handle_timeout(now);
+            }
+        }
+    }
+    world.catch_up(end);
+    let model = world.model;
+    let mut result = world.result;
+    result.count(&calls.machine().stats());
+    result.released_at = model.dropped_at().filter(|&at| at < us(end));
+    result.debited = model.debited;
+    result.minted = model.minted;
+    result.credited = model.credited;
+    result.reissued_nonces = model.reissued_nonces;
+    Ok(result)
+}
+
+/// Bytes of the structures one session needs while it is simulated: the client machine and its
+/// sequencer, the fast model, the fault and jitter streams, the payment held, and the result. A
+/// finished session leaves only its contribution to the running totals.
+pub(super) fn footprint<P>() -> usize {
+    std::mem::size_of::<Sequencer<P>>()
+        + std::mem::size_of::<FastLedger>()
+        + std::mem::size_of::<SessionResult>()
+        + 3 * std::mem::size_of::<SplitMix64>()
+        + std::mem::size_of::<Option<InFlight>>()
+        + std::mem::size_of::<Option<Mint>>()
+}
