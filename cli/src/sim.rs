@@ -76,6 +76,13 @@ pub(crate) struct SimArgs {
     /// Grid: worker threads (0: one per core). The report does not depend on it.
     #[arg(long, default_value_t = 0, env = "LIVEPAY_SIM_THREADS")]
     threads: usize,
+    /// livepay does not read the tickets of its payments (as with a signer whose payments are
+    /// not `net.Payment` messages): measures the fallback estimate.
+    #[arg(long, env = "LIVEPAY_SIM_OPAQUE_PAYMENTS")]
+    opaque_payments: bool,
+    /// livepay is told when each session ends, as `livepay fund --duration` tells it.
+    #[arg(long, env = "LIVEPAY_SIM_PLANNED_END")]
+    planned_end: bool,
     /// Print the report as JSON (deterministic: same seed, same bytes).
     #[arg(long, env = "LIVEPAY_SIM_JSON")]
     json: bool,
@@ -130,6 +137,8 @@ fn run_single(args: &SimArgs) -> Result<(), CliError> {
         seed: args.seed,
         plan,
         trace_sessions: if args.plot.is_some() { 3 } else { 0 },
+        read_tickets: !args.opaque_payments,
+        planned_end: args.planned_end,
         ..SimConfig::default()
     }
     .with_ev_seconds(args.ev);
@@ -197,6 +206,8 @@ fn run_grid(args: &SimArgs) -> Result<(), CliError> {
         base: SimConfig {
             sessions: args.sessions,
             seed: args.seed,
+            read_tickets: !args.opaque_payments,
+            planned_end: args.planned_end,
             ..SimConfig::default()
         },
         threads: args.threads,

@@ -6,7 +6,8 @@ use common::run;
 
 #[test]
 fn demo_funds_and_closes_cleanly() {
-    let out = run(&["demo", "--duration", "2500ms", "--sessions", "3"]);
+    // The first payment goes out on schedule, about 3.1 s after each reservation.
+    let out = run(&["demo", "--duration", "4s", "--sessions", "3"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

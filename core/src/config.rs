@@ -29,6 +29,10 @@ impl PaymentType {
 /// When the first payment after `start` goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstPayment {
+    /// When the schedule says, as if the reservation's mint were the last payment: the signer
+    /// billed the prepay for the first seconds, so an immediate call would bill a second that
+    /// has barely started (the default).
+    OnSchedule,
     /// At once (the original design): a cold start can otherwise leave a long gap after the
     /// reservation payment.
     Immediately,
@@ -88,7 +92,7 @@ pub struct Config {
     /// How long before the estimated end of credit the next success must have landed.
     /// Default 1 s: room for one payment POST to reach the orchestrator.
     pub safety_margin: Duration,
-    /// When the first payment after `start` goes out. Default [`FirstPayment::Immediately`].
+    /// When the first payment after `start` goes out. Default [`FirstPayment::OnSchedule`].
     pub first_payment: FirstPayment,
     /// Retry policy for transient failures.
     pub backoff: Backoff,
@@ -148,7 +152,7 @@ impl Config {
             server_tick,
             prepay,
             safety_margin: Duration::from_secs(1),
-            first_payment: FirstPayment::Immediately,
+            first_payment: FirstPayment::OnSchedule,
             backoff: Backoff {
                 initial: Duration::from_millis(250),
                 max: Duration::from_secs(2),
@@ -333,7 +337,7 @@ mod tests {
         assert_eq!(c.prepay, Duration::from_secs(10));
         assert_eq!(c.backoff.initial, Duration::from_millis(250));
         assert_eq!(c.max_refreshes_per_cycle, 3);
-        assert_eq!(c.first_payment, FirstPayment::Immediately);
+        assert_eq!(c.first_payment, FirstPayment::OnSchedule);
         assert_eq!(c.target_runway, Duration::from_secs(55));
         assert_eq!(c.refill_runway, Duration::from_secs(40));
         assert_eq!(c.check_runway, Duration::from_secs(6));
@@ -380,6 +384,9 @@ mod tests {
         let mut c = base;
         c.budget.max_payments = Some(0);
         assert_eq!(c.validate(), Err(ConfigError::Zero("budget.max_payments")));
+        let mut c = base;
+        c.max_gap = Duration::from_secs(2);
+        assert_eq!(c.validate(), Err(ConfigError::MaxGapBelowInterval));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod redact;
 pub mod rng;
 pub mod sequencer;
 pub mod session;
+pub mod tickets;
 mod time;
 pub mod virtual_clock;
 pub mod wire;

@@ -11,11 +11,15 @@
 //! ```
 //! use livepay_core::{Config, Endpoint, Instant, Reply, Sequencer, Session, StatusTable};
 //!
-//! let now = Instant::from_secs(0);
-//! let mut session = Session::new(&Config::default(), now)?;
-//! session.start(now);
+//! let reserved = Instant::from_secs(0);
+//! let mut session = Session::new(&Config::default(), reserved)?;
+//! session.start(reserved);
 //! let mut calls = Sequencer::new(session, StatusTable::new());
-//! let call = calls.poll_call().expect("the first payment goes out at once");
+//! // The first payment goes out when the schedule says (about one interval after the reservation).
+//! assert_eq!(calls.poll_call(), None);
+//! let now = calls.machine().poll_timeout().expect("a timer");
+//! calls.machine_mut().handle_timeout(now);
+//! let call = calls.poll_call().expect("the first payment");
 //! assert_eq!(call.endpoint, Endpoint::Signer);
 //! calls.handle_reply(now, call.id, Reply::Status(200))?; // minted: the POST comes next
 //! let post = calls.poll_call().expect("the payment POST");
@@ -272,7 +276,11 @@ mod tests {
     use crate::{Config, Session};
 
     fn funding(now: Instant) -> Sequencer<Session> {
-        let mut session = Session::new(&Config::default(), now).unwrap();
+        let config = Config {
+            first_payment: crate::FirstPayment::Immediately,
+            ..Config::default()
+        };
+        let mut session = Session::new(&config, now).unwrap();
         session.start(now);
         Sequencer::new(session, StatusTable::new())
     }

@@ -9,7 +9,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use livepay_core::{
-    Command, Config, Duration, Event, Exit, Instant, ReleaseReason, Session, State, Stats, StatusTable, run,
+    Command, Config, Duration, Event, Exit, FirstPayment, Instant, PaymentType, ReleaseReason, Session,
+    State, Stats, StatusTable, run,
 };
 
 mod commands;
@@ -25,6 +26,16 @@ pub use transport::{CallRecord, DEFAULT_LATENCY, Script, ScriptedAnswer, Scripte
 /// Where every [`drive`] starts: the reservation is paid and funding starts at this instant.
 /// Far from zero so that saturating arithmetic near `Instant::MIN` cannot hide a bug.
 pub const START: Instant = Instant::from_secs(1_000);
+
+/// The `live` defaults with the first payment at the start instant: the scripts of these tests
+/// begin with the first request. (The default, [`FirstPayment::OnSchedule`], waits about one
+/// interval; `first_payment_immediately.rs` covers it.)
+pub fn live_config() -> Config {
+    Config {
+        first_payment: FirstPayment::Immediately,
+        ..Config::new(PaymentType::Live)
+    }
+}
 
 /// `START + ms` milliseconds.
 pub fn at_ms(ms: u64) -> Instant {

@@ -1,9 +1,7 @@
 //! `Command::Close` stops funding at once; the stop request goes out only once the action in
 //! flight is answered, and nothing is paid after it. `run` returns `Released(ClosedByClient)`.
 
-use livepay_core::{
-    Command, Config, Duration, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply, State,
-};
+use livepay_core::{Command, Duration, Endpoint, Event, Exit, ReleaseReason, Reply, State};
 use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 const FUNDING_STOPPED: Event = Event::StateChanged {
@@ -16,7 +14,7 @@ fn close_during_a_slow_payment_sends_the_stop_after_the_payment_completes() {
     // Cycle 1's payment POST takes 2 s; the client closes 1 s in.
     let script = Script::new().then_after(Endpoint::Payment, Duration::from_secs(2), Reply::Status(200));
     let commands = Commands::new().at(secs(1), Command::Close);
-    let report = drive(Config::new(PaymentType::Live), script, commands, secs(30));
+    let report = drive(livepay_tests::live_config(), script, commands, secs(30));
 
     report.assert_exit(Some(Exit::Released(ReleaseReason::ClosedByClient)));
     // Funding stops when the close arrives…
@@ -56,7 +54,7 @@ fn close_during_a_slow_payment_sends_the_stop_after_the_payment_completes() {
 #[test]
 fn close_while_idle_sends_the_stop_at_once() {
     let commands = Commands::new().at(secs(1), Command::Close);
-    let report = drive(Config::new(PaymentType::Live), Script::new(), commands, secs(30));
+    let report = drive(livepay_tests::live_config(), Script::new(), commands, secs(30));
 
     report.assert_exit(Some(Exit::Released(ReleaseReason::ClosedByClient)));
     assert_eq!(report.times_of(TransportCall::Stop), [secs(1)]);

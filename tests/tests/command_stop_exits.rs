@@ -1,7 +1,7 @@
 //! `Command::Stop` stops funding without releasing the session: `run` returns `Exit::Stopped`
 //! (once any action in flight is answered), having sent nothing more, not even a stop request.
 
-use livepay_core::{Command, Config, Duration, Endpoint, Event, Exit, PaymentType, Reply, State};
+use livepay_core::{Command, Duration, Endpoint, Event, Exit, Reply, State};
 use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 const FUNDING_STOPPED: Event = Event::StateChanged {
@@ -12,7 +12,7 @@ const FUNDING_STOPPED: Event = Event::StateChanged {
 #[test]
 fn stop_while_idle_exits_at_once() {
     let commands = Commands::new().at(secs(1), Command::Stop);
-    let report = drive(Config::new(PaymentType::Live), Script::new(), commands, secs(30));
+    let report = drive(livepay_tests::live_config(), Script::new(), commands, secs(30));
 
     report.assert_exit(Some(Exit::Stopped));
     assert_eq!(report.end, secs(1));
@@ -33,7 +33,7 @@ fn stop_while_idle_exits_at_once() {
 fn stop_during_a_payment_exits_once_it_is_answered() {
     let script = Script::new().then_after(Endpoint::Payment, Duration::from_secs(2), Reply::Status(200));
     let commands = Commands::new().at(secs(1), Command::Stop);
-    let report = drive(Config::new(PaymentType::Live), script, commands, secs(30));
+    let report = drive(livepay_tests::live_config(), script, commands, secs(30));
 
     report.assert_exit(Some(Exit::Stopped));
     assert_eq!(report.end, at_ms(2_020), "run waits for the payment in flight");

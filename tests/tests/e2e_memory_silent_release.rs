@@ -4,7 +4,7 @@
 
 use futures::stream;
 use livepay_core::engine::ProtocolError;
-use livepay_core::{Command, Config, Duration, Endpoint, Exit, PaymentType, ReleaseReason};
+use livepay_core::{Command, Duration, Endpoint, Exit, ReleaseReason};
 use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, World};
 use livepay_tests::memory::{command_at, fund, reserve_live, resume};
@@ -19,7 +19,7 @@ fn a_session_released_while_unfunded_is_reported_gone_on_the_next_payment() {
     // Fund for 30 s, then stop funding (without closing).
     let stop_at = clock.now() + Duration::from_secs(30);
     let stop = command_at(clock, stop_at, Command::Stop);
-    let (exit, mut engine) = fund(&net, reserved, &Config::new(PaymentType::Live), stop, |_, _| {});
+    let (exit, mut engine) = fund(&net, reserved, &livepay_tests::live_config(), stop, |_, _| {});
     assert_eq!(exit, Exit::Stopped);
     let stopped = clock.now();
     assert!(stopped - stop_at <= Duration::from_millis(100));

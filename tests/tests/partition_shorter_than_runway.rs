@@ -2,14 +2,14 @@
 //! continues. One longer than the runway is reported as `AtRisk` (one server tick of runway left), then
 //! `Lapsed` (the deadline passed), while funding keeps retrying until a 404 confirms the release.
 
-use livepay_core::{Config, Duration, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply};
+use livepay_core::{Duration, Endpoint, Event, Exit, ReleaseReason, Reply};
 use livepay_tests::{Commands, EventFilter, Script, drive, rel, secs};
 
 #[test]
 fn a_6_s_outage_is_ridden_out_without_a_lapse() {
     let (from, to) = (secs(20), secs(26));
     let script = Script::new().outage(from..to, Reply::Network);
-    let report = drive(Config::new(PaymentType::Live), script, Commands::new(), secs(60));
+    let report = drive(livepay_tests::live_config(), script, Commands::new(), secs(60));
 
     report.assert_exit(None);
     let failures = report.events_where(|e| matches!(e, Event::PaymentFailed { .. }));
@@ -53,7 +53,7 @@ fn a_60_s_outage_is_at_risk_then_lapsed_then_gone() {
         Script::new()
             .outage(from..to, Reply::Network)
             .starting_at(Endpoint::Payment, to, Reply::Status(404));
-    let config = Config::new(PaymentType::Live);
+    let config = livepay_tests::live_config();
     let report = drive(config, script, Commands::new(), secs(120));
 
     report.assert_exit(Some(Exit::Released(ReleaseReason::Gone)));

@@ -1,7 +1,7 @@
 //! `Command::PaymentDue` (demand-driven payment) pays at once when idle; a burst of signals is
 //! spaced by `min_demand_spacing` (500 ms) and cannot flood the signer.
 
-use livepay_core::{Command, Config, Duration, Event, PaymentType};
+use livepay_core::{Command, Duration, Event};
 use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 #[test]
@@ -9,7 +9,7 @@ fn payment_due_pays_at_once() {
     // Cycle 1 goes out at 0; the next scheduled cycle would be about 2 s later.
     let commands = Commands::new().at(secs(1), Command::PaymentDue);
     let report = drive(
-        Config::new(PaymentType::Live),
+        livepay_tests::live_config(),
         Script::new(),
         commands,
         at_ms(1_500),
@@ -36,7 +36,7 @@ fn payment_due_pays_at_once() {
 
 #[test]
 fn a_burst_of_payment_due_is_spaced_by_at_least_500_ms() {
-    let config = Config::new(PaymentType::Live);
+    let config = livepay_tests::live_config();
     assert_eq!(config.min_demand_spacing, Duration::from_millis(500));
     // Twenty signals, 50 ms apart, from 0.3 s to 1.25 s.
     let mut commands = Commands::new();

@@ -1,13 +1,13 @@
 //! A signer 480 (stale payment params) triggers a refresh, after which the same cycle asks the
 //! signer again and pays.
 
-use livepay_core::{Config, Duration, Endpoint, Event, PaymentType, Reply};
+use livepay_core::{Duration, Endpoint, Event, Reply};
 use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 #[test]
 fn a_480_is_followed_by_a_refresh_then_the_same_cycle_pays() {
     let script = Script::new().then(Endpoint::Signer, Reply::Status(480));
-    let report = drive(Config::new(PaymentType::Live), script, Commands::new(), secs(1));
+    let report = drive(livepay_tests::live_config(), script, Commands::new(), secs(1));
     report.assert_exit(None);
 
     assert_eq!(

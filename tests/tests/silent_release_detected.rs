@@ -1,7 +1,7 @@
 //! The orchestrator can release a session silently; the next payment POST then answers 404 and
 //! the session is reported `Released(Gone)` at once, within one cycle of the release.
 
-use livepay_core::{Config, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply};
+use livepay_core::{Endpoint, Event, Exit, ReleaseReason, Reply};
 use livepay_tests::{Commands, Script, TransportCall, drive, secs};
 
 #[test]
@@ -9,7 +9,7 @@ fn the_first_404_after_successful_cycles_releases_the_session() {
     // From 10 s on, the orchestrator no longer knows the session.
     let released_by_orchestrator = secs(10);
     let script = Script::new().starting_at(Endpoint::Payment, released_by_orchestrator, Reply::Status(404));
-    let config = Config::new(PaymentType::Live);
+    let config = livepay_tests::live_config();
     let report = drive(config, script, Commands::new(), secs(60));
 
     report.assert_exit(Some(Exit::Released(ReleaseReason::Gone)));

@@ -1,7 +1,7 @@
 //! A signer 482 means the balance is current: the cycle is skipped (state `Skipped`), nothing is
 //! POSTed to the orchestrator, and funding goes on.
 
-use livepay_core::{Config, Endpoint, Event, PaymentType, Reply, State};
+use livepay_core::{Endpoint, Event, Reply, State};
 use livepay_tests::{Commands, DEFAULT_LATENCY, Script, TransportCall, drive, secs};
 
 #[test]
@@ -12,7 +12,7 @@ fn a_482_stream_skips_cycles_without_a_payment_post_and_funding_continues() {
         3,
         Reply::Status(482),
     );
-    let report = drive(Config::new(PaymentType::Live), script, Commands::new(), secs(30));
+    let report = drive(livepay_tests::live_config(), script, Commands::new(), secs(30));
     report.assert_exit(None);
 
     let requests = report.pay_requests();

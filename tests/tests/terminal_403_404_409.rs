@@ -2,12 +2,12 @@
 //! 404 means the orchestrator already released the session (`Gone`, no stop request), while
 //! 403 and 409 are rejections: the session is stopped, then reported released with the reason.
 
-use livepay_core::{Config, Endpoint, Event, Exit, PaymentType, ReleaseReason, Reply, State};
+use livepay_core::{Endpoint, Event, Exit, ReleaseReason, Reply, State};
 use livepay_tests::{Commands, Report, START, Script, TransportCall, at_ms, drive, secs};
 
 fn first_payment_answers(status: u16) -> Report {
     let script = Script::new().then(Endpoint::Payment, Reply::Status(status));
-    drive(Config::new(PaymentType::Live), script, Commands::new(), secs(60))
+    drive(livepay_tests::live_config(), script, Commands::new(), secs(60))
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! payment 400 (ticket processing failed), each met mid-session. Funding stops at once, the
 //! session is stopped, and the release names the endpoint and the status; nothing is minted after.
 
-use livepay_core::{Config, Endpoint, Exit, PaymentType, ReleaseReason, Reply};
+use livepay_core::{Endpoint, Exit, ReleaseReason, Reply};
 use livepay_tests::{Commands, Script, TransportCall, drive, secs};
 
 #[track_caller]
@@ -13,7 +13,7 @@ fn terminal_after_two_cycles(endpoint: Endpoint, status: u16) {
         _ => Script::new().repeat(Endpoint::Payment, 2, Reply::Status(200)),
     }
     .then(endpoint, Reply::Status(status));
-    let report = drive(Config::new(PaymentType::Live), script, Commands::new(), secs(60));
+    let report = drive(livepay_tests::live_config(), script, Commands::new(), secs(60));
 
     let reason = ReleaseReason::Rejected {
         endpoint,

@@ -2,7 +2,7 @@
 //! same minted payment again (a repost, not a new mint), and funding goes on: later cycles pay as
 //! usual.
 
-use livepay_core::{Config, Duration, Endpoint, Event, PaymentType, Reply};
+use livepay_core::{Duration, Endpoint, Event, Reply};
 use livepay_tests::{Commands, Script, TransportCall, drive, rel, secs};
 
 #[test]
@@ -11,7 +11,7 @@ fn a_503_on_the_payment_post_is_retried_and_payments_continue() {
     let script = Script::new()
         .then(Endpoint::Payment, Reply::Status(200))
         .then(Endpoint::Payment, Reply::Status(503));
-    let report = drive(Config::new(PaymentType::Live), script, Commands::new(), secs(30));
+    let report = drive(livepay_tests::live_config(), script, Commands::new(), secs(30));
 
     report.assert_exit(None);
     let failed = report

@@ -12,7 +12,7 @@ use common::{
     serve,
 };
 use livepay_core::engine::{Engine, ReserveOptions, header};
-use livepay_core::{Clock as _, PaymentType, Peer, StatusTable};
+use livepay_core::{Clock as _, Config, FirstPayment, PaymentType, Peer, StatusTable};
 use livepay_hyper::{HttpClient, HyperHttp, LiveError, LiveOptions, LiveSession, TokioClock};
 use livepay_mock::faults::FaultPlan;
 use tracing::field::{Field, Visit};
@@ -146,7 +146,11 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
     )
     .await
     .expect("reservation");
-    let mut engine = Engine::new(&fast_config(), reserved.clone(), StatusTable::new()).expect("engine");
+    let config = Config {
+        first_payment: FirstPayment::Immediately,
+        ..fast_config()
+    };
+    let mut engine = Engine::new(&config, reserved.clone(), StatusTable::new()).expect("engine");
     engine.start(clock.now());
     let signer_request = engine.poll_request(clock.now()).expect("the first mint");
     assert_eq!(signer_request.peer, Peer::Signer);

@@ -126,7 +126,10 @@ impl Engine {
                 ProtocolState::unpriced(&reserved.session_id, &reserved.control_url)
             }
         };
-        let session = Session::new(&config, reserved.minted_at)?;
+        let mut session = Session::new(&config, reserved.minted_at)?;
+        if let Some(value) = protocol.last_mint_value() {
+            session.handle_reservation_value(value);
+        }
         Ok(Self {
             calls: Sequencer::new(session, table),
             protocol,
@@ -277,7 +280,14 @@ impl Engine {
         if answer.error.is_some() {
             self.last_problem = answer.error;
         }
-        self.calls.handle_reply(now, id, answer.reply).map(|_| ())
+        self.calls.handle_reply(now, id, answer.reply)?;
+        if call.endpoint == Endpoint::Signer
+            && answer.reply == Reply::Status(200)
+            && let Some(value) = self.protocol.last_mint_value()
+        {
+            self.calls.machine_mut().handle_ticket_value(value);
+        }
+        Ok(())
     }
 
     /// Request `id` got no HTTP answer at `now`, for the reason `failure`.

@@ -17,6 +17,7 @@ use crate::classify::{Endpoint, Peer, Reply};
 use crate::config::PaymentType;
 use crate::redact::{self, Len, Redacted};
 use crate::sequencer::RequestId;
+use crate::tickets::{MintedTickets, TicketValue, UnitPrice};
 use crate::wire::{self, PriceUnit, WireError};
 
 /// The answer to one request of a [`ProtocolState`]: the [`Reply`] for the
@@ -192,6 +193,11 @@ pub struct ProtocolState {
     sender: String,
     state: Option<OwnedState>,
     minted: Option<Minted>,
+    /// The price the orchestrator debits this session at: the one its reservation's payment
+    /// expected (go-livepeer fixes it at the first payment, `core/orchestrator.go` L148-151).
+    session_price: Option<UnitPrice>,
+    /// What the tickets of the last mint buy at that price, when they could be read.
+    last_mint_value: Option<TicketValue>,
 }
 
 /// The parts of a [`ProtocolState`] fixed at the reservation.
@@ -220,6 +226,8 @@ impl ProtocolState {
             sender: String::new(),
             state: None,
             minted: None,
+            session_price: None,
+            last_mint_value: None,
         }
     }
 
@@ -238,6 +246,8 @@ impl ProtocolState {
             sender: parts.sender,
             state: None,
             minted: None,
+            session_price: None,
+            last_mint_value: None,
         }
     }
 
@@ -348,8 +358,10 @@ impl ProtocolState {
             return Answer::status(Endpoint::Signer, status, body);
         }
         let mut scratch = vec![0; body.len()];
+        self.last_mint_value = None;
         match wire::PaymentResponse::parse(body, &mut scratch) {
             Ok(minted) => {
+                self.last_mint_value = self.value_of(minted.payment);
                 self.minted = Some(Minted {
                     payment: minted.payment.to_string(),
                     seg_creds: minted.seg_creds.to_string(),
@@ -362,6 +374,26 @@ impl ProtocolState {
             }
             Err(error) => Answer::malformed(Endpoint::Signer, error),
         }
+    }
+
+    /// What the tickets of a `live` payment buy at the session's price (the first payment
+    /// read fixes it); `None` when the payment cannot be read (a signer that does not mint
+    /// `net.Payment` tickets) or the session is not priced per second.
+    fn value_of(&mut self, payment: &str) -> Option<TicketValue> {
+        if self.payment_type != PaymentType::Live {
+            return None;
+        }
+        let tickets = MintedTickets::read(payment).ok()?;
+        if self.session_price.is_none() {
+            self.session_price = tickets.price;
+        }
+        tickets.value_at(self.session_price?)
+    }
+
+    /// What the tickets of the last mint buy, when they could be read (see
+    /// [`Session::handle_ticket_value`](crate::Session::handle_ticket_value)).
+    pub fn last_mint_value(&self) -> Option<TicketValue> {
+        self.last_mint_value
     }
 
     /// `POST {payment_url}` with the minted payment: `None` when nothing was minted. The payment

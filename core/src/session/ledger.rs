@@ -4,7 +4,7 @@
 
 use embassy_time::{Duration, Instant};
 
-use super::{Action, Held, Session, ms};
+use super::{Action, Held, NEVER, Session, UNVALUED, ms};
 use crate::classify::{Endpoint, Outcome, Reply};
 use crate::event::{Event, ReleaseReason, State};
 use crate::time;
@@ -26,11 +26,14 @@ impl Session {
             (Action::Pay { .. } | Action::Resync { .. }, Outcome::Paid) => {
                 let fresh = action.fresh_state();
                 let billed = self.bill_mint(now, fresh);
+                let value = core::mem::replace(&mut self.pending_value_ms, UNVALUED);
+                self.credit_value(value);
                 self.credit(now, billed, fresh);
             }
             (Action::Repost { .. }, Outcome::Paid) => {
                 self.stats.reposts_credited += 1;
                 if let Some(held) = self.held.take() {
+                    self.credit_value(held.value_ms);
                     self.credit(now, ms(held.billed_ms), held.fresh);
                 }
             }
@@ -101,6 +104,7 @@ impl Session {
                             billed_ms: u32::try_from(billed.as_millis()).unwrap_or(u32::MAX),
                             reposts: 0,
                             fresh,
+                            value_ms: core::mem::replace(&mut self.pending_value_ms, UNVALUED),
                         });
                     }
                     Endpoint::Repost => {
@@ -128,13 +132,14 @@ impl Session {
     /// (no earlier than it was sent); a fresh ledger bills the prepay.
     fn bill_mint(&mut self, now: Instant, fresh: bool) -> Duration {
         let sent = self.last_attempt;
-        let answered = if self.mint_answered == super::NEVER {
+        let answered = if self.mint_answered == NEVER {
             now
         } else {
             self.mint_answered
         };
-        self.mint_answered = super::NEVER;
+        self.mint_answered = NEVER;
         let billed = if fresh {
+            self.ledger_surplus_ms = 0;
             ms(self.timing.prepay)
         } else {
             let elapsed = time::since(sent, self.last_mint_answered);
@@ -143,7 +148,9 @@ impl Session {
             } else {
                 elapsed
             };
-            self.stats.surplus += time::minus(billed, time::since(sent, self.last_mint));
+            let surplus = time::minus(billed, time::since(sent, self.last_mint));
+            self.stats.surplus += surplus;
+            self.ledger_surplus_ms = self.ledger_surplus_ms.saturating_add(super::millis(surplus));
             billed
         };
         self.last_mint = sent;
@@ -151,12 +158,26 @@ impl Session {
         billed
     }
 
+    /// A delivered payment's tickets buy `value_ms`: the valued credit grows by that much, or,
+    /// when the value was not given, stops being known.
+    fn credit_value(&mut self, value_ms: u32) {
+        if self.valued_until == NEVER {
+            return;
+        }
+        self.valued_until = if value_ms == UNVALUED {
+            NEVER
+        } else {
+            time::add(self.valued_until, ms(value_ms))
+        };
+    }
+
     /// `billed` of delivered credit (a fresh ledger's prepay restarts the runway from its mint).
     fn credit(&mut self, now: Instant, billed: Duration, fresh: bool) {
         if fresh {
-            // The orchestrator held some credit (it answered 200, so it had not released) and
-            // received at least the prepay on top.
-            self.credit_until = time::add(self.credit_until.max(self.last_mint), billed);
+            // The orchestrator had not released (it answered 200): its credit covered its last
+            // tick, at most one tick before the mint. It received at least the prepay on top.
+            let last_tick = time::sub(self.last_mint, ms(self.timing.server_tick));
+            self.credit_until = time::add(self.credit_until.max(last_tick), billed);
             self.in_sync = true;
             self.resync_pending = false;
             self.stats.resyncs += 1;
@@ -220,7 +241,7 @@ impl Session {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.stats.failures += 1;
         if self.funding_active() {
-            let next_retry = self.retry_at(now);
+            let next_retry = self.retry_at(now, endpoint);
             self.next_pay = next_retry;
             self.emit(Event::PaymentFailed {
                 endpoint,

@@ -9,6 +9,7 @@ use crate::classify::{Endpoint, Outcome};
 use crate::config::{Config, ConfigError, FirstPayment, PaymentType};
 use crate::event::{Event, EventQueue, NotFunded, ReleaseReason, State};
 use crate::rng::SplitMix64;
+use crate::tickets::TicketValue;
 use crate::time;
 
 mod ledger;
@@ -120,8 +121,8 @@ struct Timing {
     /// Budget on funded time (prepay included), in whole seconds rounded up; [`NO_LIMIT`] for
     /// none (tested explicitly, so no funded time ever reaches it by accident).
     max_funded_secs: u32,
-    /// [`FirstPayment`] in compact form: [`AFTER_INTERVAL`] for one interval, 0 for at once,
-    /// `ms` for a draw from `[0, ms)`.
+    /// [`FirstPayment`] in compact form: [`ON_SCHEDULE`], [`AFTER_INTERVAL`] for one interval,
+    /// 0 for at once, `ms` for a draw from `[0, ms)`.
     first_within: u32,
     /// Under 250 ms ([`Config::validate`]), so a byte holds it.
     mint_margin: u8,
@@ -144,11 +145,17 @@ fn ms(value: u32) -> Duration {
 /// The compact [`FirstPayment::AfterInterval`].
 const AFTER_INTERVAL: u32 = u32::MAX;
 
+/// The compact [`FirstPayment::OnSchedule`].
+const ON_SCHEDULE: u32 = u32::MAX - 1;
+
 /// The budget value that means "no limit".
 const NO_LIMIT: u32 = u32::MAX;
 
 /// The instant that means "never" in the machine's optional timers.
 const NEVER: Instant = Instant::MAX;
+
+/// A payment value (ms) that was not given.
+const UNVALUED: u32 = u32::MAX;
 
 /// A minted payment whose POST failed transiently: the signer billed it and counted it in its
 /// ledger; the orchestrator may not have credited it.
@@ -160,6 +167,8 @@ struct Held {
     reposts: u8,
     /// It was minted by a [`Action::Resync`]: on delivery it restarts the runway.
     fresh: bool,
+    /// What its tickets buy, ms ([`UNVALUED`] when not given).
+    value_ms: u32,
 }
 
 /// Funds one reserved live-runner session. Pure and time-driven: it never reads a clock,
@@ -169,11 +178,12 @@ struct Held {
 ///
 /// (A) **Getters** on `&self`: [`state`](Self::state), [`stats`](Self::stats),
 /// [`runway`](Self::runway), [`deadline`](Self::deadline), [`funded_until`](Self::funded_until),
-/// [`in_sync`](Self::in_sync), [`planned_end`](Self::planned_end).
+/// [`in_sync`](Self::in_sync), [`is_valued`](Self::is_valued), [`planned_end`](Self::planned_end).
 ///
 /// (B) **Inputs** `handle_*(&mut self, now, …)`: [`handle_timeout`](Self::handle_timeout),
 /// [`handle_sent`](Self::handle_sent), [`handle_minted`](Self::handle_minted),
-/// [`handle_outcome`](Self::handle_outcome).
+/// [`handle_reservation_value`](Self::handle_reservation_value),
+/// [`handle_ticket_value`](Self::handle_ticket_value), [`handle_outcome`](Self::handle_outcome).
 ///
 /// (C) **Commands**: [`start`](Self::start), [`stop`](Self::stop), [`close`](Self::close),
 /// [`payment_due`](Self::payment_due), [`plan_end`](Self::plan_end).
@@ -195,9 +205,16 @@ struct Held {
 /// # Runway: what the estimate may assume
 ///
 /// [`funded_until`](Self::funded_until) estimates when the orchestrator's credit runs out, and is
-/// never later than the truth (a property test checks this against the model). It is the later of
-/// two lower bounds:
+/// never later than the truth (a property test checks this against the model). It is the latest of
+/// three lower bounds:
 ///
+/// - **valued credit**, when the adapter reads the tickets of every payment it delivers
+///   ([`handle_reservation_value`](Self::handle_reservation_value),
+///   [`handle_ticket_value`](Self::handle_ticket_value); the [`Engine`](crate::engine::Engine)
+///   does): the orchestrator credits each ticket's expected value and debits the reservation's
+///   price per second, so the credit lasts from the reservation's mint for the time the
+///   delivered tickets buy. Exact, and independent of the signer's ledger; lost as soon as one
+///   delivered payment's value is not given.
 /// - **delivered credit**: the reservation's prepay (10 s `live`, 60 s `lv2v`) plus what the signer
 ///   billed for every mint the orchestrator *credited* (a 200 to the POST or to a repost), billed
 ///   from the instant the previous mint's answer arrived (so the estimate is never above what the
@@ -236,6 +253,9 @@ pub struct Session {
     credit_until: Instant,
     /// The best lower bound a 482 gave while the ledgers agreed.
     skip_floor: Instant,
+    /// The end of the valued credit: the reservation's mint plus what every delivered payment's
+    /// tickets buy; [`NEVER`] once a delivered payment's value is unknown (or before any).
+    valued_until: Instant,
     /// Send time of the latest signer call or repost.
     last_attempt: Instant,
     /// When the next action goes out (or, while draining a budget, when the stop goes out).
@@ -249,6 +269,13 @@ pub struct Session {
     ev_floor_ms: u32,
     /// What the signer billed (at least) for the last delivered mint, ms.
     last_fee_ms: u32,
+    /// What the tickets of the mint in flight buy, ms ([`UNVALUED`] when not given).
+    pending_value_ms: u32,
+    /// What one ticket buys, ms, as last read (0 until read).
+    ticket_ms: u32,
+    /// Rounding surplus of the signer's current ledger (since its prepay), ms: while the ledgers
+    /// agree, the runway left when the signer next agrees to mint is the prepay plus this.
+    ledger_surplus_ms: u32,
     cycle: u32,
     consecutive_failures: u16,
     refreshes_this_cycle: u8,
@@ -299,9 +326,10 @@ impl Session {
                     .map_or(NO_LIMIT - 1, |s| s.min(NO_LIMIT - 1))
             }),
             first_within: match config.first_payment {
+                FirstPayment::OnSchedule => ON_SCHEDULE,
                 FirstPayment::Immediately => 0,
                 FirstPayment::AfterInterval => AFTER_INTERVAL,
-                FirstPayment::Within(span) => millis(span).min(AFTER_INTERVAL - 1),
+                FirstPayment::Within(span) => millis(span).min(ON_SCHEDULE - 1),
             },
             mint_margin: u8::try_from(config.mint_margin.as_millis()).unwrap_or(u8::MAX),
             jitter_percent: config.backoff.jitter_percent,
@@ -315,6 +343,7 @@ impl Session {
         Ok(Self {
             credit_until: time::add(now, ms(timing.prepay)),
             skip_floor: now,
+            valued_until: NEVER,
             timing,
             state: State::Reserved,
             closing: None,
@@ -329,6 +358,9 @@ impl Session {
             held: None,
             ev_floor_ms: 0,
             last_fee_ms: timing_prepay_ms,
+            pending_value_ms: UNVALUED,
+            ticket_ms: 0,
+            ledger_surplus_ms: 0,
             cycle: 0,
             consecutive_failures: 0,
             refreshes_this_cycle: 0,
@@ -364,7 +396,18 @@ impl Session {
     /// Estimated end of the orchestrator's credit for this session: never later than the truth
     /// (see the type's docs).
     pub fn funded_until(&self) -> Instant {
-        self.credit_until.max(self.skip_floor)
+        let valued = if self.valued_until == NEVER {
+            self.credit_until
+        } else {
+            self.valued_until
+        };
+        self.credit_until.max(self.skip_floor).max(valued)
+    }
+
+    /// Whether the credit is known from the tickets of every delivered payment (see the type's
+    /// docs): then [`funded_until`](Self::funded_until) is exact, up to the server's tick.
+    pub fn is_valued(&self) -> bool {
+        self.valued_until != NEVER
     }
 
     /// The instant by which the next success must have landed: [`funded_until`](Self::funded_until)
@@ -409,6 +452,7 @@ impl Session {
         }
         self.set_state(State::Funding);
         self.next_pay = match self.timing.first_within {
+            ON_SCHEDULE => self.schedule_after(now, true).max(now),
             AFTER_INTERVAL => time::add(now, ms(self.timing.interval)),
             0 => now,
             span => {
@@ -508,6 +552,31 @@ impl Session {
             self.observe(at);
         }
         self.last_attempt = self.last_attempt.max(at);
+    }
+
+    /// The reservation's payment carries `value`: its tickets, read with
+    /// [`MintedTickets`](crate::tickets::MintedTickets) at the reservation's price (per second).
+    /// From then on the credit is known exactly for as long as every delivered payment's value
+    /// is given with [`handle_ticket_value`](Self::handle_ticket_value). Only before
+    /// [`start`](Self::start); ignored afterwards.
+    pub fn handle_reservation_value(&mut self, value: TicketValue) {
+        if self.state == State::Reserved && self.cycle == 0 && !self.in_flight {
+            self.valued_until = time::add(self.last_mint, value.total());
+            self.ticket_ms = millis(value.each);
+        }
+    }
+
+    /// The payment the signer just minted for the action in flight (after
+    /// [`handle_minted`](Self::handle_minted), before its POST is answered) carries `value`.
+    /// Optional; see [`handle_reservation_value`](Self::handle_reservation_value).
+    pub fn handle_ticket_value(&mut self, value: TicketValue) {
+        if self.in_flight
+            && self.mint_answered != NEVER
+            && matches!(self.action, Some(Action::Pay { .. } | Action::Resync { .. }))
+        {
+            self.pending_value_ms = millis(value.total()).min(UNVALUED - 1);
+            self.ticket_ms = millis(value.each);
+        }
     }
 
     /// The signer's 200 for the action in flight arrived at `at`: the signer anchored its
@@ -718,6 +787,16 @@ pub trait Machine {
     fn handle_minted(&mut self, at: Instant) {
         let _ = at;
     }
+    /// The reservation's payment carries `value` ([`Session::handle_reservation_value`]).
+    /// Optional.
+    fn handle_reservation_value(&mut self, value: TicketValue) {
+        let _ = value;
+    }
+    /// The payment minted for the action in flight carries `value`
+    /// ([`Session::handle_ticket_value`]). Optional.
+    fn handle_ticket_value(&mut self, value: TicketValue) {
+        let _ = value;
+    }
     /// Answers the action in flight.
     ///
     /// # Errors
@@ -739,6 +818,12 @@ impl Machine for Session {
     fn handle_minted(&mut self, at: Instant) {
         Self::handle_minted(self, at);
     }
+    fn handle_reservation_value(&mut self, value: TicketValue) {
+        Self::handle_reservation_value(self, value);
+    }
+    fn handle_ticket_value(&mut self, value: TicketValue) {
+        Self::handle_ticket_value(self, value);
+    }
     fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
         Self::handle_outcome(self, now, outcome)
     }
@@ -756,6 +841,12 @@ impl<M: Machine + ?Sized> Machine for &mut M {
     }
     fn handle_minted(&mut self, at: Instant) {
         (**self).handle_minted(at);
+    }
+    fn handle_reservation_value(&mut self, value: TicketValue) {
+        (**self).handle_reservation_value(value);
+    }
+    fn handle_ticket_value(&mut self, value: TicketValue) {
+        (**self).handle_ticket_value(value);
     }
     fn handle_outcome(&mut self, now: Instant, outcome: Outcome) -> Result<(), OutcomeError> {
         (**self).handle_outcome(now, outcome)

@@ -4,7 +4,8 @@
 
 use embassy_time::{Duration, Instant};
 
-use super::{Action, NEVER, NO_LIMIT, Session, ms};
+use super::{Action, NEVER, NO_LIMIT, Session, UNVALUED, ms};
+use crate::classify::Endpoint;
 use crate::event::{Event, ReleaseReason};
 use crate::time;
 
@@ -109,6 +110,7 @@ impl Session {
     pub(super) fn issue_mint(&mut self, now: Instant, cycle: u32) {
         self.cycle = cycle;
         self.next_pay = NEVER;
+        self.pending_value_ms = UNVALUED;
         if !self.in_sync && !self.resync_pending {
             self.action = Some(Action::Refresh);
             return;
@@ -156,7 +158,10 @@ impl Session {
     /// (or, when a 482 left it under that level, to the check level), never sooner than one
     /// interval and never later than the longest gap, landing just under a whole second so that
     /// it adds nothing beyond the time elapsed.
-    fn schedule_after(&self, now: Instant, minted: bool) -> Instant {
+    pub(super) fn schedule_after(&self, now: Instant, minted: bool) -> Instant {
+        if self.is_valued() && self.in_sync {
+            return self.schedule_valued(now);
+        }
         let last = self.last_attempt;
         let earliest = time::add(last, ms(self.timing.interval));
         let funded = self.funded_until();
@@ -164,13 +169,15 @@ impl Session {
         // Runway built before a planned end is not wasted: it pays for the last seconds, which
         // then need no payment at all (see `covered_to_end`).
         if self.timing.whole_seconds && minted && self.runway(now) < ms(self.timing.target_runway) {
-            return self.land_over_second(earliest);
+            // Never past the check level, however the whole seconds fall (a short prepay).
+            let latest = time::sub(funded, ms(self.timing.check_runway)).max(earliest);
+            return self.land_over_second(earliest).min(latest);
         }
         let mut due = time::sub(funded, ms(self.timing.refill_runway));
         if due < earliest {
             due = time::sub(funded, ms(self.timing.check_runway));
         }
-        let next = due.clamp(earliest, time::add(last, ms(self.timing.max_gap)));
+        let next = due.clamp(earliest, time::add(last, ms(self.timing.max_gap)).max(earliest));
         if planned && funded < self.needed_until() {
             // The mint that tops the credit up to the planned end: it bills the time since the
             // last mint, so it is due when that time reaches what is missing.
@@ -183,6 +190,54 @@ impl Session {
             }
         }
         self.land_under_second(next)
+    }
+
+    /// [`schedule_after`](Self::schedule_after) when the credit is valued and the ledgers agree:
+    /// the runway is known, and so is the signer's balance (the value delivered less what it
+    /// billed), hence when it will next agree to mint ([`signer_ready_at`](Self::signer_ready_at)).
+    /// A call before that would only be answered 482. The runway left at that moment is the
+    /// prepay plus the ledger's rounding surplus, whatever the ticket is worth; that *floor* is
+    /// what survives an outage, so it is what the build phase builds to the target runway (mints
+    /// landing just over a whole second). Past the target, the next call waits for the refill
+    /// level and lands just under a second. Never later than the check level.
+    fn schedule_valued(&self, now: Instant) -> Instant {
+        let last = self.last_attempt;
+        let earliest = time::add(last, ms(self.timing.interval));
+        let funded = self.funded_until();
+        let latest = time::sub(funded, ms(self.timing.check_runway)).max(earliest);
+        let ready = self.signer_ready_at().max(earliest);
+        let floor = ms(self.timing.prepay) + ms(self.ledger_surplus_ms);
+        // A call before the refill level buys tickets early, and the last of them are lost at
+        // the end of the session: even while building, wait for it.
+        let due = time::sub(funded, ms(self.timing.refill_runway));
+        let capped = due
+            .max(earliest)
+            .min(time::add(last, ms(self.timing.max_gap)).max(earliest));
+        // A planned end changes nothing here: each mint adds whole tickets whenever it lands,
+        // and the runway built is spent in the last stretch, when `covered_to_end` pays nothing.
+        let _ = now;
+        let at = if self.timing.whole_seconds && floor < ms(self.timing.target_runway) {
+            self.land_over_second(capped.max(ready))
+        } else {
+            self.land_under_second(capped).max(ready)
+        };
+        at.min(latest)
+    }
+
+    /// When the signer will next mint rather than answer 482, while the ledgers agree and the
+    /// credit is valued. The signer mints once its balance is under the fee since its last mint
+    /// or under one ticket (GL `core/accounting.go` L41-66). Its balance is at most the value
+    /// delivered less the bills estimated (every estimate is at most the signer's own bill), and
+    /// its fee since the last mint is at least the time since that mint's answer: so past
+    /// `last_mint_answered + balance` (and at once when even that bound is under a ticket) the
+    /// signer mints.
+    fn signer_ready_at(&self) -> Instant {
+        let balance = time::since(self.valued_until, self.credit_until);
+        if balance < ms(self.ticket_ms) {
+            return self.last_attempt;
+        }
+        let margin = ms(u32::from(self.timing.mint_margin));
+        time::add(time::add(self.last_mint_answered, balance), margin)
     }
 
     /// The first instant at or after `at` that lands just over a whole second after the last
@@ -221,17 +276,21 @@ impl Session {
         }
     }
 
-    /// Exponential backoff with seeded jitter, never under the floor; never longer than a
-    /// sixteenth of the time left before the deadline (so that many attempts fit in the runway),
-    /// and pulled in to the deadline when the full delay would overshoot it.
-    pub(super) fn retry_at(&mut self, now: Instant) -> Instant {
+    /// Exponential backoff with seeded jitter, never under the floor, and pulled in to the
+    /// deadline when the full delay would overshoot it. A payment POST (or repost) that failed
+    /// waits no longer than a sixteenth of the time left before the deadline: the payment is
+    /// minted and billed already, each attempt costs the signer nothing, and many attempts must
+    /// fit in a short runway. A signer or refresh call keeps the plain backoff, so that an
+    /// outage of the signer is not met with a burst of calls.
+    pub(super) fn retry_at(&mut self, now: Instant, endpoint: Endpoint) -> Instant {
         let floor = ms(self.timing.backoff_initial);
         let exp = u32::from(self.consecutive_failures.saturating_sub(1));
         let deadline = self.deadline_at();
-        let share = Duration::from_ticks(time::since(deadline, now).as_ticks() / 16);
-        let base = time::doubled(floor, exp)
-            .min(ms(self.timing.backoff_max))
-            .min(share.max(floor));
+        let mut base = time::doubled(floor, exp).min(ms(self.timing.backoff_max));
+        if matches!(endpoint, Endpoint::Payment | Endpoint::Repost) {
+            let share = Duration::from_ticks(time::since(deadline, now).as_ticks() / 16);
+            base = base.min(share.max(floor));
+        }
         let spread = base.as_ticks() / 100 * u64::from(self.timing.jitter_percent);
         let jittered = base.as_ticks() - spread + self.rng.below_or_eq(2 * spread);
         let delay = Duration::from_ticks(jittered).max(floor);

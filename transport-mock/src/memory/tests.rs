@@ -3,7 +3,7 @@ use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 
 use livepay_core::engine::{DiscoveryQuery, Engine};
-use livepay_core::{Clock as _, Config, Event, Peer, ReleaseReason, State, StatusTable};
+use livepay_core::{Clock as _, Config, Event, FirstPayment, Peer, ReleaseReason, State, StatusTable};
 
 use super::*;
 use crate::model::{ModelConfig, ReleaseCause, SignerConfig};
@@ -86,7 +86,11 @@ fn reserve_over_the_model_then_fund_and_close_through_the_engine() {
     assert_eq!(payment.manifest_id(), reserved.session_id);
     assert!(payment.has_state());
     let id = reserved.session_id.clone();
-    let mut engine = Engine::new(&Config::new(PaymentType::Live), reserved, StatusTable::new()).unwrap();
+    let config = Config {
+        first_payment: FirstPayment::Immediately,
+        ..Config::new(PaymentType::Live)
+    };
+    let mut engine = Engine::new(&config, reserved, StatusTable::new()).unwrap();
 
     net.clock().advance(Duration::from_secs(3));
     engine.start(net.now());

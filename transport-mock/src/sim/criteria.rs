@@ -11,15 +11,17 @@ use super::cells::{Cell, CellReport};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Criterion {
-    /// In every cell, livepay's over-payment is at most the SDK's.
+    /// In every cell, livepay's over-payment is at most the SDK's, both over the sessions each
+    /// kept funded (a dropped session's credit ran out by definition: failing looks cheap). A
+    /// cell where the SDK kept no session is not compared.
     OverpaymentAtMostSdk,
     /// In every cell, livepay drops at most as many sessions as the SDK (so none where the SDK
     /// drops none).
     DropsAtMostSdk,
     /// No livepay drop under 50 % payment 503s for 60 s (`payment-503-*` profiles).
     NoDropsUnderPayment503,
-    /// livepay's signer calls are at most the SDK's on the clean profile, and at most 1.5× the
-    /// SDK's under faults.
+    /// livepay's signer calls per funded session-hour are at most the SDK's on the clean profile,
+    /// and at most 1.5× the SDK's under faults (per funded hour: a dropped session calls nobody).
     SignerCallsBounded,
     /// livepay's over-payment is at most 1.05 on the clean profile from 30 min on.
     OverpaymentNearPriceFrom30Min,
@@ -42,10 +44,12 @@ impl Criterion {
     /// What it requires, in words.
     pub const fn description(self) -> &'static str {
         match self {
-            Self::OverpaymentAtMostSdk => "over-payment ≤ the SDK's, every cell",
+            Self::OverpaymentAtMostSdk => "over-payment of the sessions kept ≤ the SDK's, every cell",
             Self::DropsAtMostSdk => "drops ≤ the SDK's (zero where the SDK has zero), every cell",
             Self::NoDropsUnderPayment503 => "zero drops under payment-503-*",
-            Self::SignerCallsBounded => "signer calls ≤ the SDK's on clean, ≤ 1.5× under faults",
+            Self::SignerCallsBounded => {
+                "signer calls per funded hour ≤ the SDK's on clean, ≤ 1.5× under faults"
+            }
             Self::OverpaymentNearPriceFrom30Min => "over-payment ≤ 1.05 on clean from 30 min",
             Self::SignerCallsHalfSdkFrom10Min => {
                 "signer calls per session-hour ≤ half the SDK's on clean from 10 min"
@@ -60,7 +64,10 @@ impl Criterion {
         let clean = cell.profile == "clean";
         let within = |value: f64, bound: f64| Some((value, bound, value <= bound));
         match self {
-            Self::OverpaymentAtMostSdk => within(ours.overpayment, sdk.overpayment),
+            Self::OverpaymentAtMostSdk => {
+                let sdk_kept = sdk.overpayment_kept?;
+                within(ours.overpayment_kept.unwrap_or(f64::INFINITY), sdk_kept)
+            }
             Self::DropsAtMostSdk => within(f64::from(ours.drops), f64::from(sdk.drops)),
             Self::NoDropsUnderPayment503 => cell
                 .profile
@@ -69,7 +76,10 @@ impl Criterion {
                 .and_then(|()| within(f64::from(ours.drops), 0.0)),
             Self::SignerCallsBounded => {
                 let factor = if clean { 1.0 } else { 1.5 };
-                within(ours.signer_calls as f64, sdk.signer_calls as f64 * factor)
+                within(
+                    ours.signer_calls_per_funded_hour,
+                    sdk.signer_calls_per_funded_hour * factor,
+                )
             }
             Self::OverpaymentNearPriceFrom30Min => {
                 (clean && cell.length_s >= 1_800).then_some(())?;
@@ -95,6 +105,10 @@ pub struct Failure {
     pub livepay: f64,
     /// The bound it exceeds (from the SDK's value where the criterion compares with it).
     pub bound: f64,
+    /// For a cost comparison: what the SDK's cheaper figure came with (its drops, and the
+    /// credit its signer minted that never reached the orchestrator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdk_context: Option<String>,
 }
 
 /// One criterion over a grid.
@@ -135,6 +149,9 @@ impl fmt::Display for CriterionResult {
                 round(failure.livepay),
                 round(failure.bound)
             )?;
+            if let Some(context) = &failure.sdk_context {
+                write!(f, "; {context}")?;
+            }
         }
         Ok(())
     }
@@ -156,10 +173,21 @@ pub fn check_criteria(report: &CellReport) -> Vec<CriterionResult> {
                 if let Some((value, bound, ok)) = criterion.check(cell) {
                     checked += 1;
                     if !ok {
+                        let sdk_context = (criterion == Criterion::OverpaymentAtMostSdk).then(|| {
+                            format!(
+                                "sdk: {} of {} dropped, minted {}× what it delivered",
+                                cell.sdk.drops,
+                                cell.sdk.sessions,
+                                round(
+                                    cell.sdk.minted_per_debited / cell.sdk.overpayment.max(f64::MIN_POSITIVE)
+                                )
+                            )
+                        });
                         failing.push(Failure {
                             cell: cell.label(),
                             livepay: round(value),
                             bound: round(bound),
+                            sdk_context,
                         });
                     }
                 }

@@ -367,6 +367,29 @@ impl FastLedger {
         })
     }
 
+    /// [`generate`](Self::generate) whose answer never reaches the client (a timeout after the
+    /// signer did its work). The signer keeps nothing (the ledger lives in the state blob the
+    /// client sends), so the client's next call carries the state it sent this time: the
+    /// ledger is as it was. The mint still counts as minted and billed.
+    pub fn generate_unanswered(&mut self, config: &FastConfig, now: u64, fresh: bool) -> SignerAnswer {
+        let kept = (
+            self.last_update,
+            self.signer_balance,
+            self.state_params,
+            self.nonce,
+            self.params_used,
+        );
+        let answer = self.generate(config, now, fresh);
+        (
+            self.last_update,
+            self.signer_balance,
+            self.state_params,
+            self.nonce,
+            self.params_used,
+        ) = kept;
+        answer
+    }
+
     /// Whether the orchestrator has seen `mint` (mints more than 63 behind the newest count as
     /// seen).
     fn seen(&self, mint: &Mint) -> bool {

@@ -87,6 +87,18 @@ pub struct SimConfig {
     pub client_timeout: Duration,
     /// Record the true runway at every payment of the first this-many sessions (for plots).
     pub trace_sessions: u32,
+    /// Whether the client reads the tickets of the payments it delivers, as the engine does for
+    /// a signer that mints `net.Payment` tickets ([`Session::handle_ticket_value`]). `false`
+    /// measures the fallback: a signer whose payments cannot be read. Default `true`.
+    ///
+    /// [`Session::handle_ticket_value`]: livepay_core::Session::handle_ticket_value
+    pub read_tickets: bool,
+    /// Whether livepay is told when each session will end ([`Session::plan_end`] at its
+    /// start, as `livepay fund --duration` does), so that it stops building runway. The
+    /// baseline has no such input. Default `false`.
+    ///
+    /// [`Session::plan_end`]: livepay_core::Session::plan_end
+    pub planned_end: bool,
 }
 
 impl Default for SimConfig {
@@ -101,6 +113,8 @@ impl Default for SimConfig {
             sdk_interval: Duration::from_secs(3),
             client_timeout: Duration::from_secs(5),
             trace_sessions: 0,
+            read_tickets: true,
+            planned_end: false,
         }
     }
 }

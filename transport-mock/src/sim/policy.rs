@@ -39,11 +39,18 @@ pub(crate) trait Policy: Machine {
     fn poll_event(&mut self) -> Option<Event>;
     fn state(&self) -> State;
     fn stats(&self) -> Stats;
+    /// The session will end at `at`; a policy without the notion ignores it.
+    fn plan_end(&mut self, now: Instant, at: Instant) {
+        let _ = (now, at);
+    }
 }
 
 impl Policy for Session {
     fn start(&mut self, now: Instant) {
         Self::start(self, now);
+    }
+    fn plan_end(&mut self, now: Instant, at: Instant) {
+        Self::plan_end(self, now, at);
     }
     fn handle_timeout(&mut self, now: Instant) {
         Self::handle_timeout(self, now);

@@ -43,6 +43,8 @@ pub(crate) struct SessionResult {
     pub(crate) debited: u64,
     pub(crate) minted: u64,
     pub(crate) credited: u64,
+    /// How long the session was funded: from its start to its release, or to the end of the run.
+    pub(crate) funded_us: u64,
     pub(crate) reissued_nonces: u32,
     pub(crate) min_runway_us: Option<u64>,
     pub(crate) trace: Vec<RunwayPoint>,
@@ -134,6 +136,9 @@ pub struct PolicyReport {
     pub signer_calls: u64,
     /// Signer requests per simulated session-hour.
     pub signer_calls_per_session_hour: f64,
+    /// Signer requests per *funded* session-hour (until each session's release or the end): the
+    /// fair rate when some sessions die early, since a dead session calls nobody.
+    pub signer_calls_per_funded_hour: f64,
     /// Signer requests without a state (fresh ledgers).
     pub resyncs: u64,
     /// Replayed payment POSTs sent.
@@ -161,6 +166,10 @@ pub struct PolicyReport {
     pub at_risk: u64,
     /// Credit the orchestrator received ÷ service debited.
     pub overpayment: f64,
+    /// The same over the sessions this policy kept funded to the end (`None` when it kept
+    /// none). A dropped session's credit ran out by definition, which makes failing look cheap:
+    /// cost is compared on the sessions kept.
+    pub overpayment_kept: Option<f64>,
     /// Credit the signer minted (and billed) ÷ service debited: over-payment plus the mints lost
     /// on the way.
     pub minted_per_debited: f64,
@@ -182,6 +191,9 @@ pub(crate) struct Accumulator {
     minted: u128,
     credited: u128,
     debited: u128,
+    kept_credited: u128,
+    kept_debited: u128,
+    funded_us: u128,
     notice_sum_us: u64,
     notice_count: u32,
     notice_max_us: u64,
@@ -213,6 +225,7 @@ impl Accumulator {
                 payments_sent: 0,
                 signer_calls: 0,
                 signer_calls_per_session_hour: 0.0,
+                signer_calls_per_funded_hour: 0.0,
                 resyncs: 0,
                 replays: 0,
                 replays_credited: 0,
@@ -226,6 +239,7 @@ impl Accumulator {
                 minted_after_release: 0,
                 at_risk: 0,
                 overpayment: 0.0,
+                overpayment_kept: None,
                 minted_per_debited: 0.0,
                 surplus_s_per_session: 0.0,
                 min_runway_s: None,
@@ -236,6 +250,9 @@ impl Accumulator {
             minted: 0,
             credited: 0,
             debited: 0,
+            kept_credited: 0,
+            kept_debited: 0,
+            funded_us: 0,
             notice_sum_us: 0,
             notice_count: 0,
             notice_max_us: 0,
@@ -266,6 +283,11 @@ impl Accumulator {
         self.minted += u128::from(s.minted);
         self.credited += u128::from(s.credited);
         self.debited += u128::from(s.debited);
+        self.funded_us += u128::from(s.funded_us);
+        if s.released_at.is_none() {
+            self.kept_credited += u128::from(s.credited);
+            self.kept_debited += u128::from(s.debited);
+        }
         if let Some(released) = s.released_at {
             r.drops += 1;
             match s.client_end_at.filter(|&end| end >= released) {
@@ -328,6 +350,14 @@ impl Accumulator {
             }
         };
         r.overpayment = ratio(self.credited);
+        r.overpayment_kept =
+            (self.kept_debited > 0).then(|| round4(self.kept_credited as f64 / self.kept_debited as f64));
+        let funded_hours = self.funded_us as f64 / 3.6e9;
+        r.signer_calls_per_funded_hour = if funded_hours > 0.0 {
+            round3(r.signer_calls as f64 / funded_hours)
+        } else {
+            0.0
+        };
         r.minted_per_debited = ratio(self.minted);
         let surplus_wei = self.credited.saturating_sub(self.debited) as f64;
         r.surplus_s_per_session = round3(surplus_wei / self.price_wei as f64 / f64::from(r.sessions.max(1)));

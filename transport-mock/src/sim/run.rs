@@ -2,6 +2,7 @@
 //! reservation to the end of the run.
 
 use embassy_time::{Duration, Instant};
+use livepay_core::tickets::TicketValue;
 use livepay_core::{Action, Call, Endpoint, Event, Reply, RequestId, Sequencer, State, StatusTable};
 
 use super::fast::{FastLedger, Mint, PayAnswer, SignerAnswer};
@@ -23,6 +24,8 @@ pub(super) struct InFlight {
     arrives: Instant,
     id: RequestId,
     reply: Reply,
+    /// What the tickets of a signer 200 buy, when the client reads them.
+    value: Option<TicketValue>,
 }
 
 /// One session's servers and network: the fast model, the fault stream, the minted payment the
@@ -100,6 +103,7 @@ impl SessionWorld<'_> {
             config.client_timeout,
             &mut self.faults,
         );
+        let minted_before = self.held.map(|m| m.id);
         let (arrives, reply) = match fate {
             Fate::Failed { after, reply } => (now + after, reply),
             Fate::Delivered { latency } => {
@@ -107,14 +111,27 @@ impl SessionWorld<'_> {
             }
             Fate::LostAnswer { latency, after } => {
                 self.result.lost_answers += 1;
-                let _ = self.serve(call.endpoint, fresh, now + latency / 2);
+                let served = now + latency / 2;
+                if call.endpoint == Endpoint::Signer {
+                    // The client keeps the state it sent, and never holds this mint.
+                    self.catch_up(served);
+                    let _ = self.model.generate_unanswered(&config.model, us(served), fresh);
+                } else {
+                    let _ = self.serve(call.endpoint, fresh, served);
+                }
                 (now + after, Reply::Timeout)
             }
         };
+        let minted_now = call.endpoint == Endpoint::Signer && self.held.map(|m| m.id) != minted_before;
+        let value = self
+            .held
+            .filter(|_| minted_now && config.read_tickets)
+            .and_then(|m| ticket_value(&config.model, m.tickets));
         InFlight {
             arrives,
             id: call.id,
             reply,
+            value,
         }
     }
 
@@ -187,6 +204,14 @@ impl SessionWorld<'_> {
     }
 }
 
+/// What `tickets` of the model's ticket value buy at its price, as the engine reads them from a
+/// payment: rounded down to the microsecond.
+fn ticket_value(model: &super::FastConfig, tickets: u32) -> Option<TicketValue> {
+    let micros = u128::from(model.ticket_ev_wei) * 1_000_000 / u128::from(model.price_wei.max(1));
+    let each = Duration::from_micros(u64::try_from(micros).ok()?);
+    (tickets > 0 && micros > 0).then_some(TicketValue { count: tickets, each })
+}
+
 /// Runs one session from its reservation to the end of the run.
 pub(super) fn run_session<P: Policy>(
     config: &SimConfig,
@@ -212,7 +237,16 @@ pub(super) fn run_session<P: Policy>(
         trace: index < config.trace_sessions,
     };
     let mut calls = Sequencer::new(new_policy(start, phases.next_u64())?, StatusTable::new());
+    if config.read_tickets {
+        let tickets = world.model.minted / config.model.ticket_ev_wei.max(1);
+        if let Some(value) = ticket_value(&config.model, u32::try_from(tickets).unwrap_or(u32::MAX)) {
+            calls.machine_mut().handle_reservation_value(value);
+        }
+    }
     calls.machine_mut().start(start);
+    if config.planned_end {
+        calls.machine_mut().plan_end(start, end);
+    }
     let mut now = start;
     let mut in_flight: Option<InFlight> = None;
     loop {
@@ -245,6 +279,9 @@ pub(super) fn run_session<P: Policy>(
             Some(f) if answer => {
                 let answered = calls.handle_reply(now, f.id, f.reply);
                 debug_assert!(answered.is_ok(), "{answered:?}");
+                if let (Some(value), Ok(None)) = (f.value, answered) {
+                    calls.machine_mut().handle_ticket_value(value);
+                }
             }
             other => {
                 in_flight = other;
@@ -257,6 +294,7 @@ pub(super) fn run_session<P: Policy>(
     let mut result = world.result;
     result.count(&calls.machine().stats());
     result.released_at = model.dropped_at().filter(|&at| at < us(end));
+    result.funded_us = result.released_at.unwrap_or(us(end)).saturating_sub(us(start));
     result.debited = model.debited;
     result.minted = model.minted;
     result.credited = model.credited;

@@ -1,15 +1,15 @@
 //! The engine end to end on scripted answers: requests out, answers in, by id.
 
 use std::format;
-use std::string::{String, ToString};
+use std::string::String;
 use std::vec::Vec;
 
 use embassy_time::{Duration, Instant};
 
 use super::super::*;
 use crate::{
-    Config, Endpoint, Event, Failure, PaymentType, Peer, ReleaseReason, Reply, RequestId, State, StatusTable,
-    Verdict,
+    Config, Endpoint, Event, Failure, FirstPayment, PaymentType, Peer, ReleaseReason, Reply, RequestId,
+    State, StatusTable, Verdict,
 };
 
 const MINTED: &[u8] = br#"{"payment":"UEFZ","segCreds":"U0VH","state":{"State":"U1Q=","Sig":"U0c="}}"#;
@@ -18,8 +18,16 @@ fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
+/// The defaults, with the first payment at once (the tests start from a request in flight).
+fn immediate() -> Config {
+    Config {
+        first_payment: FirstPayment::Immediately,
+        ..Config::default()
+    }
+}
+
 fn funded(table: StatusTable) -> Engine {
-    let mut engine = Engine::new(&Config::default(), doc_reserved(at(0)), table).unwrap();
+    let mut engine = Engine::new(&immediate(), doc_reserved(at(0)), table).unwrap();
     engine.start(at(0));
     engine
 }
@@ -226,36 +234,9 @@ fn a_failed_stop_is_reported_and_the_session_released_all_the_same() {
 #[test]
 fn a_fixed_price_reservation_funds_nothing() {
     let mut reserved = doc_reserved(at(0));
-    let mut flow_options = ReserveOptions::new(
-        "http://orch.example/apps/runner/session",
-        Some("http://signer.example".into()),
-        PaymentType::Fixed,
-    );
-    flow_options.payer_address = Some("0x01".to_string());
-    // Rebuild the protocol state as a fixed-price reservation would have it.
-    let mut flow = ReserveFlow::new(flow_options).unwrap();
-    let challenge = flow.poll_request(at(0)).unwrap();
-    flow.handle_response(
-        at(0),
-        challenge.id,
-        &Response::new(
-            402,
-            br#"{"payment_params":"cA==","manifest_id":"fixed001","payment_url":"http://orch.example/apps/runner/session/fixed001/payment"}"#,
-        ),
-    );
-    let mint = flow.poll_request(at(0)).unwrap();
-    flow.handle_response(at(0), mint.id, &Response::new(200, MINTED));
-    let paid = flow.poll_request(at(0)).unwrap();
-    flow.handle_response(
-        at(0),
-        paid.id,
-        &Response::new(
-            200,
-            br#"{"session_id":"fixed001","app_url":"http://orch.example/a","control_url":"http://orch.example/apps/runner/session/fixed001"}"#,
-        ),
-    );
-    reserved.payment = flow.result().unwrap().payment;
-    let mut engine = Engine::new(&Config::default(), reserved, StatusTable::new()).unwrap();
+    // The protocol state as a fixed-price reservation leaves it.
+    reserved.payment = reserved_with(PaymentType::Fixed, MINTED).payment;
+    let mut engine = Engine::new(&immediate(), reserved, StatusTable::new()).unwrap();
     assert!(!engine.is_metered());
     engine.start(at(0));
     assert_eq!(engine.poll_request(at(0)), None);
@@ -358,4 +339,79 @@ fn debug_of_an_engine_shows_no_secret() {
     }
     let shown: String = format!("{:?}", engine.poll_request(at(10)).unwrap());
     assert!(!shown.contains("UEFZ"), "{shown}");
+}
+
+/// A signer 200 whose payment is a real `net.Payment`: 3 tickets of face value 1000 wei that
+/// always win, expecting 10 wei per second (100 s a ticket).
+const MINTED_READABLE: &[u8] = br#"{"payment":"CiYSAgPoGiD//////////////////////////////////////////xIUEREREREREREREREREREREREREREiAggHIgIICCICCAkqBAgKEAE=","segCreds":"U0VH","state":{"State":"U1Q=","Sig":"U0c="}}"#;
+
+/// Reserves a session of `payment_type` whose first mint answers `minted`.
+fn reserved_with(payment_type: PaymentType, minted: &[u8]) -> Reserved {
+    let options = ReserveOptions::new(
+        "http://orch.example/apps/runner/session",
+        Some("http://signer.example".into()),
+        payment_type,
+    )
+    .with_payer_address("0x01");
+    let mut flow = ReserveFlow::new(options).unwrap();
+    let challenge = flow.poll_request(at(0)).unwrap();
+    flow.handle_response(
+        at(0),
+        challenge.id,
+        &Response::new(
+            402,
+            br#"{"payment_params":"cA==","manifest_id":"m1","payment_url":"http://orch.example/apps/runner/session/m1/payment"}"#,
+        ),
+    );
+    let mint = flow.poll_request(at(0)).unwrap();
+    flow.handle_response(at(0), mint.id, &Response::new(200, minted));
+    let paid = flow.poll_request(at(0)).unwrap();
+    flow.handle_response(
+        at(0),
+        paid.id,
+        &Response::new(
+            200,
+            br#"{"session_id":"m1","app_url":"http://orch.example/a","control_url":"http://orch.example/apps/runner/session/m1"}"#,
+        ),
+    );
+    flow.result().unwrap()
+}
+
+#[test]
+fn the_tickets_of_every_delivered_payment_make_the_credit_exact() {
+    let reserved = reserved_with(PaymentType::Live, MINTED_READABLE);
+    assert_eq!(
+        reserved
+            .payment
+            .as_ref()
+            .and_then(ProtocolState::last_mint_value)
+            .map(|v| v.total()),
+        Some(Duration::from_secs(300))
+    );
+    let mut engine = Engine::new(&immediate(), reserved, StatusTable::new()).unwrap();
+    assert!(engine.session().is_valued());
+    assert_eq!(engine.session().funded_until(), at(300_000));
+    engine.start(at(0));
+    let signer = engine.poll_request(at(0)).expect("the first payment");
+    answer(&mut engine, at(10), &signer, 200, MINTED_READABLE);
+    let post = engine.poll_request(at(10)).expect("its POST");
+    answer(&mut engine, at(20), &post, 200, b"");
+    assert!(engine.session().is_valued());
+    assert_eq!(engine.session().funded_until(), at(600_000));
+}
+
+#[test]
+fn a_payment_that_cannot_be_read_leaves_the_credit_to_the_bills() {
+    let reserved = reserved_with(PaymentType::Live, MINTED);
+    assert_eq!(
+        reserved.payment.as_ref().and_then(ProtocolState::last_mint_value),
+        None
+    );
+    let engine = Engine::new(&immediate(), reserved, StatusTable::new()).unwrap();
+    assert!(!engine.session().is_valued());
+    assert_eq!(engine.session().funded_until(), at(10_000));
+    // Per pixel-second pricing: the value of a ticket in time is unknown.
+    let reserved = reserved_with(PaymentType::Lv2v, MINTED_READABLE);
+    let engine = Engine::new(&Config::new(PaymentType::Lv2v), reserved, StatusTable::new()).unwrap();
+    assert!(!engine.session().is_valued());
 }

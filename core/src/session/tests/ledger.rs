@@ -25,7 +25,7 @@ fn next_action(h: &mut H) -> (Instant, Action) {
 
 #[test]
 fn a_failed_post_is_reposted_unchanged_before_anything_new_is_minted() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     assert_eq!(h.action(), Action::Pay { cycle: 1 });
     h.answer(10, post_failed(Reply::Status(503)));
     for attempt in 1..=3 {
@@ -46,7 +46,7 @@ fn a_failed_post_is_reposted_unchanged_before_anything_new_is_minted() {
 fn a_payment_whose_reposts_all_fail_is_given_up_and_a_fresh_ledger_started() {
     let c = Config {
         max_reposts: 2,
-        ..Config::default()
+        ..cfg()
     };
     let mut h = H::started_at(c, 0);
     h.action();
@@ -76,7 +76,7 @@ fn a_payment_whose_reposts_all_fail_is_given_up_and_a_fresh_ledger_started() {
 
 #[test]
 fn a_refused_replay_is_not_terminal_and_proves_nothing() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(10, post_failed(Reply::Network));
     let (_, action) = next_action(&mut h);
@@ -92,7 +92,7 @@ fn a_refused_replay_is_not_terminal_and_proves_nothing() {
 
 #[test]
 fn a_482_while_in_sync_proves_the_time_since_the_last_mint_and_no_more() {
-    let mut h = H::started_at(Config::default(), 500);
+    let mut h = H::started_at(cfg(), 500);
     h.action();
     h.answer(20, PAID); // minted at 0.5 s, answered 0.52 s: credit to 11 s
     assert_eq!(h.s.funded_until(), ms(11_000));
@@ -108,7 +108,7 @@ fn a_482_while_in_sync_proves_the_time_since_the_last_mint_and_no_more() {
 fn with_every_payment_lost_no_482_is_asked_and_the_warnings_come_before_the_credit_ends() {
     // The 100 % failure case: before, each lost POST was followed by 482s read as
     // "balance current", which pushed the estimate out while the session was dying.
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     let mut skipped = 0;
     h.run(40_000, |action, _| match action {
         Action::Pay { .. } | Action::Resync { .. } => post_failed(Reply::Status(503)),
@@ -137,7 +137,7 @@ fn with_every_payment_lost_no_482_is_asked_and_the_warnings_come_before_the_cred
 
 #[test]
 fn closing_a_lapsed_session_reports_the_lapse_not_a_clean_close() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.run(12_000, |action, _| match action {
         Action::Repost { .. } => repost_failed(Reply::Refused),
         Action::Stop => Outcome::Stopped,
@@ -160,7 +160,7 @@ fn closing_a_lapsed_session_reports_the_lapse_not_a_clean_close() {
     );
     // A fresh ledger's payment credited after the lapse proves the credit again: the close is
     // clean.
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.run(12_000, |action, _| match action {
         Action::Repost { .. } => repost_failed(Reply::Refused),
         Action::Refresh => Outcome::Refreshed,
@@ -195,7 +195,7 @@ fn closing_a_lapsed_session_reports_the_lapse_not_a_clean_close() {
 fn retries_near_the_deadline_fit_many_attempts_into_the_runway() {
     let c = Config {
         max_reposts: 100,
-        ..Config::default()
+        ..cfg()
     };
     let mut h = H::started_at(c, 0);
     h.action();
@@ -217,7 +217,7 @@ fn retries_near_the_deadline_fit_many_attempts_into_the_runway() {
 #[test]
 fn a_ticket_value_learnt_from_482s_projects_the_runway_past_later_mints() {
     // A signer whose ticket is worth about 60 s: after each mint it answers 482 for a while.
-    let mut h = H::started_at(Config::default(), 500);
+    let mut h = H::started_at(cfg(), 500);
     h.action();
     h.answer(20, PAID); // fee 1 s
     // 482s for the first 30 s (the signer's balance covers them).
@@ -243,7 +243,7 @@ fn a_ticket_value_learnt_from_482s_projects_the_runway_past_later_mints() {
 
 #[test]
 fn a_planned_end_stops_building_runway_and_lets_the_credit_run_out_at_the_end() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.s.plan_end(ms(0), ms(60_000));
     h.run(60_000, |action, _| match action {
         Action::Stop => Outcome::Stopped,
@@ -259,7 +259,7 @@ fn a_planned_end_stops_building_runway_and_lets_the_credit_run_out_at_the_end() 
     assert_eq!(st.at_risk + st.lapses, 0, "running down to the end is not a risk");
 
     // Without a plan, the runway is built and left unused at the end.
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.run(60_000, |action, _| match action {
         Action::Stop => Outcome::Stopped,
         _ => PAID,
@@ -271,7 +271,7 @@ fn a_planned_end_stops_building_runway_and_lets_the_credit_run_out_at_the_end() 
 
 #[test]
 fn past_a_planned_end_funding_goes_on() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.s.plan_end(ms(0), ms(30_000));
     h.run(120_000, |action, _| match action {
         Action::Stop => Outcome::Stopped,
@@ -283,7 +283,7 @@ fn past_a_planned_end_funding_goes_on() {
 
 #[test]
 fn a_slow_signer_answer_still_lands_builds_past_the_boundary() {
-    let mut h = H::started_at(Config::default(), 500);
+    let mut h = H::started_at(cfg(), 500);
     h.action();
     h.s.handle_minted(ms(800)); // a 300 ms signer round trip
     h.answer_at(820, PAID);

@@ -8,6 +8,18 @@ use crate::config::{Budget, Config, FirstPayment, PaymentType};
 use crate::event::{Event, NotFunded, ReleaseReason, State};
 use crate::{Endpoint, Outcome, Reply};
 
+/// The defaults, but with the first payment at once: most tests start from a payment in flight.
+fn cfg() -> Config {
+    cfg_for(PaymentType::Live)
+}
+
+fn cfg_for(payment_type: PaymentType) -> Config {
+    Config {
+        first_payment: FirstPayment::Immediately,
+        ..Config::new(payment_type)
+    }
+}
+
 fn ms(v: u64) -> Instant {
     Instant::from_millis(v)
 }
@@ -151,7 +163,7 @@ fn offchain_start_is_a_noop_with_an_explanatory_event() {
 
 #[test]
 fn fixed_price_start_is_a_noop() {
-    let mut h = H::started_at(Config::new(PaymentType::Fixed), 0);
+    let mut h = H::started_at(cfg_for(PaymentType::Fixed), 0);
     h.no_action();
     assert_eq!(
         h.take_events(),
@@ -162,50 +174,8 @@ fn fixed_price_start_is_a_noop() {
 }
 
 #[test]
-fn first_payment_goes_out_immediately() {
-    let mut h = H::started_at(Config::default(), 500);
-    assert_eq!(h.action(), Action::Pay { cycle: 1 });
-    assert_eq!(
-        h.take_events(),
-        [Event::StateChanged {
-            from: State::Reserved,
-            to: State::Funding
-        }]
-    );
-}
-
-#[test]
-fn first_payment_after_one_interval_like_gateway_1_0() {
-    let mut c = Config::new(PaymentType::Live);
-    c.first_payment = FirstPayment::AfterInterval;
-    let mut h = H::started_at(c, 500);
-    h.no_action();
-    assert_eq!(h.next(), ms(3_500));
-    assert_eq!(h.action(), Action::Pay { cycle: 1 });
-}
-
-#[test]
-fn first_payment_within_a_span_is_a_seeded_draw_inside_it() {
-    let first = |seed: u64| {
-        let mut c = Config::new(PaymentType::Live);
-        c.first_payment = FirstPayment::Within(span_ms(3_000));
-        c.seed = seed;
-        let mut h = H::started_at(c, 500);
-        h.next()
-    };
-    let draws: Vec<Instant> = (0..64).map(first).collect();
-    assert!(
-        draws.iter().all(|&at| at >= ms(500) && at < ms(3_500)),
-        "{draws:?}"
-    );
-    assert_eq!(first(7), first(7), "same seed, same phase");
-    let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
-    assert!(distinct.len() > 32, "phases spread: {}", distinct.len());
-}
-
-#[test]
 fn the_send_instant_of_a_queued_signer_request_moves_billing_and_latency() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     assert_eq!(h.action(), Action::Pay { cycle: 1 });
     // Sent 1.5 s after it was produced (queued behind a concurrency limit); an instant before
     // production is ignored.
@@ -225,7 +195,7 @@ fn the_send_instant_of_a_queued_signer_request_moves_billing_and_latency() {
 
 #[test]
 fn start_is_idempotent() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.s.start(ms(10));
     h.s.start(ms(20));
     assert_eq!(h.action(), Action::Pay { cycle: 1 });
@@ -237,7 +207,7 @@ fn start_is_idempotent() {
 
 #[test]
 fn paid_cycle_extends_credit_by_what_the_signer_bills() {
-    let mut h = H::started_at(Config::default(), 500);
+    let mut h = H::started_at(cfg(), 500);
     h.action();
     h.answer(20, PAID);
     // Billed ceil(0.5 s) = 1 s beyond the 10 s prepay.
@@ -252,83 +222,11 @@ fn paid_cycle_extends_credit_by_what_the_signer_bills() {
     }));
 }
 
-#[test]
-fn below_target_runway_mints_land_just_over_a_whole_second() {
-    let mut h = H::started_at(Config::default(), 500);
-    h.action();
-    h.answer(20, PAID);
-    // Runway 10.5 s < target 55 s: build runway, one interval later and 0.1 s past the third
-    // whole second after the last mint (billed 4 s for 3.1 s: about 0.3 s of runway per second).
-    assert_eq!(h.s.poll_timeout(), Some(ms(3_600)));
-}
-
-#[test]
-fn at_or_above_target_runway_mints_land_just_under_a_whole_second() {
-    let mut c = Config::new(PaymentType::Live);
-    c.target_runway = Duration::from_secs(5);
-    c.refill_runway = Duration::from_secs(4);
-    c.check_runway = Duration::from_secs(2);
-    let mut h = H::started_at(c, 500);
-    h.action();
-    h.answer(20, PAID);
-    // The runway (11 s of credit) falls to the 4 s refill level at 7 s: the mint lands 5.95 s
-    // after the last one, billed 6 s for 5.95 s. (With a refill level under one server tick, the
-    // at-risk warning comes first, at 6 s.)
-    assert_eq!(h.next(), ms(6_000));
-    h.no_action();
-    assert_eq!(h.next(), ms(6_450));
-    assert!(matches!(h.action(), Action::Pay { cycle: 2 }));
-}
-
-#[test]
-fn an_hour_of_clean_funding_pays_close_to_the_price_and_keeps_the_target_runway() {
-    let mut h = H::started_at(Config::default(), 300);
-    let mut min_runway = Duration::MAX;
-    while h.now < ms(3_600_000) {
-        if let Some(Action::Pay { .. }) = h.s.poll_action() {
-            if h.now > ms(200_000) {
-                min_runway = min_runway.min(h.s.runway(h.now));
-            }
-            h.answer(20, PAID);
-        } else {
-            h.next();
-        }
-    }
-    let st = h.s.stats();
-    let elapsed = 3_600_000.0;
-    let ratio = (st.billed.as_millis() as f64) / elapsed;
-    // The one-off ~45 s of runway, then 50 ms in every 15 s.
-    assert!(ratio < 1.02, "over-payment ratio {ratio}");
-    // After the runway is built (about 150 s at 0.3 s per second), a mint goes out when it
-    // falls to the 40 s refill level.
-    assert!(min_runway >= Duration::from_secs(39), "{min_runway:?}");
-    assert_eq!(st.failures, 0);
-    assert_eq!(st.at_risk, 0);
-    // About one payment every 15 s once built: a fifth of the SDK's 1,197 signer calls an hour.
-    assert!(
-        (200..350).contains(&st.payments_accepted),
-        "{}",
-        st.payments_accepted
-    );
-}
-
-#[test]
-fn lv2v_is_not_rounded_and_uses_the_nominal_interval() {
-    let mut h = H::started_at(Config::new(PaymentType::Lv2v), 500);
-    h.action();
-    h.answer(20, PAID);
-    assert_eq!(h.s.funded_until(), ms(60_500));
-    assert_eq!(h.s.stats().surplus, span_ms(0));
-    // The 60 s prepay is above the target runway: the next payment is due when the runway falls
-    // to the 40 s refill level, and nothing is rounded.
-    assert_eq!(h.s.poll_timeout(), Some(ms(20_500)));
-}
-
 // ---- 482, 480 ----------------------------------------------------------------------------------
 
 #[test]
 fn skip_482_counts_as_paid_up_and_funding_continues() {
-    let mut h = H::started_at(Config::default(), 500);
+    let mut h = H::started_at(cfg(), 500);
     h.action();
     h.answer(20, Outcome::Skipped);
     assert_eq!(h.s.state(), State::Skipped);
@@ -344,7 +242,7 @@ fn skip_482_counts_as_paid_up_and_funding_continues() {
 
 #[test]
 fn refresh_on_480_then_pays_in_the_same_cycle() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     assert_eq!(h.action(), Action::Pay { cycle: 1 });
     h.answer(10, Outcome::RefreshRequired);
     assert_eq!(h.action(), Action::Refresh);
@@ -359,7 +257,7 @@ fn refresh_on_480_then_pays_in_the_same_cycle() {
 
 #[test]
 fn at_most_three_refreshes_per_cycle_then_a_retry() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     for _ in 0..3 {
         assert!(matches!(h.action(), Action::Pay { cycle: 1 }));
         h.answer(10, Outcome::RefreshRequired);
@@ -386,7 +284,7 @@ fn at_most_three_refreshes_per_cycle_then_a_retry() {
 
 #[test]
 fn failed_refresh_is_retried_as_a_new_cycle() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(10, Outcome::RefreshRequired);
     h.action();
@@ -407,7 +305,7 @@ fn a_transient_payment_error_does_not_end_funding() {
         Reply::Status(429),
         Reply::Status(503),
     ] {
-        let mut h = H::started_at(Config::default(), 0);
+        let mut h = H::started_at(cfg(), 0);
         h.action();
         h.answer(10, transient(Endpoint::Payment, reply));
         assert_eq!(h.s.state(), State::Funding);
@@ -422,7 +320,7 @@ fn a_transient_payment_error_does_not_end_funding() {
 
 #[test]
 fn a_held_mint_is_billed_at_once_but_credited_only_when_a_repost_is() {
-    let mut h = H::started_at(Config::default(), 2_500);
+    let mut h = H::started_at(cfg(), 2_500);
     h.action();
     h.answer(10, transient(Endpoint::Payment, Reply::Status(503)));
     assert_eq!(h.s.stats().lost_mints, 0, "held, not lost");
@@ -446,80 +344,8 @@ fn a_held_mint_is_billed_at_once_but_credited_only_when_a_repost_is() {
 }
 
 #[test]
-fn retries_back_off_exponentially_with_jitter_never_under_the_floor() {
-    let mut c = Config::new(PaymentType::Live);
-    c.prepay = Duration::from_secs(60); // keep the deadline out of the way
-    c.target_runway = Duration::from_secs(65);
-    c.seed = 42;
-    let mut h = H::started_at(c, 0);
-    let mut delays = Vec::new();
-    for _ in 0..7 {
-        h.action();
-        h.answer(10, transient(Endpoint::Signer, Reply::Status(500)));
-        let sent = h.now;
-        let Some(Event::PaymentFailed {
-            next_retry,
-            consecutive,
-            ..
-        }) = h.events.last().copied()
-        else {
-            panic!("no failure event");
-        };
-        assert_eq!(h.next(), next_retry);
-        delays.push((consecutive, (next_retry.as_millis() - sent.as_millis())));
-    }
-    for (n, delay) in &delays {
-        let base = (250u64 << (n - 1)).min(2_000);
-        assert!(
-            *delay >= (base * 80 / 100).max(250) && *delay <= base * 120 / 100,
-            "failure {n}: {delay} ms"
-        );
-    }
-    assert!(
-        delays.iter().any(|(_, d)| d % 250 != 0),
-        "jitter applied: {delays:?}"
-    );
-}
-
-#[test]
-fn same_seed_same_retries() {
-    let retries = |seed| {
-        let mut c = Config::new(PaymentType::Live);
-        c.seed = seed;
-        let mut h = H::started_at(c, 0);
-        let mut out = Vec::new();
-        for _ in 0..4 {
-            h.action();
-            h.answer(10, transient(Endpoint::Signer, Reply::Timeout));
-            out.push(h.next());
-        }
-        out
-    };
-    assert_eq!(retries(7), retries(7));
-    assert_ne!(retries(7), retries(8));
-}
-
-#[test]
-fn a_retry_is_pulled_in_to_the_deadline() {
-    let mut c = Config::new(PaymentType::Live);
-    c.backoff.max = Duration::from_secs(5);
-    c.backoff.jitter_percent = 0;
-    let mut h = H::started_at(c, 0);
-    // Fail until the next backoff (4 s after the 4th failure) would overshoot the 9 s deadline.
-    let mut last_retry = ms(0);
-    for _ in 0..5 {
-        h.action();
-        h.answer(10, transient(Endpoint::Signer, Reply::Network));
-        last_retry = h.next();
-    }
-    let deadline = h.s.deadline().unwrap();
-    assert_eq!(deadline, ms(9_000));
-    assert!(last_retry <= deadline, "{last_retry} > {deadline}");
-}
-
-#[test]
 fn at_risk_then_lapsed_then_gone_releases_with_reason() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(20, PAID); // funded until 10 s (nothing billed for 0 s)
     h.run(30_000, |_, _| transient(Endpoint::Signer, Reply::Network));
@@ -560,7 +386,7 @@ fn at_risk_then_lapsed_then_gone_releases_with_reason() {
 
 #[test]
 fn at_risk_fires_on_its_timer_when_one_server_tick_of_runway_is_left() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(20, PAID);
     h.s.stop(h.now); // no payments, but risk is only reported while funding
@@ -574,7 +400,7 @@ fn at_risk_fires_on_its_timer_when_one_server_tick_of_runway_is_left() {
 
 #[test]
 fn success_ends_a_risk_episode() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(6_000, transient(Endpoint::Signer, Reply::Timeout));
     assert_eq!(h.s.stats().at_risk, 1);
@@ -590,7 +416,7 @@ fn success_ends_a_risk_episode() {
 
 #[test]
 fn gone_404_releases_and_nothing_follows() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(
         20,
@@ -615,7 +441,7 @@ fn gone_404_releases_and_nothing_follows() {
 
 #[test]
 fn a_terminal_rejection_stops_the_session_then_reports_why() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(20, rejected(Endpoint::Payment, 403));
     assert_eq!(h.s.state(), State::Reserved);
@@ -634,7 +460,7 @@ fn a_terminal_rejection_stops_the_session_then_reports_why() {
 
 #[test]
 fn without_stop_on_rejection_a_rejection_releases_at_once() {
-    let mut c = Config::new(PaymentType::Live);
+    let mut c = cfg_for(PaymentType::Live);
     c.stop_on_rejection = false;
     let mut h = H::started_at(c, 0);
     h.action();
@@ -665,7 +491,7 @@ fn gateway_403_404_409_end_funding_after_one_payment_and_only_404_is_released() 
         ),
         (rejected(Endpoint::Payment, 409), false),
     ] {
-        let mut h = H::started_at(Config::default(), 0);
+        let mut h = H::started_at(cfg(), 0);
         let mut pays = 0;
         h.run(60_000, |action, _| match action {
             Action::Pay { .. } | Action::Resync { .. } | Action::Repost { .. } => {
@@ -698,7 +524,7 @@ fn gateway_network_error_408_and_482_reach_the_next_cycle() {
         ),
         (Outcome::Skipped, Action::Pay { cycle: 2 }),
     ] {
-        let mut h = H::started_at(Config::default(), 0);
+        let mut h = H::started_at(cfg(), 0);
         h.action();
         h.answer(20, first);
         h.next();
@@ -708,7 +534,7 @@ fn gateway_network_error_408_and_482_reach_the_next_cycle() {
 
 #[test]
 fn refresh_409_is_terminal() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(10, Outcome::RefreshRequired);
     h.action();
@@ -720,7 +546,7 @@ fn refresh_409_is_terminal() {
 
 #[test]
 fn close_stops_funding_before_the_stop_request_and_nothing_is_paid_after_release() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     assert!(matches!(h.action(), Action::Pay { .. }));
     h.s.close(ms(5));
     // Funding stopped at once; the stop waits for the payment in flight.
@@ -742,7 +568,7 @@ fn close_stops_funding_before_the_stop_request_and_nothing_is_paid_after_release
 
 #[test]
 fn close_drops_a_payment_that_was_never_taken() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.s.close(ms(1));
     assert_eq!(h.action(), Action::Stop);
     h.s.close(ms(2)); // idempotent
@@ -751,7 +577,7 @@ fn close_drops_a_payment_that_was_never_taken() {
 
 #[test]
 fn a_failed_stop_is_reported_and_funding_stays_stopped() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(10, PAID);
     h.s.close(h.now);
@@ -770,7 +596,7 @@ fn a_failed_stop_is_reported_and_funding_stays_stopped() {
 
 #[test]
 fn stop_returns_to_reserved_and_start_resumes() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.s.stop(ms(5));
     assert_eq!(h.s.state(), State::Reserved);
@@ -784,7 +610,7 @@ fn stop_returns_to_reserved_and_start_resumes() {
 
 #[test]
 fn a_failure_after_stop_is_abandoned_not_retried() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.s.stop(ms(5));
     h.answer(20, transient(Endpoint::Signer, Reply::Network));
@@ -797,7 +623,7 @@ fn a_failure_after_stop_is_abandoned_not_retried() {
 
 #[test]
 fn payment_due_pays_now_but_a_flood_is_spaced() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(20, PAID);
     h.now = ms(1_000);
@@ -819,7 +645,7 @@ fn payment_due_pays_now_but_a_flood_is_spaced() {
 
 #[test]
 fn budget_of_payments_drains_the_credit_then_stops() {
-    let mut c = Config::new(PaymentType::Live);
+    let mut c = cfg_for(PaymentType::Live);
     c.budget = Budget {
         max_payments: Some(3),
         max_funded_time: None,
@@ -851,7 +677,7 @@ fn budget_of_payments_drains_the_credit_then_stops() {
 
 #[test]
 fn budget_of_funded_time_stops_buying() {
-    let mut c = Config::new(PaymentType::Live);
+    let mut c = cfg_for(PaymentType::Live);
     c.budget.max_funded_time = Some(Duration::from_secs(30));
     let mut h = H::started_at(c, 0);
     h.run(600_000, |a, _| {
@@ -878,7 +704,7 @@ fn budget_of_funded_time_stops_buying() {
 
 #[test]
 fn outcomes_without_or_against_the_action_in_flight_are_refused() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     assert_eq!(
         h.s.handle_outcome(ms(1), PAID),
         Err(OutcomeError::NothingInFlight)
@@ -905,7 +731,7 @@ fn outcomes_without_or_against_the_action_in_flight_are_refused() {
 
 #[test]
 fn early_and_repeated_timeouts_are_harmless() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(20, PAID);
     let due = h.s.poll_timeout().unwrap();
@@ -919,7 +745,7 @@ fn early_and_repeated_timeouts_are_harmless() {
 #[test]
 #[cfg_attr(debug_assertions, should_panic(expected = "time went backwards"))]
 fn time_going_backwards_is_clamped() {
-    let mut h = H::started_at(Config::default(), 5_000);
+    let mut h = H::started_at(cfg(), 5_000);
     h.action();
     h.answer(20, PAID);
     h.s.handle_timeout(ms(1_000));
@@ -928,7 +754,7 @@ fn time_going_backwards_is_clamped() {
 
 #[test]
 fn undrained_events_drop_the_oldest_and_are_counted() {
-    let mut s = Session::new(&Config::default(), ms(0)).unwrap();
+    let mut s = Session::new(&cfg(), ms(0)).unwrap();
     s.start(ms(0));
     for t in 0..6 {
         let base = t * 3_000;
@@ -942,7 +768,7 @@ fn undrained_events_drop_the_oldest_and_are_counted() {
 
 #[test]
 fn new_rejects_an_invalid_config() {
-    let mut c = Config::new(PaymentType::Live);
+    let mut c = cfg_for(PaymentType::Live);
     c.interval = Duration::from_secs(20);
     assert!(Session::new(&c, ms(0)).is_err());
 }
@@ -950,7 +776,7 @@ fn new_rejects_an_invalid_config() {
 #[test]
 fn no_budget_means_no_limit_even_after_fifty_days() {
     // Regression: an unlimited funded-time budget was once a 49.7-day one (u32::MAX ms).
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.run(55 * 24 * 3_600_000, |_, _| PAID);
     assert!(h.s.state().is_funding(), "{:?}", h.s.state());
     assert!(h.s.stats().billed > Duration::from_secs(55 * 24 * 3_600));
@@ -958,7 +784,7 @@ fn no_budget_means_no_limit_even_after_fifty_days() {
 
 #[test]
 fn a_480_after_stop_is_abandoned_not_refreshed() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.s.stop(ms(5));
     h.answer(20, Outcome::RefreshRequired);
@@ -972,7 +798,7 @@ fn a_480_after_stop_is_abandoned_not_refreshed() {
 
 #[test]
 fn a_lapse_in_the_same_instant_as_the_risk_reports_only_the_lapse() {
-    let mut h = H::started_at(Config::default(), 0);
+    let mut h = H::started_at(cfg(), 0);
     h.action();
     h.answer(9_500, transient(Endpoint::Signer, Reply::Timeout));
     assert_eq!(h.count(|e| matches!(e, Event::Lapsed { .. })), 1);
@@ -983,7 +809,7 @@ fn a_lapse_in_the_same_instant_as_the_risk_reports_only_the_lapse() {
 /// produced six events in one input and lost two of them.
 #[test]
 fn one_input_never_overflows_the_event_queue() {
-    let mut c = Config::new(PaymentType::Live);
+    let mut c = cfg_for(PaymentType::Live);
     c.budget.max_payments = Some(2);
     let mut h = H::started_at(c, 0);
     h.action();
@@ -1009,7 +835,7 @@ fn one_input_never_overflows_the_event_queue() {
 /// signer again at once, in a tight loop.
 #[test]
 fn a_482_never_makes_the_signer_polled_in_a_tight_loop() {
-    let mut h = H::started_at(Config::default(), 500);
+    let mut h = H::started_at(cfg(), 500);
     h.action();
     h.answer(20, PAID);
     let mut calls = 0;
@@ -1027,3 +853,5 @@ fn a_482_never_makes_the_signer_polled_in_a_tight_loop() {
 }
 
 mod ledger;
+mod schedule;
+mod valued;

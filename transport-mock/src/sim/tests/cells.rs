@@ -100,9 +100,9 @@ fn criteria_apply_to_their_cells_and_list_the_failing_ones() {
     );
     // Make livepay worse than the SDK in one cell: that cell, and only it, fails.
     let cell = &mut report.cells[2];
-    cell.livepay.overpayment = cell.sdk.overpayment + 0.5;
+    cell.livepay.overpayment_kept = cell.sdk.overpayment_kept.map(|o| o + 0.5);
     cell.livepay.drops = cell.sdk.drops + 1;
-    cell.livepay.signer_calls = cell.sdk.signer_calls * 2;
+    cell.livepay.signer_calls_per_funded_hour = cell.sdk.signer_calls_per_funded_hour * 2.0;
     let label = cell.label();
     let before_drops = checked(&report, Criterion::DropsAtMostSdk).failing.len();
     let over = checked(&report, Criterion::OverpaymentAtMostSdk);

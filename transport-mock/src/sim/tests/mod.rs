@@ -162,3 +162,4 @@ fn lost_answers_are_processed_by_the_server() {
 
 mod cells;
 mod differential;
+mod estimate;
