@@ -32,7 +32,7 @@ use std::hint::black_box;
 use std::time::Duration as StdDuration;
 
 use criterion::Criterion;
-use livepay_benches::{process_cpu, set_fixed_latency, thread_cpu_at};
+use livepay_benches::{process_cpu, record_figure, set_fixed_latency, thread_cpu_at};
 use livepay_core::engine::{Engine, Request, ReserveOptions};
 use livepay_core::{Clock as _, Config, Instant, PaymentType, Peer, StatusTable};
 use livepay_hyper::{HttpClient, HttpConfig, TokioClock, reserve};
@@ -215,6 +215,20 @@ fn timed_pass(runtime: &Runtime, funded: &mut Funded, server_tid: &str, cycles: 
         per_cycle(server),
         per_cycle(process),
     );
+    if std::env::args().any(|a| a == "--bench") {
+        let median = percentile(&latencies, 0.5).as_secs_f64() * 1e6;
+        record_figure("http_cycle", "median_us", &format!("{median:.0}"));
+        record_figure(
+            "http_cycle",
+            "client_cpu_us",
+            &format!("{:.0}", per_cycle(client)),
+        );
+        record_figure(
+            "http_cycle",
+            "server_cpu_us",
+            &format!("{:.0}", per_cycle(server)),
+        );
+    }
 }
 
 fn main() {

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use livepay_benches::{process_cpu, set_fixed_latency};
+use livepay_benches::{process_cpu, record_figure, set_fixed_latency};
 use livepay_core::PaymentType;
 use livepay_core::engine::ReserveOptions;
 use livepay_hyper::{Funder, FunderConfig, FunderStats, HttpClient, HttpConfig, reserve};
@@ -310,6 +310,20 @@ fn report(
     model: &ModelStats,
 ) {
     let per_session = rss_after.saturating_sub(rss_before) as f64 / n as f64;
+    if std::env::args().any(|a| a == "--bench") {
+        record_figure(
+            "http_scale",
+            &format!("n{n:06}"),
+            &format!(
+                "{}|{}|{:.1} %|{:.1} KB|{:.2}",
+                stats.lapses,
+                model.releases,
+                client_cpu / window * 100.0,
+                per_session / 1_000.0,
+                stats.payments as f64 / n as f64 / window
+            ),
+        );
+    }
     println!(
         "N={n}: held {} (funding {}), lapses {} (must be 0), model releases {} (must be 0), \
          model active {}",

@@ -13,6 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group};
+use livepay_benches::record_figure;
 use livepay_core::Duration;
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::sim::{PolicyKind, SimConfig, session_footprint, simulate};
@@ -92,6 +93,14 @@ fn memory() {
     );
     println!("  peak heap, 10 sessions: {small} bytes; 1,000 sessions: {large} bytes");
     println!("  heap retained per additional session: {per_session:.1} bytes");
+    if std::env::args().any(|a| a == "--bench") {
+        record_figure(
+            "sim_throughput",
+            "working_set_bytes",
+            &session_footprint().to_string(),
+        );
+        record_figure("sim_throughput", "retained_bytes", &format!("{per_session:.0}"));
+    }
 }
 
 criterion_group!(benches, bench);

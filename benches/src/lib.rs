@@ -62,3 +62,37 @@ pub fn set_fixed_latency(plan: &mut FaultPlan, ms: f64) {
         faults.latency = Latency::Fixed { ms };
     }
 }
+
+/// Where the benches leave the figures the README's benchmark tables are made of
+/// (`target/livepay-bench/`), read by the `bench-tables` binary.
+#[must_use]
+pub fn figures_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            std::path::PathBuf::from,
+        )
+        .join("livepay-bench")
+}
+
+/// Records one figure of a full bench run (`name` = `value`, one line in
+/// `target/livepay-bench/<bench>.txt`, replacing an earlier `name`). A figure that cannot be
+/// written is reported on stderr, never fatal: the bench's own output stays the record.
+#[allow(clippy::print_stderr)]
+pub fn record_figure(bench: &str, name: &str, value: &str) {
+    let dir = figures_dir();
+    let path = dir.join(format!("{bench}.txt"));
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split_once('=').is_none_or(|(k, _)| k != name))
+        .map(str::to_owned)
+        .collect();
+    lines.push(format!("{name}={value}"));
+    lines.sort();
+    if let Err(e) =
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, lines.join("\n") + "\n"))
+    {
+        eprintln!("could not record {name} in {}: {e}", path.display());
+    }
+}

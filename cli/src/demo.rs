@@ -101,10 +101,16 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
     let deadline = tokio::time::sleep(args.duration);
     tokio::pin!(deadline);
     let ids: Vec<String> = sessions.iter().map(|s| s.session_id().to_owned()).collect();
+    let shutdown = crate::shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
+        // A closed stdout ends the demo like Ctrl-C: the sessions are still closed cleanly.
+        if crate::output_closed() {
+            break;
+        }
         tokio::select! {
             () = &mut deadline => break,
-            () = crate::shutdown_signal() => break,
+            () = &mut shutdown => break,
             Some((id, at, event)) = events.recv() => {
                 if print_routine || !routine(&event) {
                     let line = format!("{:>8.3}s  {id}  {event}", at.as_secs_f64());

@@ -37,6 +37,7 @@ pub(crate) fn reason(r: ReleaseReason) -> Value {
         }
         ReleaseReason::BudgetExhausted => json!({ "reason": "budget_exhausted" }),
         ReleaseReason::Lapsed => json!({ "reason": "lapsed" }),
+        ReleaseReason::GaveUp => json!({ "reason": "gave_up" }),
     }
 }
 

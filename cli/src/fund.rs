@@ -1,16 +1,22 @@
 //! `livepay fund`: reserve a real session and keep it funded until Ctrl-C, SIGTERM or
 //! `--duration`, then close it (stop funding, then stop the session).
 //!
-//! Exit codes: 0 closed by the user or the duration; 2 bad input; 3 released by the server;
-//! 4 terminal rejection; 5 unreachable.
+//! Exit codes (the crate README's table): 0 closed by the user or the duration; 2 bad input;
+//! 3 released by the server; 4 terminal rejection; 5 unreachable (or nothing credited for the
+//! give-up span after a lapse); 6 a protocol violation by a peer; 7 standard output closed;
+//! 130 a second interrupt.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, ValueEnum};
 use futures::StreamExt as _;
-use livepay_core::engine::ReserveOptions;
-use livepay_core::{Config, PaymentType};
-use livepay_hyper::{HttpConfig, LiveOptions, LiveSession};
+use livepay_core::engine::{
+    HeaderProblem, ReserveOptions, UrlProblem, check_signer_header, check_url, origin,
+};
+use livepay_core::{Config, ConfigError, PaymentType, redact};
+use livepay_hyper::{HttpClient, HttpConfig, LiveOptions, LiveSession};
 
 use crate::live::{live_error, release_result};
 use crate::{CliError, duration};
@@ -36,99 +42,197 @@ impl From<TypeArg> for PaymentType {
     }
 }
 
-/// `livepay fund` options.
+/// `livepay fund` options. Values that may hold secrets (URLs, headers) are taken as text and
+/// checked in [`run`], so that no error message and no `--help` line ever quotes them.
 #[derive(Debug, Args)]
 pub(crate) struct FundArgs {
     /// The reservation URL: `{orchestrator}/apps/{runner_id}/session`.
-    #[arg(long, value_parser = http_url, env = "LIVEPAY_RUNNER_URL")]
+    #[arg(long, env = "LIVEPAY_RUNNER_URL", hide_env_values = true)]
     runner_url: String,
     /// The remote signer's URL (omit for an unpriced runner).
-    #[arg(long, value_parser = http_url, env = "LIVEPAY_SIGNER_URL")]
+    #[arg(long, env = "LIVEPAY_SIGNER_URL", hide_env_values = true)]
     signer: Option<String>,
-    /// A header for every signer request, `Name: value` (repeatable).
-    #[arg(long = "signer-header", value_parser = header, env = "LIVEPAY_SIGNER_HEADER", value_delimiter = '\n')]
-    signer_headers: Vec<(String, String)>,
+    /// A header for every signer request, `Name: value` (repeatable; the environment variable
+    /// holds one).
+    #[arg(long = "signer-header", env = "LIVEPAY_SIGNER_HEADER", hide_env_values = true)]
+    signer_headers: Vec<String>,
     /// The runner's app name, sent to the signer.
-    #[arg(long, env = "LIVEPAY_APP")]
+    #[arg(long, env = "LIVEPAY_APP", hide_env_values = true)]
     app: Option<String>,
-    /// The signer payment type.
+    /// The signer payment type; it must match the runner's discovered price unit.
     #[arg(long = "type", value_enum, default_value_t = TypeArg::Live, env = "LIVEPAY_TYPE")]
     payment_type: TypeArg,
     /// Nominal spacing between payments.
     #[arg(long, default_value = "3s", value_parser = duration::parse, env = "LIVEPAY_INTERVAL")]
     interval: Duration,
-    /// Close after this long (default: until Ctrl-C or SIGTERM).
+    /// Close after this long (default: until Ctrl-C, SIGTERM or SIGHUP).
     #[arg(long, value_parser = duration::parse, env = "LIVEPAY_DURATION")]
     duration: Option<Duration>,
-    /// Per-request timeout.
-    #[arg(long, default_value = "5s", value_parser = duration::parse, env = "LIVEPAY_TIMEOUT")]
+    /// Per-request timeout (above zero).
+    #[arg(long, default_value = "5s", value_parser = positive_duration, env = "LIVEPAY_TIMEOUT")]
     timeout: Duration,
-    /// Accept self-signed orchestrator certificates (the signer is always verified).
-    #[arg(long, env = "LIVEPAY_INSECURE_ORCHESTRATOR_TLS")]
+    /// Give up this long after a lapse with nothing credited since (then exit 5); `0s` never
+    /// gives up.
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "LIVEPAY_GIVE_UP_AFTER")]
+    give_up_after: Duration,
+    /// Trust the CA certificate(s) in this PEM file for the orchestrator, on top of the system's
+    /// roots (a self-signed orchestrator stays verified). The signer is not affected.
+    #[arg(long, value_name = "FILE", env = "LIVEPAY_ORCHESTRATOR_CA")]
+    orchestrator_ca: Option<PathBuf>,
+    /// Accept ANY orchestrator certificate: no verification at all (prefer --orchestrator-ca).
+    /// The signer is always verified.
+    #[arg(long, env = "LIVEPAY_INSECURE_ORCHESTRATOR_TLS", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     insecure_orchestrator_tls: bool,
     /// Print one JSON event per line.
-    #[arg(long, env = "LIVEPAY_JSON")]
+    #[arg(long, env = "LIVEPAY_JSON", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     json: bool,
 }
 
-fn http_url(text: &str) -> Result<String, String> {
-    let ok = (text.starts_with("http://") || text.starts_with("https://"))
-        && text
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if ok {
-        Ok(text.trim_end_matches('/').to_owned())
-    } else {
-        Err(format!("`{text}` is not an http(s) URL"))
+/// A duration above zero (a zero timeout would fail every request).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let d = duration::parse(text)?;
+    if d.is_zero() {
+        return Err("must be above zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// `url`, checked as the core will check it, with a message that names `flag` and never quotes
+/// the URL (its user-info or query may be secret).
+fn checked_url(flag: &str, url: &str) -> Result<String, CliError> {
+    match check_url(url) {
+        Ok(_) => Ok(url.trim_end_matches('/').to_owned()),
+        Err(UrlProblem::UserInfo) => Err(CliError::BadInput(format!(
+            "{flag}: user-info (`user:password@`) in a URL is refused; pass credentials with --signer-header"
+        ))),
+        Err(problem) => Err(CliError::BadInput(format!("{flag}: the URL {problem}"))),
     }
 }
 
-fn header(text: &str) -> Result<(String, String), String> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| "expected `Name: value`".to_owned())?;
-    let name = name.trim();
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(format!("`{name}` is not a header name"));
+/// One `--signer-header`, checked; errors name the flag and the header, never the value.
+fn signer_header(text: &str) -> Result<(String, String), CliError> {
+    let Some((name, value)) = text.split_once(':') else {
+        return Err(CliError::BadInput(
+            "--signer-header: expected `Name: value` (the value is not shown)".to_owned(),
+        ));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    match check_signer_header(name, value) {
+        Ok(()) => Ok((name.to_owned(), value.to_owned())),
+        Err(HeaderProblem::BadName) => Err(CliError::BadInput(format!(
+            "--signer-header: {}",
+            HeaderProblem::BadName
+        ))),
+        Err(problem) => Err(CliError::BadInput(format!(
+            "--signer-header `{}`: {problem}",
+            crate::terminal_safe(name)
+        ))),
     }
-    Ok((name.to_owned(), value.trim().to_owned()))
 }
 
 fn to_core(d: Duration) -> livepay_core::Duration {
     livepay_core::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
+/// Everything checked before any request: the funding configuration, the reservation options
+/// and the HTTP client's.
+fn prepare(args: &FundArgs) -> Result<(Config, ReserveOptions, HttpConfig), CliError> {
     let payment_type = PaymentType::from(args.payment_type);
     let mut config = Config::new(payment_type);
     config.interval = to_core(args.interval);
-    config
-        .validate()
-        .map_err(|e| CliError::BadInput(format!("--interval: {e}")))?;
-    let mut reserve = ReserveOptions::new(args.runner_url.clone(), args.signer.clone(), payment_type);
-    for (name, value) in &args.signer_headers {
-        reserve = reserve.with_signer_header(name.clone(), value.clone());
+    config.give_up_after_lapse = (!args.give_up_after.is_zero()).then(|| to_core(args.give_up_after));
+    config.validate().map_err(|e| match e {
+        ConfigError::IntervalNotBelowPrepay { limit } => CliError::BadInput(format!(
+            "--interval {:?} is too long: it must stay under {:?} (the prepay less the safety margin)",
+            args.interval,
+            Duration::from_micros(limit.as_micros())
+        )),
+        other => CliError::BadInput(format!("--interval: {other}")),
+    })?;
+    let runner_url = checked_url("--runner-url", &args.runner_url)?;
+    let signer = args
+        .signer
+        .as_deref()
+        .map(|s| checked_url("--signer", s))
+        .transpose()?;
+    let mut reserve = ReserveOptions::new(runner_url, signer, payment_type);
+    for text in &args.signer_headers {
+        let (name, value) = signer_header(text)?;
+        reserve = reserve.with_signer_header(name, value);
     }
     if let Some(app) = &args.app {
         reserve = reserve.with_app(app.clone());
     }
-    let http = HttpConfig {
+    let mut http = HttpConfig {
         request_timeout: args.timeout,
         insecure_orchestrator_tls: args.insecure_orchestrator_tls,
         ..HttpConfig::default()
     };
-    let options = LiveOptions::new(reserve).with_config(config).with_http(http);
-    let session = LiveSession::reserve(options).await.map_err(live_error)?;
+    if let Some(path) = &args.orchestrator_ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::BadInput(format!("--orchestrator-ca {}: {e}", path.display())))?;
+        http = http
+            .with_orchestrator_ca_pem(&pem)
+            .map_err(|e| CliError::BadInput(format!("--orchestrator-ca {}: {e}", path.display())))?;
+    }
+    Ok((config, reserve, http))
+}
+
+/// The runner's discovered price unit must agree with `--type`: a `fixed` reservation of a
+/// per-second runner is released after its first debit while the client thinks it paid for
+/// everything. A runner that discovery does not list (or an orchestrator without discovery)
+/// is not checked.
+async fn check_type_against_discovery(
+    client: &HttpClient,
+    runner_url: &str,
+    payment_type: PaymentType,
+) -> Result<(), CliError> {
+    let Some(orchestrator) = origin(runner_url) else {
+        return Ok(());
+    };
+    let runners = match livepay_hyper::discover(client, &orchestrator, None).await {
+        Ok(runners) => runners,
+        Err(e) => {
+            tracing::debug!(error = %e, "livepay: discovery unavailable; --type not checked");
+            return Ok(());
+        }
+    };
+    let listed = runners
+        .iter()
+        .find(|r| r.url.trim_end_matches('/') == runner_url.trim_end_matches('/'));
+    match listed.and_then(livepay_core::engine::DiscoveredRunner::payment_type) {
+        Some(discovered) if discovered != payment_type => Err(CliError::BadInput(format!(
+            "--type {} contradicts the runner's discovered price unit (use --type {})",
+            payment_type.as_str(),
+            discovered.as_str()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
+    let (config, reserve, http) = prepare(args)?;
+    let client = HttpClient::new(http).map_err(|e| CliError::BadInput(format!("HTTP client: {e}")))?;
+    if reserve.signer_url.is_some() {
+        check_type_against_discovery(&client, &reserve.runner_url, reserve.payment_type).await?;
+    }
+    let options = LiveOptions::new(reserve).with_config(config).with_client(client);
+    let session = tokio::select! {
+        reserved = LiveSession::reserve(options) => reserved.map_err(live_error)?,
+        () = crate::shutdown_signal() => {
+            crate::err_line("interrupted before the session was reserved");
+            return Ok(());
+        }
+    };
     let id = session.session_id().to_owned();
+    // Subscribed before anything is printed: `events` hands its first caller every event since
+    // the reservation.
+    let mut events = session.events();
     if !args.json {
         crate::out(&format!(
-            "reserved session {id} · app {} · {}",
-            session.app_url(),
+            "reserved session {} · app {} · {}",
+            crate::terminal_safe(&id),
+            crate::terminal_safe(&redact::url(session.app_url()).to_string()),
             if session.is_metered() {
                 "funding"
             } else {
@@ -136,13 +240,11 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
             }
         ));
     }
-
     if let Some(d) = args.duration {
         // The close is planned: no runway is bought past it.
         session.plan_end(d);
     }
     let started = tokio::time::Instant::now();
-    let mut events = session.events();
     let until = async {
         match args.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -150,32 +252,49 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
         }
     };
     tokio::pin!(until);
+    let shutdown = crate::shutdown_signal();
+    tokio::pin!(shutdown);
     let released = loop {
+        if crate::output_closed() {
+            break None;
+        }
         tokio::select! {
             () = &mut until => break None,
-            () = crate::shutdown_signal() => break None,
+            () = &mut shutdown => break None,
             reason = session.wait_released() => break Some(reason),
             Some(event) = events.next() => print_event(args.json, &id, started, &event),
         }
     };
     // Drain what is already queued, so the last events are printed.
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(20), events.next()).await {
-        print_event(args.json, &id, started, &event);
-    }
+    drain(args.json, &id, started, &mut events).await;
+    let problem = session.last_problem();
+    let stats = session.stats();
     let reason = match released {
         Some(reason) => reason,
         None => session.close().await.map_err(live_error)?,
     };
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(20), events.next()).await {
-        print_event(args.json, &id, started, &event);
+    drain(args.json, &id, started, &mut events).await;
+    if crate::output_closed() {
+        return Err(CliError::OutputClosed);
     }
     if args.json {
         let line = serde_json::json!({ "t_s": started.elapsed().as_secs_f64(), "session": id, "event": "exit", "release": crate::events::reason(reason) });
         crate::out(&line.to_string());
     } else {
-        crate::out(&format!("session {id}: {reason}"));
+        crate::out(&format!("session {}: {reason}", crate::terminal_safe(&id)));
     }
-    release_result(reason)
+    release_result(reason, problem.as_ref(), &stats)
+}
+
+async fn drain(
+    json: bool,
+    id: &str,
+    started: tokio::time::Instant,
+    events: &mut (impl futures::Stream<Item = livepay_core::Event> + Unpin),
+) {
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(20), events.next()).await {
+        print_event(json, id, started, &event);
+    }
 }
 
 fn print_event(json: bool, id: &str, started: tokio::time::Instant, event: &livepay_core::Event) {
@@ -192,19 +311,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_headers_are_checked() {
+    fn urls_and_headers_are_checked_without_quoting_them() {
         assert_eq!(
-            http_url("https://o.example:8935/apps/r/session/"),
-            Ok("https://o.example:8935/apps/r/session".into())
+            checked_url("--runner-url", "https://o.example:8935/apps/r/session/").ok(),
+            Some("https://o.example:8935/apps/r/session".into())
         );
-        assert!(http_url("ftp://x").is_err());
-        assert!(http_url("http://").is_err());
-        assert!(http_url("orch:8935").is_err());
+        for bad in ["ftp://x", "http://", "orch:8935", "http://o/a b"] {
+            assert!(checked_url("--runner-url", bad).is_err(), "{bad}");
+        }
+        let e = checked_url("--signer", "https://tok3n@s.example")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--signer-header") && !e.contains("tok3n"), "{e}");
         assert_eq!(
-            header("Authorization: Bearer x"),
-            Ok(("Authorization".into(), "Bearer x".into()))
+            signer_header("Authorization: Bearer x").ok(),
+            Some(("Authorization".into(), "Bearer x".into()))
         );
-        assert!(header("no colon").is_err());
-        assert!(header("bad name: v").is_err());
+        for bad in [
+            "no colon s3cret",
+            "bad name: s3cret",
+            "Host: s3cret",
+            "X-A: s3cret\r\nX-B: 1",
+        ] {
+            let e = signer_header(bad).unwrap_err().to_string();
+            assert!(e.contains("--signer-header") && !e.contains("s3cret"), "{e}");
+        }
+        assert!(positive_duration("0s").is_err() && positive_duration("1ms").is_ok());
     }
 }

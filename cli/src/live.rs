@@ -1,21 +1,22 @@
 //! What `demo` and `fund` share: error mapping, event filtering, and totals of the core's counters.
 
 use livepay_core::engine::ReserveError;
-use livepay_core::{Event, ReleaseReason, State, Stats};
-use livepay_hyper::{LiveError, LiveSession};
+use livepay_core::{Event, ReleaseReason, Reply, State, Stats};
+use livepay_hyper::{HttpError, LiveError, LiveSession, TlsProblem, WireProblem};
 
 use crate::CliError;
 
-/// Maps a `LiveSession` error to the CLI's exit codes.
+/// Maps a `LiveSession` error to the CLI's exit codes: the caller's input (2), a refusal (4), no
+/// answer (5), a peer that broke the protocol (6). TLS failures get plain words and the flag
+/// that would help.
 pub(crate) fn live_error(e: LiveError) -> CliError {
     let text = e.to_string();
     match e {
-        LiveError::Unreachable { .. } | LiveError::Http(_) => CliError::Unreachable(text),
-        LiveError::Reserve(r) => match r {
-            ReserveError::Unreachable { .. } => CliError::Unreachable(text),
-            ReserveError::BadUrl { .. } | ReserveError::BadMaxPrice => CliError::BadInput(text),
-            _ => CliError::Rejected(text),
-        },
+        LiveError::Unreachable { error, .. } => CliError::Unreachable(with_tls_hint(text, &error)),
+        LiveError::Http(error) => CliError::BadInput(with_tls_hint(text, &error)),
+        LiveError::Reserve(r) if r.is_protocol_violation() => CliError::Protocol(text),
+        LiveError::Reserve(r) if r.is_caller_input() => CliError::BadInput(text),
+        LiveError::Reserve(ReserveError::Unreachable { .. }) => CliError::Unreachable(text),
         LiveError::Config(_) | LiveError::PaymentTypeMismatch { .. } | LiveError::NoRuntime => {
             CliError::BadInput(text)
         }
@@ -24,12 +25,44 @@ pub(crate) fn live_error(e: LiveError) -> CliError {
     }
 }
 
-/// The exit for a session that ended with `reason`.
-pub(crate) fn release_result(reason: ReleaseReason) -> Result<(), CliError> {
+/// `text`, plus what to do about a TLS failure.
+fn with_tls_hint(text: String, error: &HttpError) -> String {
+    let Some(failure) = error.tls_failure() else {
+        return text;
+    };
+    let hint = match failure.problem() {
+        TlsProblem::UnknownIssuer if failure.orchestrator_ca_may_help() => {
+            "; to trust the orchestrator's own CA pass --orchestrator-ca FILE (--insecure-orchestrator-tls accepts any certificate)"
+        }
+        TlsProblem::NotValidForName => "; check the host name in the URL",
+        TlsProblem::Expired | TlsProblem::NotYetValid => {
+            "; check the server's certificate dates and this machine's clock"
+        }
+        _ => "",
+    };
+    format!("{text}{hint}")
+}
+
+/// The exit for a session that ended with `reason`, with the last problem seen on the wire and
+/// the session's counters for the summary.
+pub(crate) fn release_result(
+    reason: ReleaseReason,
+    problem: Option<&WireProblem>,
+    stats: &Stats,
+) -> Result<(), CliError> {
+    let detail = problem.map_or_else(String::new, |p| format!(" (last problem: {p})"));
     match reason {
         ReleaseReason::ClosedByClient | ReleaseReason::BudgetExhausted => Ok(()),
         ReleaseReason::Gone | ReleaseReason::Lapsed => Err(CliError::Released(reason.to_string())),
-        ReleaseReason::Rejected { .. } => Err(CliError::Rejected(reason.to_string())),
+        ReleaseReason::GaveUp => Err(CliError::Unreachable(format!(
+            "{reason}: {} payment(s) accepted, {} failure(s){detail}",
+            stats.payments_accepted, stats.failures
+        ))),
+        ReleaseReason::Rejected {
+            reply: Reply::Malformed,
+            ..
+        } => Err(CliError::Protocol(format!("{reason}{detail}"))),
+        ReleaseReason::Rejected { .. } => Err(CliError::Rejected(format!("{reason}{detail}"))),
     }
 }
 

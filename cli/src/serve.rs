@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::{self, Pricing};
-use livepay_mock::serve::{ServeConfig, ServedModel};
+use livepay_mock::serve::{ServeConfig, ServeLimits, ServedModel};
 
 use crate::{CliError, duration};
 
@@ -38,6 +38,17 @@ pub(crate) struct ServeArgs {
     /// Seed for manifest ids and faults.
     #[arg(long, default_value_t = 1, env = "LIVEPAY_SEED")]
     seed: u64,
+    /// How long a connection may take to send a complete request head (or sit idle between requests)
+    /// before it is closed: bounds what slow or silent clients hold.
+    #[arg(long, default_value = "5s", value_parser = duration::parse, env = "LIVEPAY_HEADER_TIMEOUT")]
+    header_timeout: Duration,
+    /// How long a request body may take to arrive after its head before it is answered 408 and closed.
+    #[arg(long, default_value = "10s", value_parser = duration::parse, env = "LIVEPAY_BODY_TIMEOUT")]
+    body_timeout: Duration,
+    /// The most connections each listener serves at once; at the cap it stops accepting until one
+    /// closes (new clients wait in the listen backlog). Keep it below half the open-file limit.
+    #[arg(long, default_value_t = 1024, env = "LIVEPAY_MAX_CONNECTIONS")]
+    max_connections: usize,
 }
 
 /// A ticket's expected value as given on the command line.
@@ -103,10 +114,38 @@ pub(crate) fn model_config(price: u128, tick: Duration) -> Result<model::ModelCo
     Ok(config)
 }
 
-/// Starts the served model, mapping a bind failure to a clear error.
+/// The connection limits of `serve-sim`'s flags; zero is refused (it would close every connection, or
+/// accept none).
+fn limits(
+    header_timeout: Duration,
+    body_timeout: Duration,
+    max_connections: usize,
+) -> Result<ServeLimits, CliError> {
+    if header_timeout.is_zero() {
+        return Err(CliError::BadInput("--header-timeout must be above zero".into()));
+    }
+    if body_timeout.is_zero() {
+        return Err(CliError::BadInput("--body-timeout must be above zero".into()));
+    }
+    if max_connections == 0 {
+        return Err(CliError::BadInput("--max-connections must be above zero".into()));
+    }
+    Ok(ServeLimits {
+        header_timeout: Some(header_timeout),
+        body_timeout: Some(body_timeout),
+        max_connections,
+    })
+}
+
+/// Starts the served model with the default [`ServeLimits`], mapping a bind failure to a clear error.
 pub(crate) async fn start(config: ServeConfig) -> Result<ServedModel, CliError> {
+    start_limited(config, ServeLimits::default()).await
+}
+
+/// Starts the served model with `limits`, mapping a bind failure to a clear error.
+async fn start_limited(config: ServeConfig, limits: ServeLimits) -> Result<ServedModel, CliError> {
     let (orch, signer) = (config.orchestrator_addr, config.signer_addr);
-    ServedModel::start(config).await.map_err(|e| {
+    ServedModel::start_limited(config, limits).await.map_err(|e| {
         CliError::BadInput(format!(
             "cannot listen on {orch} / {signer}: {e} (pick free ports with --addr and --signer-addr, or port 0)"
         ))
@@ -124,13 +163,17 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<(), CliError> {
         model.ticket_ev_wei = ev.wei(args.price);
     }
     let ticket_ev = model.ticket_ev_wei;
-    let served = start(ServeConfig {
-        orchestrator_addr: args.addr,
-        signer_addr: args.signer_addr,
-        model,
-        plan,
-        seed: args.seed,
-    })
+    let limits = limits(args.header_timeout, args.body_timeout, args.max_connections)?;
+    let served = start_limited(
+        ServeConfig {
+            orchestrator_addr: args.addr,
+            signer_addr: args.signer_addr,
+            model,
+            plan,
+            seed: args.seed,
+        },
+        limits,
+    )
     .await?;
     #[allow(clippy::cast_precision_loss)]
     let ev_seconds = ticket_ev as f64 / args.price as f64;
@@ -145,6 +188,15 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<(), CliError> {
         ev_seconds,
         args.tick,
     ));
+    crate::out(&format!(
+        "limits       header timeout {:?} · body timeout {:?} · {} connections per listener",
+        args.header_timeout, args.body_timeout, args.max_connections,
+    ));
+    // Whoever started us reads the URLs from stdout: without them the servers are unusable.
+    if crate::output_closed() {
+        served.shutdown().await;
+        return Err(CliError::OutputClosed);
+    }
     crate::shutdown_signal().await;
     served.shutdown().await;
     crate::out("stopped");
@@ -154,6 +206,42 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn the_flag_defaults_are_the_library_limits() {
+        let args = Cli::try_parse_from(["serve-sim"]).expect("defaults parse").serve;
+        let defaults = limits(args.header_timeout, args.body_timeout, args.max_connections);
+        assert_eq!(defaults.ok(), Some(ServeLimits::default()));
+        let args = Cli::try_parse_from([
+            "serve-sim",
+            "--header-timeout",
+            "300ms",
+            "--body-timeout=2s",
+            "--max-connections",
+            "8",
+        ])
+        .expect("flags parse")
+        .serve;
+        assert_eq!(
+            limits(args.header_timeout, args.body_timeout, args.max_connections).ok(),
+            Some(ServeLimits {
+                header_timeout: Some(Duration::from_millis(300)),
+                body_timeout: Some(Duration::from_secs(2)),
+                max_connections: 8,
+            })
+        );
+        let second = Duration::from_secs(1);
+        assert!(limits(Duration::ZERO, second, 1).is_err());
+        assert!(limits(second, Duration::ZERO, 1).is_err());
+        assert!(limits(second, second, 0).is_err());
+    }
 
     #[test]
     fn a_ticket_ev_is_wei_or_seconds_of_price() {

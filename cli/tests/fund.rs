@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{Served, livepay, run, stderr_one_line};
+use common::{Served, livepay, run_exiting, stderr_one_line};
 use livepay_mock::faults::{FaultPlan, Partition};
 use livepay_mock::serve::ServeConfig;
 use std::io::{BufRead, BufReader};
-use std::process::Output;
 
 /// The runner and signer URLs of `served`.
 fn urls(served: &Served) -> (String, String) {
@@ -19,21 +18,6 @@ fn fund_args<'a>(runner: &'a str, signer: &'a str, extra: &[&'a str]) -> Vec<&'a
     let mut args = vec!["fund", "--runner-url", runner, "--signer", signer];
     args.extend_from_slice(extra);
     args
-}
-
-/// Runs `livepay args` to completion and checks that it exits with `code` (a failure shows the
-/// arguments, stdout and stderr).
-#[track_caller]
-fn run_exiting(code: i32, args: &[&str]) -> Output {
-    let out = run(args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{args:?}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 #[test]
@@ -178,22 +162,29 @@ fn an_unreachable_orchestrator_exits_5() {
 }
 
 #[test]
-fn a_signer_refusal_exits_4_with_the_status() {
+fn a_type_that_contradicts_the_discovered_unit_exits_2_before_any_payment() {
     let served = Served::clean();
     let (runner, signer) = urls(&served);
-    // A `live` runner reserved as `lv2v`: the signer refuses the type (400).
-    let out = run_exiting(4, &fund_args(&runner, &signer, &["--type", "lv2v"]));
-    assert!(stderr_one_line(&out).contains("400"));
+    // A per-second runner reserved as `fixed` would be released after its first debit.
+    for wrong in ["fixed", "lv2v"] {
+        let out = run_exiting(2, &fund_args(&runner, &signer, &["--type", wrong]));
+        let err = stderr_one_line(&out);
+        assert!(err.contains("--type") && err.contains("live"), "{err}");
+    }
+    assert_eq!(
+        served.model.with_world(|w| w.orchestrator().stats().challenges),
+        0
+    );
 }
 
 #[test]
-fn a_signer_answering_garbage_exits_4() {
+fn a_signer_url_that_is_not_a_signer_exits_4() {
     let served = Served::clean();
     let runner = served.model.runner_url("live-runner");
-    // The orchestrator's discovery page is valid JSON but not a signer answer.
+    // Not a signer: its endpoints answer 404 (a malformed 200 is exit 6, see `hardening_peer`).
     let garbage_signer = format!("{}/discovery", served.model.orchestrator_url());
     let out = run_exiting(4, &fund_args(&runner, &garbage_signer, &[]));
-    stderr_one_line(&out);
+    assert!(stderr_one_line(&out).contains("404"));
 }
 
 #[test]

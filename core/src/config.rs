@@ -136,6 +136,15 @@ pub struct Config {
     /// before reporting it released, so the runner is not left running on credit that can no
     /// longer be topped up. Default `true`.
     pub stop_on_rejection: bool,
+    /// How long after a lapse ([`Event::Lapsed`](crate::Event::Lapsed)) with nothing credited
+    /// since the machine gives up: it sends the stop and reports
+    /// [`ReleaseReason::GaveUp`](crate::ReleaseReason::GaveUp). By then the orchestrator has
+    /// released the session (it does so on the first debit it cannot cover), so retrying for
+    /// ever only spends requests. `None` retries until closed. Default 60 s.
+    pub give_up_after_lapse: Option<Duration>,
+    /// The longest the stop request may take (the adapter's own timeout still applies when
+    /// shorter), so that a close ends promptly even against a dead server. Default 2 s.
+    pub stop_timeout: Duration,
     /// Seed for retry jitter.
     pub seed: u64,
 }
@@ -171,6 +180,8 @@ impl Config {
             mint_margin: Duration::from_millis(50),
             min_demand_spacing: Duration::from_millis(500),
             stop_on_rejection: true,
+            give_up_after_lapse: Some(Duration::from_secs(60)),
+            stop_timeout: Duration::from_secs(2),
             seed: 0,
         }
     }
@@ -223,6 +234,7 @@ impl Config {
             (self.backoff.initial, "backoff.initial"),
             (self.backoff.max, "backoff.max"),
             (self.min_demand_spacing, "min_demand_spacing"),
+            (self.stop_timeout, "stop_timeout"),
         ] {
             if value == zero {
                 return Err(ConfigError::Zero(field));
@@ -238,8 +250,9 @@ impl Config {
             return Err(ConfigError::MarginNotBelowPrepay);
         }
         // A success must be able to land inside the window after a success.
-        if self.interval >= time::minus(self.prepay, self.safety_margin) {
-            return Err(ConfigError::IntervalNotBelowPrepay);
+        let limit = time::minus(self.prepay, self.safety_margin);
+        if self.interval >= limit {
+            return Err(ConfigError::IntervalNotBelowPrepay { limit });
         }
         if self.mint_margin.as_ticks() * 4 >= embassy_time::TICK_HZ {
             return Err(ConfigError::MintMarginTooLarge);
@@ -278,7 +291,10 @@ pub enum ConfigError {
     /// The named span or count is zero.
     Zero(&'static str),
     /// `interval` must be shorter than `prepay - safety_margin`, or a single late cycle lapses.
-    IntervalNotBelowPrepay,
+    IntervalNotBelowPrepay {
+        /// `prepay - safety_margin`, the bound `interval` must stay under.
+        limit: Duration,
+    },
     /// `safety_margin` must be shorter than `prepay`.
     MarginNotBelowPrepay,
     /// `backoff.initial` is larger than `backoff.max`.
@@ -302,9 +318,11 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Zero(field) => write!(f, "config: `{field}` must not be zero"),
-            Self::IntervalNotBelowPrepay => {
-                f.write_str("config: `interval` must be shorter than `prepay - safety_margin`")
-            }
+            Self::IntervalNotBelowPrepay { limit } => write!(
+                f,
+                "config: `interval` must be shorter than `prepay - safety_margin` ({} ms here)",
+                limit.as_millis()
+            ),
             Self::MarginNotBelowPrepay => {
                 f.write_str("config: `safety_margin` must be shorter than `prepay`")
             }
@@ -357,10 +375,16 @@ mod tests {
         assert_eq!(c.validate(), Err(ConfigError::Zero("interval")));
         let mut c = base;
         c.interval = Duration::from_secs(10);
-        assert_eq!(c.validate(), Err(ConfigError::IntervalNotBelowPrepay));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::IntervalNotBelowPrepay { .. })
+        ));
         let mut c = base;
         c.interval = Duration::from_secs(9);
-        assert_eq!(c.validate(), Err(ConfigError::IntervalNotBelowPrepay));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::IntervalNotBelowPrepay { .. })
+        ));
         let mut c = base;
         c.server_tick = zero;
         assert_eq!(c.validate(), Err(ConfigError::Zero("server_tick")));

@@ -55,6 +55,10 @@ pub enum ReleaseReason {
     /// The session was closed after it had lapsed ([`Event::Lapsed`]) with no payment credited
     /// since: the orchestrator has most likely released it already, for lack of funds.
     Lapsed,
+    /// Nothing was credited for [`Config::give_up_after_lapse`](crate::Config::give_up_after_lapse)
+    /// after the session lapsed: the peers are unreachable or refuse every payment, and the
+    /// orchestrator has released the session. The stop was tried on the way out.
+    GaveUp,
 }
 
 /// Why [`Session::start`](crate::Session::start) did nothing.
@@ -175,6 +179,9 @@ impl fmt::Display for ReleaseReason {
             Self::BudgetExhausted => f.write_str("budget exhausted"),
             Self::Lapsed => f.write_str(
                 "lapsed: no payment was credited in time; the orchestrator has most likely released the session",
+            ),
+            Self::GaveUp => f.write_str(
+                "gave up: nothing was credited for the give-up span after the lapse; the orchestrator has released the session",
             ),
         }
     }

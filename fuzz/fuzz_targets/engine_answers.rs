@@ -40,7 +40,16 @@ fuzz_target!(|answers: Vec<Input>| {
     let mut now = Instant::from_secs(0);
     let mut answers = answers.into_iter();
     let mut requests = 0;
-    while let Some(request) = flow.poll_request(now) {
+    loop {
+        let Some(request) = flow.poll_request(now) else {
+            match flow.poll_timeout() {
+                Some(at) => {
+                    now = now.max(at);
+                    continue;
+                }
+                None => break,
+            }
+        };
         requests += 1;
         assert!(requests <= 64, "the reservation flow must end");
         match answers.next() {

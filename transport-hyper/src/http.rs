@@ -19,11 +19,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use livepay_core::engine::{Method, PayerCache, Request, Response};
 use livepay_core::{Failure, Peer, redact};
+use rustls::pki_types::CertificateDer;
 
-use crate::tls;
+use crate::tls::{self, TlsConfigError, TlsFailure, TlsProblem};
 
 /// HTTP settings, with documented defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Whole-request deadline, body read included. Default 5 s (the upstream SDK's).
     pub request_timeout: Duration,
@@ -31,9 +32,23 @@ pub struct HttpConfig {
     pub connect_timeout: Duration,
     /// Largest response body accepted. Default 1 MiB.
     pub max_body_bytes: usize,
-    /// Accept any certificate from orchestrators (self-signed certificates are common on
-    /// Livepeer). Default `false`: verified against the webpki roots.
+    /// Accept ANY certificate from orchestrators: no chain, name or expiry check at all, so
+    /// anyone on the path can impersonate the orchestrator (the handshake only proves the peer
+    /// holds the key of whatever certificate it shows). Default `false`: verified against the
+    /// webpki roots and [`orchestrator_ca`](Self::orchestrator_ca).
+    ///
+    /// For a self-signed or privately issued orchestrator, trust its certificate or CA instead
+    /// ([`with_orchestrator_ca_pem`](Self::with_orchestrator_ca_pem)): that keeps every check.
+    /// When both are set, this wins.
     pub insecure_orchestrator_tls: bool,
+    /// Extra trust anchors for orchestrators only, on top of the webpki roots: the self-signed
+    /// certificate of an orchestrator, or the private CA that issued its certificate (self-signed
+    /// certificates are common on Livepeer). Chains, names and expiry are still verified. The
+    /// signer never trusts them. Default empty.
+    ///
+    /// [`with_orchestrator_ca_pem`](Self::with_orchestrator_ca_pem) fills it from a PEM file and
+    /// checks each certificate; one set directly is checked by [`HttpClient::new`].
+    pub orchestrator_ca: Vec<CertificateDer<'static>>,
     /// Accept any certificate from the signer. Default `false`; the signer holds the key, so this
     /// is a separate, explicit opt-out.
     pub insecure_signer_tls: bool,
@@ -50,10 +65,54 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(3),
             max_body_bytes: 1 << 20,
             insecure_orchestrator_tls: false,
+            orchestrator_ca: Vec::new(),
             insecure_signer_tls: false,
             max_idle_per_host: 256,
             pool_idle_timeout: Duration::from_secs(90),
         }
+    }
+}
+
+impl HttpConfig {
+    /// This configuration, also trusting the certificates in `pem` for orchestrators (see
+    /// [`orchestrator_ca`](Self::orchestrator_ca)): the contents of a `--orchestrator-ca` file,
+    /// one or more `CERTIFICATE` sections (other sections, such as a key, are skipped). Calls add
+    /// up.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsConfigError`] when `pem` holds no certificate, is not well-formed PEM, or holds a
+    /// section that is not a valid X.509 certificate. No certificate of a refused file is
+    /// added; `self` is consumed either way (clone it first to keep it).
+    pub fn with_orchestrator_ca_pem(mut self, pem: &[u8]) -> Result<Self, TlsConfigError> {
+        self.orchestrator_ca.extend(tls::parse_ca_pem(pem)?);
+        Ok(self)
+    }
+}
+
+/// Lists the CA certificates by count: their bytes only clutter logs.
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            request_timeout,
+            connect_timeout,
+            max_body_bytes,
+            insecure_orchestrator_tls,
+            orchestrator_ca,
+            insecure_signer_tls,
+            max_idle_per_host,
+            pool_idle_timeout,
+        } = self;
+        f.debug_struct("HttpConfig")
+            .field("request_timeout", request_timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("max_body_bytes", max_body_bytes)
+            .field("insecure_orchestrator_tls", insecure_orchestrator_tls)
+            .field("orchestrator_ca", &orchestrator_ca.len())
+            .field("insecure_signer_tls", insecure_signer_tls)
+            .field("max_idle_per_host", max_idle_per_host)
+            .field("pool_idle_timeout", pool_idle_timeout)
+            .finish()
     }
 }
 
@@ -73,8 +132,9 @@ pub enum HttpError {
     /// The connection could not be made: refused, DNS, connect timeout. Nothing was sent.
     Connect(String),
     /// The TLS handshake failed: an untrusted or invalid certificate, no common protocol, the
-    /// peer hung up mid-handshake. Nothing was sent.
-    Tls(String),
+    /// peer hung up mid-handshake. Nothing was sent. Why, typed, is
+    /// [`tls_problem`](Self::tls_problem).
+    Tls(TlsFailure),
     /// The connection failed mid-request, or the answer was not valid HTTP.
     Io(String),
     /// The body exceeded the cap.
@@ -82,7 +142,8 @@ pub enum HttpError {
         /// The cap, bytes.
         limit: usize,
     },
-    /// The TLS configuration could not be built (no request was made).
+    /// The TLS configuration could not be built (no request was made), e.g. a bad certificate
+    /// in [`HttpConfig::orchestrator_ca`].
     TlsConfig(String),
 }
 
@@ -102,6 +163,24 @@ impl HttpError {
             Self::BodyTooLarge { .. } => Failure::TooLarge,
         }
     }
+
+    /// Why the TLS handshake was refused, when it was: so that a front end can add what to do
+    /// (for [`TlsProblem::UnknownIssuer`] on an orchestrator, trust its CA). `None` for any other
+    /// error, a TLS configuration error included.
+    pub const fn tls_problem(&self) -> Option<TlsProblem> {
+        match self {
+            Self::Tls(failure) => Some(failure.problem()),
+            _ => None,
+        }
+    }
+
+    /// The refused handshake, when it was one: the peer, the [`TlsProblem`] and the detail.
+    pub const fn tls_failure(&self) -> Option<&TlsFailure> {
+        match self {
+            Self::Tls(failure) => Some(failure),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for HttpError {
@@ -110,7 +189,7 @@ impl fmt::Display for HttpError {
             Self::BadUrl(url) => write!(f, "bad URL `{url}`: expected an absolute http(s) URL"),
             Self::Timeout => f.write_str("no answer before the request timeout"),
             Self::Connect(why) => write!(f, "could not connect: {why}"),
-            Self::Tls(why) => write!(f, "TLS handshake failed: {why}"),
+            Self::Tls(failure) => fmt::Display::fmt(failure, f),
             Self::Io(why) => write!(f, "connection failed: {why}"),
             Self::BodyTooLarge { limit } => write!(f, "response body larger than {limit} bytes"),
             Self::TlsConfig(why) => write!(f, "TLS configuration: {why}"),
@@ -180,12 +259,16 @@ impl fmt::Debug for HttpClient {
     }
 }
 
-fn pool(config: &HttpConfig, insecure: bool) -> Result<Pool, HttpError> {
+fn pool(
+    config: &HttpConfig,
+    insecure: bool,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Pool, HttpError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(config.connect_timeout));
-    let tls = tls::client_config(insecure).map_err(|e| HttpError::TlsConfig(e.to_string()))?;
+    let tls = tls::client_config(insecure, extra_roots).map_err(HttpError::TlsConfig)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -202,11 +285,13 @@ impl HttpClient {
     ///
     /// # Errors
     ///
-    /// [`HttpError::TlsConfig`] when a TLS configuration cannot be built.
+    /// [`HttpError::TlsConfig`] when a TLS configuration cannot be built: a certificate in
+    /// [`HttpConfig::orchestrator_ca`] that is not valid DER X.509.
     pub fn new(config: HttpConfig) -> Result<Self, HttpError> {
         Ok(Self {
-            orchestrator: pool(&config, config.insecure_orchestrator_tls)?,
-            signer: pool(&config, config.insecure_signer_tls)?,
+            orchestrator: pool(&config, config.insecure_orchestrator_tls, &config.orchestrator_ca)?,
+            // The orchestrator's extra CAs are never the signer's.
+            signer: pool(&config, config.insecure_signer_tls, &[])?,
             config: Arc::new(config),
             payers: Arc::default(),
         })
@@ -301,7 +386,7 @@ impl HttpClient {
         };
         let limit = self.config.max_body_bytes;
         let exchange = async {
-            let response = pool.request(request).await.map_err(|e| classify(&e))?;
+            let response = pool.request(request).await.map_err(|e| classify(&e, peer))?;
             let status = response.status().as_u16();
             let headers = response
                 .headers()
@@ -331,25 +416,34 @@ impl HttpClient {
     }
 }
 
-/// Sorts a hyper-util client error. A connect error is a TLS failure when the handshake failed
-/// (a rustls error, or the peer hanging up mid-handshake: plain TCP connecting reads nothing),
-/// and otherwise a failure to connect; any other error happened after connecting.
-fn classify(error: &hyper_util::client::legacy::Error) -> HttpError {
+/// Sorts a hyper-util client error from `peer`. A connect error is a TLS failure when the
+/// handshake failed (a rustls error, whose kind is the [`TlsProblem`], or the peer hanging up
+/// mid-handshake: plain TCP connecting reads nothing), and otherwise a failure to connect; any
+/// other error happened after connecting.
+fn classify(error: &hyper_util::client::legacy::Error, peer: Peer) -> HttpError {
     let text = chain(error);
     if !error.is_connect() {
         return HttpError::Io(text);
     }
-    let handshake = links(error).any(|link| {
-        link.downcast_ref::<rustls::Error>().is_some()
-            || link
-                .downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof)
-    });
-    if handshake {
-        HttpError::Tls(text)
-    } else {
-        HttpError::Connect(text)
+    match handshake_problem(error) {
+        Some(problem) => HttpError::Tls(TlsFailure::new(peer, problem, text)),
+        None => HttpError::Connect(text),
     }
+}
+
+/// The [`TlsProblem`] of a connect error, when it is a failed handshake: the first rustls error
+/// in the chain says which, and hanging up mid-handshake is [`TlsProblem::HandshakeFailed`].
+fn handshake_problem(error: &(dyn StdError + 'static)) -> Option<TlsProblem> {
+    let mut hung_up = false;
+    for link in links(error) {
+        if let Some(rustls) = link.downcast_ref::<rustls::Error>() {
+            return Some(TlsProblem::of(rustls));
+        }
+        hung_up |= link
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::UnexpectedEof);
+    }
+    hung_up.then_some(TlsProblem::HandshakeFailed)
 }
 
 /// `error` and its causes. `io::Error::source` skips the error it wraps (it returns the wrapped
@@ -385,13 +479,21 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
 mod tests {
     use super::*;
 
+    fn unknown_issuer() -> TlsFailure {
+        TlsFailure::new(
+            Peer::Orchestrator,
+            TlsProblem::UnknownIssuer,
+            "invalid peer certificate: UnknownIssuer",
+        )
+    }
+
     #[test]
     fn every_error_maps_to_its_failure() {
         let cases = [
             (HttpError::BadUrl("x".into()), Failure::BadUrl),
             (HttpError::Timeout, Failure::Timeout),
             (HttpError::Connect("refused".into()), Failure::Refused),
-            (HttpError::Tls("invalid peer certificate".into()), Failure::Tls),
+            (HttpError::Tls(unknown_issuer()), Failure::Tls),
             (HttpError::Io("reset".into()), Failure::Network),
             (HttpError::BodyTooLarge { limit: 1 }, Failure::TooLarge),
             (HttpError::TlsConfig("x".into()), Failure::Tls),
@@ -410,7 +512,7 @@ mod tests {
         let table = StatusTable::new();
         let terminal = [
             HttpError::BadUrl("x".into()),
-            HttpError::Tls("invalid peer certificate".into()),
+            HttpError::Tls(unknown_issuer()),
             HttpError::BodyTooLarge { limit: 1 },
         ];
         for error in terminal {
@@ -445,5 +547,34 @@ mod tests {
             "invalid peer certificate: UnknownIssuer",
             "each cause once"
         );
+        assert_eq!(handshake_problem(&wrapped), Some(TlsProblem::UnknownIssuer));
+    }
+
+    #[test]
+    fn a_hang_up_mid_handshake_is_a_failed_handshake_and_a_refusal_is_none() {
+        let eof = io::Error::other(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(handshake_problem(&eof), Some(TlsProblem::HandshakeFailed));
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(handshake_problem(&refused), None);
+    }
+
+    #[test]
+    fn only_a_tls_failure_has_a_tls_problem() {
+        let tls = HttpError::Tls(unknown_issuer());
+        assert_eq!(tls.tls_problem(), Some(TlsProblem::UnknownIssuer));
+        assert_eq!(
+            tls.to_string(),
+            "TLS handshake with the orchestrator failed: the certificate is not signed by a \
+             trusted authority (self-signed, or from a private CA?) (invalid peer certificate: \
+             UnknownIssuer)"
+        );
+        for other in [
+            HttpError::TlsConfig("x".into()),
+            HttpError::Connect("refused".into()),
+            HttpError::Timeout,
+        ] {
+            assert_eq!(other.tls_problem(), None, "{other}");
+            assert!(other.tls_failure().is_none(), "{other}");
+        }
     }
 }

@@ -176,11 +176,19 @@ impl LiveSession {
         self.shared.problem()
     }
 
-    /// The session's events from now on, in order. A subscriber that falls more than
-    /// [`LiveOptions::event_capacity`] events behind skips the oldest (never an error). The
+    /// The session's events, in order: the first call gets every event since the reservation
+    /// (its receiver was subscribed before funding started, so none is lost to the race with
+    /// the funding task), later calls the events from then on. A subscriber that falls more
+    /// than [`LiveOptions::event_capacity`] events behind skips the oldest (never an error). The
     /// stream ends once the session is closed or dropped and its task has ended.
     pub fn events(&self) -> impl Stream<Item = Event> + Send + Unpin + 'static + use<> {
-        let receiver = self.shared.events.subscribe();
+        let first = self
+            .shared
+            .first_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let receiver = first.unwrap_or_else(|| self.shared.events.subscribe());
         stream::unfold(receiver, |mut receiver| async move {
             loop {
                 match receiver.recv().await {

@@ -73,7 +73,7 @@ impl HyperHttp {
     /// Sends `request` and keeps the error's detail (which [`Http::send`] reduces to a
     /// [`Failure`](livepay_core::Failure)).
     pub async fn exchange(&self, request: Request) -> Exchange {
-        let (peer, what) = (request.peer, request.what);
+        let (peer, what, deadline) = (request.peer, request.what, request.deadline);
         let prepared = match self.client.prepare_owned(request) {
             Ok(prepared) => prepared,
             Err(error) => {
@@ -85,7 +85,18 @@ impl HyperHttp {
             }
         };
         let sent_at = Some(self.clock.now());
-        let result = self.client.exchange(peer, prepared).await;
+        let exchange = self.client.exchange(peer, prepared);
+        // The engine's deadline for this request (the stop's), when shorter than the client's
+        // own timeout.
+        let result = match deadline {
+            Some(limit) => {
+                let limit = std::time::Duration::from_micros(limit.as_micros());
+                tokio::time::timeout(limit, exchange)
+                    .await
+                    .unwrap_or(Err(HttpError::Timeout))
+            }
+            None => exchange.await,
+        };
         match &result {
             Ok(response) => tracing::debug!(what, status = response.status, "livepay: answer"),
             Err(error) => tracing::debug!(what, %error, "livepay: no answer"),
@@ -128,7 +139,17 @@ pub async fn reserve(
     let adapter = HyperHttp::new(http.clone(), *clock);
     // The core only sees a `Failure`; keep the detail of the request that got no answer.
     let mut unanswered = None;
-    while let Some(request) = flow.poll_request(clock.now()) {
+    loop {
+        let Some(request) = flow.poll_request(clock.now()) else {
+            // A retry after a transient failure waits for its instant; otherwise the flow is done.
+            match flow.poll_timeout() {
+                Some(at) => {
+                    clock.sleep_until(at).await;
+                    continue;
+                }
+                None => break,
+            }
+        };
         let id = request.id;
         let exchange = adapter.exchange(request).await;
         if let Some(at) = exchange.sent_at {

@@ -115,3 +115,23 @@ async fn funding_starts_by_default_and_drop_stops_it_without_a_stop() {
     assert_eq!(served.with_world(|w| w.signer().stats().mints), mints);
     served.shutdown().await;
 }
+
+/// Issue 10: the first `events()` call gets every event since the reservation, even when it
+/// subscribes after funding started (it used to miss the first `StateChanged` in most runs).
+#[tokio::test]
+async fn the_first_subscriber_sees_funding_start_even_when_it_subscribes_late() {
+    let served = serve_live(1).await;
+    let (session, _) = reserve_live(&served, true).await;
+    // Let the funding task run before anyone subscribes.
+    tokio::task::yield_now().await;
+    let mut events = session.events();
+    let seen = collect_until(&mut events, "the first state change", |seen| !seen.is_empty()).await;
+    assert_eq!(
+        seen.first(),
+        Some(&Event::StateChanged {
+            from: State::Reserved,
+            to: State::Funding
+        })
+    );
+    assert_eq!(close(session).await, ReleaseReason::ClosedByClient);
+}

@@ -341,9 +341,19 @@ pub fn reserve_with_cache(
     flow.result()
 }
 
-/// Sends every request `flow` asks for over `net` and hands back each answer.
+/// Sends every request `flow` asks for over `net` and hands back each answer; waits (moves the
+/// net's virtual clock) when the flow holds a retry back.
 fn carry_out(net: &MemoryNet, flow: &mut ReserveFlow) {
-    while let Some(request) = flow.poll_request(net.now()) {
+    loop {
+        let Some(request) = flow.poll_request(net.now()) else {
+            match flow.poll_timeout() {
+                Some(at) => {
+                    net.clock().advance_to(at);
+                    continue;
+                }
+                None => return,
+            }
+        };
         match net.execute(&request) {
             Ok(answer) => {
                 let headers: Vec<(&str, &str)> = answer

@@ -10,7 +10,7 @@
 //!
 //! Model time is the time elapsed since [`ServedModel::start`] on tokio's clock, so a test that pauses
 //! tokio time (tokio's `test-util`: `#[tokio::test(start_paused = true)]`, `tokio::time::advance`) moves
-//! the model too. The
+//! the model too (set [`ServeLimits`]' timeouts to `None` then: paused time would fire them). The
 //! world's billing ticks run lazily: every request (and [`ServedModel::with_world`]) first advances the
 //! world to now.
 //!
@@ -57,7 +57,12 @@
 //!
 //! Request bodies are capped at 1 MiB: a larger one is answered 413 (after discarding up to 4 MiB of it,
 //! so that the client reads the answer rather than a reset). Malformed HTTP is answered by hyper (400) and
-//! the connection closed. Nothing a client sends makes the server panic. Requests are logged with
+//! the connection closed. Slow and silent clients are bounded by [`ServeLimits`] (defaults: 5 s for a
+//! request head, 10 s for its body, 1024 connections per listener): a connection that has not sent a
+//! complete head in time (or sits idle that long between requests) is closed, a body that stalls is
+//! answered 408 and closed, and at the cap a listener stops accepting until one of its connections
+//! closes, so new clients wait in the listen backlog instead of the process running out of file
+//! descriptors. Nothing a client sends makes the server panic. Requests are logged with
 //! `tracing` at debug level (listener, method, path without query, status), never bodies or headers.
 //!
 //! ```no_run
@@ -87,10 +92,10 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response as HyperResponse, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use livepay_core::{Endpoint, Reply};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::debug;
 
@@ -139,6 +144,63 @@ impl Default for ServeConfig {
     }
 }
 
+/// The default [`ServeLimits::header_timeout`]: 5 s. A client on loopback sends a request head in
+/// microseconds and the livepay clients pay every few seconds, so 5 s never cuts a real request short
+/// and bounds how long a silent or half-sent connection holds a file descriptor.
+pub const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The default [`ServeLimits::body_timeout`]: 10 s, twice the header timeout: bodies here are a few
+/// KiB of JSON (at most 1 MiB), read in well under a second on loopback, so 10 s only stops stalls.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The default [`ServeLimits::max_connections`]: 1024 per listener, far above what a test, the demo
+/// or a gateway under test keeps open at once (a pool of a few connections per client), so the cap
+/// only bites on floods. Under a lower open-file limit, lower it too (see the field).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// What one client can hold of the server, so that slow or silent clients (slowloris: connections
+/// that send part of a request, or nothing, and wait) cannot exhaust its file descriptors and make
+/// both listeners unresponsive. `Default`: [`DEFAULT_HEADER_TIMEOUT`], [`DEFAULT_BODY_TIMEOUT`],
+/// [`DEFAULT_MAX_CONNECTIONS`].
+///
+/// The limits apply to connections; they are not faults and draw nothing from the fault generator.
+/// Requests held unanswered by a timeout or lost-answer fault stay held: their request was read in
+/// full, and they end when the client hangs up.
+///
+/// The timeouts run on tokio's clock, like the model. Under paused tokio time, auto-advance fires them
+/// as soon as the runtime idles, even while a client's bytes are in flight: a test that pauses time
+/// should set both to `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// How long a connection may take to send a complete request head (request line and headers),
+    /// counted from the moment the server starts reading it: from the accept for the first request,
+    /// from the end of the previous answer for the next ones on a kept-alive connection. Past it the
+    /// connection is closed without an answer. It therefore also closes kept-alive connections idle
+    /// for that long (a client's pool reconnects). `None`: no limit.
+    pub header_timeout: Option<std::time::Duration>,
+    /// How long the body may take to arrive once the head has been read (including the discarded part
+    /// of an oversized body). Past it the request is answered 408 with `Connection: close` and the
+    /// connection closed. The whole request is read within `header_timeout + body_timeout`. `None`: no
+    /// limit.
+    pub body_timeout: Option<std::time::Duration>,
+    /// The most connections one listener serves at once (each listener has its own cap, so a flood on
+    /// the orchestrator's does not starve the signer's, and the reverse). At the cap the listener stops
+    /// accepting until one of its connections closes: new connections wait in the kernel's listen
+    /// backlog and are served once a slot frees (the timeouts free the slots slow clients hold), rather
+    /// than being refused. To keep the process clear of its open-file limit, set it below half that
+    /// limit (two listeners), e.g. 500 under `ulimit -n 1024`; the timeouts still free slots and file
+    /// descriptors held by slow clients either way. 0 is taken as 1.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Some(DEFAULT_HEADER_TIMEOUT),
+            body_timeout: Some(DEFAULT_BODY_TIMEOUT),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
 /// The model, served. Dropping it without [`ServedModel::shutdown`] also stops the accept loops (without
 /// waiting for them).
 #[derive(Debug)]
@@ -156,6 +218,7 @@ struct ServerShared {
     plan: FaultPlan,
     epoch: tokio::time::Instant,
     orchestrator_url: String,
+    limits: ServeLimits,
 }
 
 #[derive(Debug)]
@@ -177,7 +240,8 @@ impl ServerShared {
 }
 
 impl ServedModel {
-    /// Binds both listeners and spawns the accept loops on the current tokio runtime.
+    /// Binds both listeners and spawns the accept loops on the current tokio runtime, with the default
+    /// [`ServeLimits`].
     ///
     /// # Errors
     ///
@@ -187,6 +251,22 @@ impl ServedModel {
     ///
     /// Outside a tokio runtime.
     pub async fn start(config: ServeConfig) -> std::io::Result<Self> {
+        Self::start_limited(config, ServeLimits::default()).await
+    }
+
+    /// [`ServedModel::start`] with `limits` instead of the default ones: shorter timeouts for a test of
+    /// slow clients, a lower connection cap under a low open-file limit, or no timeouts under paused
+    /// tokio time. (The limits are a separate argument rather than [`ServeConfig`] fields so that
+    /// callers that spell out a whole `ServeConfig` keep compiling.)
+    ///
+    /// # Errors
+    ///
+    /// Binding either address fails (e.g. the port is in use).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub async fn start_limited(config: ServeConfig, limits: ServeLimits) -> std::io::Result<Self> {
         let orchestrator = TcpListener::bind(config.orchestrator_addr).await?;
         let signer = TcpListener::bind(config.signer_addr).await?;
         let orchestrator_url = url_of(orchestrator.local_addr()?);
@@ -201,6 +281,7 @@ impl ServedModel {
             plan: config.plan,
             epoch: tokio::time::Instant::now(),
             orchestrator_url,
+            limits,
         });
         let (stop, stopped) = watch::channel(());
         let loops = vec![
@@ -285,18 +366,36 @@ async fn accept_loop(
     shared: Arc<ServerShared>,
     mut stop: watch::Receiver<()>,
 ) {
+    let cap = shared.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(cap));
+    // The slot the next accepted connection takes. The listener accepts only while it holds one: at
+    // the cap, new connections wait in the listen backlog (see `ServeLimits::max_connections`).
+    let mut slot: Option<OwnedSemaphorePermit> = None;
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            accepted = listener.accept() => match accepted {
+            acquired = Arc::clone(&slots).acquire_owned(), if slot.is_none() => match acquired {
+                Ok(permit) => slot = Some(permit),
+                Err(_) => break, // Never closed; if it were, nothing more could be served.
+            },
+            accepted = listener.accept(), if slot.is_some() => match accepted {
                 Ok((stream, _peer)) => {
                     if shared.plan.partitioned(ORIGIN, shared.now()) {
                         debug!(?host, "connection reset (partition)");
                         reset(&stream);
                         continue;
                     }
-                    conns.spawn(serve_connection(stream, host, Arc::clone(&shared)));
+                    if let Some(permit) = slot.take() {
+                        if slots.available_permits() == 0 {
+                            debug!(?host, cap, "connection cap reached: not accepting until one closes");
+                        }
+                        let shared = Arc::clone(&shared);
+                        conns.spawn(async move {
+                            serve_connection(stream, host, shared).await;
+                            drop(permit);
+                        });
+                    }
                 }
                 Err(error) => {
                     // E.g. out of file descriptors: back off instead of spinning.
@@ -321,11 +420,13 @@ async fn serve_connection(stream: TcpStream, host: Host, shared: Arc<ServerShare
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%error, "TCP_NODELAY");
     }
+    let header_timeout = shared.limits.header_timeout;
     let service = service_fn(move |req| serve_request(Arc::clone(&shared), host, req));
     let conn = http1::Builder::new()
         .keep_alive(true)
-        // No timer is configured: the model runs on tokio's (possibly paused) clock.
-        .header_read_timeout(None)
+        // On tokio's clock, like the model (see `ServeLimits` on paused time).
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service);
     if let Err(error) = conn.await {
         debug!(?host, %error, "connection closed");
@@ -347,6 +448,8 @@ impl std::error::Error for Hangup {}
 enum BodyError {
     TooLarge,
     Broken,
+    /// Not all of it within [`ServeLimits::body_timeout`].
+    TimedOut,
 }
 
 async fn read_body(mut body: Incoming) -> Result<Vec<u8>, BodyError> {
@@ -425,8 +528,23 @@ async fn serve_request(
         })
         .collect();
     let log = |status: u16| debug!(?host, method = method.as_str(), path = %path, status, "served");
-    let body = match read_body(body).await {
+    let read = read_body(body);
+    let read = match shared.limits.body_timeout {
+        Some(limit) => tokio::time::timeout(limit, read)
+            .await
+            .unwrap_or(Err(BodyError::TimedOut)),
+        None => read.await,
+    };
+    let body = match read {
         Ok(body) => body,
+        Err(BodyError::TimedOut) => {
+            log(408);
+            let mut answer = to_hyper(Response::text(408, "request body timed out"));
+            answer
+                .headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(answer);
+        }
         Err(BodyError::TooLarge) => {
             log(413);
             return Ok(to_hyper(Response::text(413, "request body too large")));

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod raw;
+
 use std::process::{Command, Output, Stdio};
 
 use livepay_mock::serve::{ServeConfig, ServedModel};
@@ -60,4 +62,51 @@ pub(crate) fn stderr_one_line(out: &Output) -> String {
         "{err}"
     );
     err
+}
+
+/// Runs `livepay args` to completion and checks that it exits with `code` (a failure shows the
+/// arguments, stdout and stderr).
+#[track_caller]
+pub(crate) fn run_exiting(code: i32, args: &[&str]) -> Output {
+    let out = run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Sends signal `name` (`INT`, `TERM`, `HUP`) to process `pid`.
+pub(crate) fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Waits for `child` to exit, at most `limit` (a failure guard: past it the child is killed and
+/// the test fails); returns its exit status and how long the wait took.
+pub(crate) fn wait_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> (std::process::ExitStatus, std::time::Duration) {
+    // A test of how long a process takes to exit measures wall time; nothing waits on it.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(status) => (status.expect("wait"), started.elapsed()),
+        Err(_) => {
+            signal(pid, "KILL");
+            panic!("the child did not exit within {limit:?}");
+        }
+    }
 }

@@ -158,6 +158,7 @@ impl DiscoveryQuery {
             url,
             headers: vec![(Cow::Borrowed("Accept"), String::from("application/json"))],
             body: Vec::new(),
+            deadline: None,
         }
     }
 

@@ -92,8 +92,9 @@ impl Engine {
     ///
     /// Like [`run`](crate::run), it never starts funding on its own: call
     /// [`start`](Engine::start) (or [`close`](Engine::close)) first. At most one request is in
-    /// flight; a command arriving meanwhile is applied at once and takes effect when the request
-    /// is answered.
+    /// flight; a command arriving meanwhile is applied at once. A close cancels a funding request
+    /// in flight (it is dropped, and counts as a [`Failure::Network`]: it may have arrived), so
+    /// that the stop goes out at once instead of after the request's timeout.
     pub async fn run<H, C, S>(
         &mut self,
         http: &H,
@@ -117,7 +118,7 @@ impl Engine {
             }
             if in_flight.is_terminated() {
                 if let Some(request) = self.poll_request(clock.now()) {
-                    request_in_flight = Some(request.id);
+                    request_in_flight = Some((request.id, request.what));
                     in_flight.set(http.send(request).fuse());
                 } else if self.state() == State::Reserved {
                     return Exit::Stopped;
@@ -131,11 +132,23 @@ impl Engine {
             pin_mut!(sleep);
             select_biased! {
                 delivery = in_flight => {
-                    if let Some(id) = request_in_flight.take() {
+                    if let Some((id, _)) = request_in_flight.take() {
                         self.deliver(clock.now(), id, &delivery);
                     }
                 }
-                command = commands.select_next_some() => self.apply(command, clock.now()),
+                command = commands.select_next_some() => {
+                    self.apply(command, clock.now());
+                    if self.is_closing()
+                        && let Some((id, what)) = request_in_flight
+                        && what != crate::Endpoint::Stop.as_str()
+                    {
+                        // Dropping the future abandons the request (the adapter closes its
+                        // connection); the stop is next.
+                        in_flight.set(futures::future::Fuse::terminated());
+                        request_in_flight = None;
+                        let _ = self.handle_failure(clock.now(), id, Failure::Network);
+                    }
+                }
                 () = sleep => self.handle_timeout(clock.now()),
             }
         }

@@ -64,6 +64,7 @@ use crate::event::{Event, State};
 use crate::sequencer::{CallError, RequestId, Sequencer};
 use crate::session::{Session, Stats};
 
+mod checks;
 mod discovery;
 mod drive;
 mod protocol;
@@ -72,6 +73,7 @@ mod reserve;
 #[cfg(test)]
 mod tests;
 
+pub use checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 pub use discovery::{DiscoveredPrice, DiscoveredRunner, DiscoveryError, DiscoveryQuery};
 pub use drive::{Answered, Delivery, Http};
 pub use protocol::{Answer, MaxPrice, ProtocolError, ProtocolState, origin};
@@ -102,6 +104,8 @@ pub struct Engine {
     session_id: String,
     app_url: String,
     last_problem: Option<ProtocolError>,
+    /// [`Config::stop_timeout`], put on every stop request.
+    stop_timeout: embassy_time::Duration,
 }
 
 impl Engine {
@@ -136,6 +140,7 @@ impl Engine {
             session_id: reserved.session_id,
             app_url: reserved.app_url,
             last_problem: None,
+            stop_timeout: config.stop_timeout,
         })
     }
 
@@ -236,6 +241,12 @@ impl Engine {
         self.calls.machine_mut().plan_end(now, at);
     }
 
+    /// Whether the session is being closed: nothing but the stop will be sent again
+    /// ([`Session::is_closing`]).
+    pub fn is_closing(&self) -> bool {
+        self.calls.machine().is_closing()
+    }
+
     /// Applies `command` at `now`.
     pub fn apply(&mut self, command: Command, now: Instant) {
         command.apply(self.calls.machine_mut(), now);
@@ -316,7 +327,11 @@ impl Engine {
                 Endpoint::Payment => self.protocol.payment_request(call.id),
                 Endpoint::Repost => self.protocol.repost_request(call.id),
                 Endpoint::Refresh => Some(self.protocol.refresh_request(call.id)),
-                Endpoint::Stop => Some(self.protocol.stop_request(call.id)),
+                Endpoint::Stop => {
+                    let mut stop = self.protocol.stop_request(call.id);
+                    stop.deadline = Some(self.stop_timeout);
+                    Some(stop)
+                }
             };
             if let Some(request) = request {
                 return Some(request);

@@ -69,6 +69,11 @@ pub struct Request {
     pub headers: Vec<(Cow<'static, str>, String)>,
     /// The body (empty for none).
     pub body: Vec<u8>,
+    /// The longest this request may take, when the engine wants it shorter than the adapter's
+    /// own timeout (the stop: [`Config::stop_timeout`](crate::Config::stop_timeout)). The
+    /// adapter applies the smaller of the two; past it, the request is a
+    /// [`Failure::Timeout`](crate::Failure::Timeout).
+    pub deadline: Option<embassy_time::Duration>,
 }
 
 impl Request {
@@ -82,6 +87,7 @@ impl Request {
             url: url.into(),
             headers: Vec::new(),
             body: Vec::new(),
+            deadline: None,
         }
     }
 

@@ -8,8 +8,9 @@ use core::fmt;
 
 use embassy_time::Instant;
 
+use super::checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 use super::protocol::{
-    Answer, MaxPrice, ProtocolError, ProtocolState, SessionParts, is_decimal, origin, signer_post,
+    Answer, MaxPrice, ProtocolError, ProtocolState, SessionParts, is_decimal, signer_post,
 };
 use super::request::{Request, Response, header};
 use crate::classify::{Failure, Peer, Reply};
@@ -41,8 +42,12 @@ pub struct ReserveOptions {
     /// Most 402 challenges to ask for (a first-call 480 asks for a fresh one). Default 8, as
     /// livepeer-gateway; 0 counts as 1.
     pub max_attempts: u8,
-    /// Accept a challenge whose `payment_url` is on another origin than `runner_url`. Default
-    /// `false`: payments would carry tickets to a host the caller never chose.
+    /// Most retries of a transient failure (a signer 5xx or timeout, an orchestrator 503, a
+    /// refused connection), after 0.5 s, 1 s, then 2 s and every 2 s. Default 3.
+    pub max_retries: u8,
+    /// Accept a challenge whose `payment_url`, or an answer whose `control_url`, is on another
+    /// origin than `runner_url`. Default `false`: payments would carry tickets, and the stop
+    /// would go, to a host (or over a scheme) the caller never chose.
     pub allow_cross_origin_payment_url: bool,
 }
 
@@ -59,6 +64,7 @@ impl ReserveOptions {
             max_price: None,
             payer_address: None,
             max_attempts: 8,
+            max_retries: 3,
             allow_cross_origin_payment_url: false,
         }
     }
@@ -91,6 +97,13 @@ impl ReserveOptions {
         self
     }
 
+    /// Sets the most retries of a transient failure.
+    #[must_use]
+    pub fn with_max_retries(mut self, retries: u8) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
     /// Sets the most challenges to ask for.
     #[must_use]
     pub fn with_max_attempts(mut self, attempts: u8) -> Self {
@@ -110,6 +123,7 @@ impl fmt::Debug for ReserveOptions {
             .field("max_price", &self.max_price)
             .field("payer_address", &self.payer_address)
             .field("max_attempts", &self.max_attempts)
+            .field("max_retries", &self.max_retries)
             .field(
                 "allow_cross_origin_payment_url",
                 &self.allow_cross_origin_payment_url,
@@ -209,6 +223,21 @@ pub enum ReserveError {
     PaymentRequired,
     /// The challenge's `payment_url` is on another origin than `runner_url`.
     CrossOriginPaymentUrl,
+    /// The reservation's `control_url` is on another origin than `runner_url` (the stop would go
+    /// to a host, or over a scheme, the caller never chose).
+    CrossOriginControlUrl,
+    /// `runner_url` or `signer_url` carries user-info (`user:password@`).
+    UserInfoInUrl {
+        /// `runner_url` or `signer_url`.
+        field: &'static str,
+    },
+    /// A signer header cannot be sent as given (its value is never quoted: it may be secret).
+    BadSignerHeader {
+        /// The header's name (empty when the name itself is the problem).
+        name: String,
+        /// What is wrong.
+        problem: HeaderProblem,
+    },
     /// A success answer whose body is not what the protocol says.
     Malformed {
         /// Which request.
@@ -260,6 +289,13 @@ impl fmt::Display for ReserveError {
             Self::CrossOriginPaymentUrl => {
                 f.write_str("reservation: the challenge's payment_url is on another origin than the runner")
             }
+            Self::CrossOriginControlUrl => f.write_str(
+                "reservation: the answer's control_url is on another origin than the runner (host, port or scheme)",
+            ),
+            Self::UserInfoInUrl { field } => write!(f, "reservation: `{field}` {}", UrlProblem::UserInfo),
+            Self::BadSignerHeader { name, problem } => {
+                write!(f, "reservation: signer header `{name}` {problem}")
+            }
             Self::Malformed { endpoint, error } => {
                 write!(f, "reservation: malformed {} answer: {error}", endpoint.as_str())
             }
@@ -268,6 +304,29 @@ impl fmt::Display for ReserveError {
                 "reservation: the signer asked for a refresh on all {attempts} challenges"
             ),
             Self::Unfinished => f.write_str("reservation: not finished"),
+        }
+    }
+}
+
+impl ReserveError {
+    /// Whether the error is the peer's: an answer that breaks the protocol (a malformed body, a
+    /// URL that is not one, a cross-origin URL), as opposed to a refusal, an unreachable peer or
+    /// the caller's own input.
+    pub fn is_protocol_violation(&self) -> bool {
+        match self {
+            Self::Malformed { .. } | Self::CrossOriginPaymentUrl | Self::CrossOriginControlUrl => true,
+            Self::BadUrl { field } => matches!(*field, "payment_url" | "control_url"),
+            _ => false,
+        }
+    }
+
+    /// Whether the error is in what the caller passed (a URL, a header, the max price), found
+    /// before any request.
+    pub fn is_caller_input(&self) -> bool {
+        match self {
+            Self::BadMaxPrice | Self::UserInfoInUrl { .. } | Self::BadSignerHeader { .. } => true,
+            Self::BadUrl { field } => matches!(*field, "runner_url" | "signer_url"),
+            _ => false,
         }
     }
 }
@@ -325,6 +384,10 @@ pub struct ReserveFlow {
     attempts: u8,
     stage: Stage,
     in_flight: Option<RequestId>,
+    /// Transient failures retried so far.
+    retries: u8,
+    /// When the next request may go out, after a transient failure.
+    retry_at: Option<Instant>,
     next_id: u64,
     /// When the first mint's request left (the prepay runs from then).
     mint_sent: Instant,
@@ -340,12 +403,23 @@ impl ReserveFlow {
     /// host; [`ReserveError::BadMaxPrice`] when the max price is not a decimal in the payment
     /// type's unit.
     pub fn new(options: ReserveOptions) -> Result<Self, ReserveError> {
-        let runner_origin =
-            origin(&options.runner_url).ok_or(ReserveError::BadUrl { field: "runner_url" })?;
-        if let Some(signer) = &options.signer_url
-            && origin(signer).is_none()
-        {
-            return Err(ReserveError::BadUrl { field: "signer_url" });
+        let url_error = |field: &'static str, problem: UrlProblem| match problem {
+            UrlProblem::UserInfo => ReserveError::UserInfoInUrl { field },
+            UrlProblem::NotHttp | UrlProblem::BadCharacter => ReserveError::BadUrl { field },
+        };
+        let runner_origin = check_url(&options.runner_url).map_err(|p| url_error("runner_url", p))?;
+        if let Some(signer) = &options.signer_url {
+            check_url(signer).map_err(|p| url_error("signer_url", p))?;
+        }
+        for (name, value) in &options.signer_headers {
+            check_signer_header(name, value).map_err(|problem| ReserveError::BadSignerHeader {
+                name: if problem == HeaderProblem::BadName {
+                    String::new()
+                } else {
+                    name.clone()
+                },
+                problem,
+            })?;
         }
         if let Some(max) = &options.max_price
             && (!is_decimal(&max.price) || max.unit != options.payment_type.price_unit())
@@ -365,6 +439,8 @@ impl ReserveFlow {
             attempts: 0,
             stage,
             in_flight: None,
+            retries: 0,
+            retry_at: None,
             next_id: 1,
             mint_sent: Instant::from_ticks(0),
             succeeded: None,
@@ -426,11 +502,20 @@ impl ReserveFlow {
         self.in_flight
     }
 
-    /// The next request to send at `now`; `None` while one is in flight and once the flow is done.
+    /// When the flow wants to be polled again although nothing is in flight: the instant a
+    /// retry after a transient failure may go out. `None` otherwise.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.retry_at
+            .filter(|_| self.in_flight.is_none() && !self.is_done())
+    }
+
+    /// The next request to send at `now`; `None` while one is in flight, while a retry waits for
+    /// [`poll_timeout`](Self::poll_timeout), and once the flow is done.
     pub fn poll_request(&mut self, now: Instant) -> Option<Request> {
-        if self.in_flight.is_some() {
+        if self.in_flight.is_some() || self.retry_at.is_some_and(|at| now < at) {
             return None;
         }
+        self.retry_at = None;
         let id = RequestId::new(self.next_id);
         let req = match &mut self.stage {
             Stage::OrchestratorInfo => {
@@ -518,6 +603,9 @@ impl ReserveFlow {
         }
         self.in_flight = None;
         let endpoint = self.endpoint();
+        if self.retry_later(now, Reply::from(failure)) {
+            return;
+        }
         self.finish(
             now,
             Err(ReserveError::Unreachable {
@@ -527,6 +615,33 @@ impl ReserveFlow {
         );
     }
 
+    /// After a transient failure (`reply`) of the request just answered: schedules a retry and
+    /// says so, while retries remain. A stateless request (the payer address, the challenge, the
+    /// first mint) is sent again; a paid reservation that failed starts over from a fresh
+    /// challenge, since its tickets may have been credited (a replay would be refused).
+    fn retry_later(&mut self, now: Instant, reply: Reply) -> bool {
+        let transient = matches!(
+            reply,
+            Reply::Refused | Reply::Network | Reply::Timeout | Reply::Status(408 | 429 | 500..=599)
+        );
+        if !transient || self.retries >= self.options.max_retries {
+            return false;
+        }
+        if matches!(self.stage, Stage::PaidRetry(_)) {
+            if self.attempts >= self.options.max_attempts.max(1) {
+                return false;
+            }
+            self.stage = Stage::Challenge;
+        }
+        let delay_ms = [500, 1_000]
+            .get(usize::from(self.retries))
+            .copied()
+            .unwrap_or(2_000);
+        self.retries += 1;
+        self.retry_at = Some(now + embassy_time::Duration::from_millis(delay_ms));
+        true
+    }
+
     /// Request `id` got `response` at `now`. Ignored unless `id` is in flight.
     pub fn handle_response(&mut self, now: Instant, id: RequestId, response: &Response<'_>) {
         if self.in_flight != Some(id) {
@@ -534,6 +649,9 @@ impl ReserveFlow {
         }
         self.in_flight = None;
         let (status, body) = (response.status, response.body);
+        if status != 200 && status != 402 && self.retry_later(now, Reply::Status(status)) {
+            return;
+        }
         let stage = core::mem::replace(&mut self.stage, Stage::Taken);
         let next = match stage {
             Stage::OrchestratorInfo => self.on_orchestrator_info(status, body),
@@ -580,12 +698,12 @@ impl ReserveFlow {
                         message: wire::error_message(body).to_string(),
                     }));
                 };
-                match origin(challenge.payment_url) {
-                    None => return Stage::Done(Err(ReserveError::BadUrl { field: "payment_url" })),
-                    Some(o) if o != self.runner_origin && !self.options.allow_cross_origin_payment_url => {
+                match check_url(challenge.payment_url) {
+                    Err(_) => return Stage::Done(Err(ReserveError::BadUrl { field: "payment_url" })),
+                    Ok(o) if o != self.runner_origin && !self.options.allow_cross_origin_payment_url => {
                         return Stage::Done(Err(ReserveError::CrossOriginPaymentUrl));
                     }
-                    Some(_) => {}
+                    Ok(_) => {}
                 }
                 let parts = SessionParts {
                     signer_url: self.options.signer_url.clone().unwrap_or_default(),
@@ -666,8 +784,12 @@ impl ReserveFlow {
         let mut scratch = alloc::vec![0; body.len()];
         let r = wire::Reservation::parse(body, &mut scratch)
             .map_err(|error| ReserveError::Malformed { endpoint, error })?;
-        if origin(r.control_url).is_none() {
-            return Err(ReserveError::BadUrl { field: "control_url" });
+        match check_url(r.control_url) {
+            Err(_) => return Err(ReserveError::BadUrl { field: "control_url" }),
+            Ok(o) if o != self.runner_origin && !self.options.allow_cross_origin_payment_url => {
+                return Err(ReserveError::CrossOriginControlUrl);
+            }
+            Ok(_) => {}
         }
         let payment = payment.map(|mut p| {
             p.set_control_url(r.control_url);

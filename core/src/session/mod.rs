@@ -121,6 +121,8 @@ struct Timing {
     /// Budget on funded time (prepay included), in whole seconds rounded up; [`NO_LIMIT`] for
     /// none (tested explicitly, so no funded time ever reaches it by accident).
     max_funded_secs: u32,
+    /// [`Config::give_up_after_lapse`], ms; [`NO_LIMIT`] for never.
+    give_up_after_lapse: u32,
     /// [`FirstPayment`] in compact form: [`ON_SCHEDULE`], [`AFTER_INTERVAL`] for one interval,
     /// 0 for at once, `ms` for a draw from `[0, ms)`.
     first_within: u32,
@@ -178,7 +180,8 @@ struct Held {
 ///
 /// (A) **Getters** on `&self`: [`state`](Self::state), [`stats`](Self::stats),
 /// [`runway`](Self::runway), [`deadline`](Self::deadline), [`funded_until`](Self::funded_until),
-/// [`in_sync`](Self::in_sync), [`is_valued`](Self::is_valued), [`planned_end`](Self::planned_end).
+/// [`in_sync`](Self::in_sync), [`is_valued`](Self::is_valued), [`planned_end`](Self::planned_end),
+/// [`is_closing`](Self::is_closing).
 ///
 /// (B) **Inputs** `handle_*(&mut self, now, …)`: [`handle_timeout`](Self::handle_timeout),
 /// [`handle_sent`](Self::handle_sent), [`handle_minted`](Self::handle_minted),
@@ -325,6 +328,9 @@ impl Session {
                 u32::try_from(cap.as_ticks().div_ceil(embassy_time::TICK_HZ))
                     .map_or(NO_LIMIT - 1, |s| s.min(NO_LIMIT - 1))
             }),
+            give_up_after_lapse: config
+                .give_up_after_lapse
+                .map_or(NO_LIMIT, |span| millis(span).min(NO_LIMIT - 1)),
             first_within: match config.first_payment {
                 FirstPayment::OnSchedule => ON_SCHEDULE,
                 FirstPayment::Immediately => 0,
@@ -414,6 +420,12 @@ impl Session {
     /// minus the safety margin. `None` when nothing is funded or the session is released.
     pub fn deadline(&self) -> Option<Instant> {
         (self.timing.unfunded.is_none() && !self.state.is_released()).then(|| self.deadline_at())
+    }
+
+    /// Whether the session is being closed (by [`close`](Self::close), a rejection, a budget or
+    /// a give-up): no payment will be made again, only the stop.
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some()
     }
 
     /// Whether every mint the signer's ledger counts is known to be delivered (or is held for a
@@ -518,7 +530,10 @@ impl Session {
         let now = self.observe(now);
         self.planned_end = at;
         if self.state.is_funding() && self.action.is_none() && !self.draining {
-            self.next_pay = self.next_pay.min(now);
+            // Reschedule for the new end (never at once: a mint right after the last one bills
+            // a whole second for nothing).
+            let scheduled = self.schedule_after(now, true).max(self.spacing_floor()).max(now);
+            self.next_pay = self.next_pay.min(scheduled);
         }
         self.advance(now);
     }
@@ -646,6 +661,8 @@ impl Session {
             }
             if !self.lapse_reported {
                 at = at.min(self.deadline_at());
+            } else if let Some(give_up) = self.give_up_at() {
+                at = at.min(give_up);
             }
         }
         (at != NEVER).then(|| at.max(self.last_input))

@@ -46,8 +46,23 @@ impl Session {
         time::add(self.planned_end, ms(self.timing.safety_margin))
     }
 
+    /// When a lapse with nothing credited since turns into giving up ([`Config::give_up_after_lapse`]);
+    /// `None` when never, or when already closing.
+    ///
+    /// [`Config::give_up_after_lapse`]: crate::Config::give_up_after_lapse
+    pub(super) fn give_up_at(&self) -> Option<Instant> {
+        (self.lapse_reported && self.closing.is_none() && self.timing.give_up_after_lapse != NO_LIMIT)
+            .then(|| time::add(self.deadline_at(), ms(self.timing.give_up_after_lapse)))
+    }
+
     fn report_risk(&mut self, now: Instant) {
         if !self.risk_watched() {
+            return;
+        }
+        if self.give_up_at().is_some_and(|at| now >= at) {
+            self.begin_close(ReleaseReason::GaveUp);
+            // The stop goes out now (or once the action in flight is answered).
+            self.advance_payments(now);
             return;
         }
         if !self.lapse_reported && now >= self.deadline_at() {

@@ -75,6 +75,17 @@ impl fmt::Display for WireError {
 
 impl core::error::Error for WireError {}
 
+/// `value`, a field that travels in a request header (`Livepeer-Payer-Address`,
+/// `Livepeer-Payment`, `Livepeer-Segment`), if it is visible ASCII only: a space, a line break or
+/// any other control character would split or corrupt the header, so it is an invalid value.
+fn header_field<'a>(value: &'a str, field: &'static str) -> Result<&'a str, WireError> {
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(value)
+    } else {
+        Err(WireError::InvalidValue(field))
+    }
+}
+
 /// How the signer prices a session: the `type` field of generate-live-payment (`docs/protocol.md` §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,7 +266,7 @@ impl<'a> OrchestratorInfoSignature<'a> {
         let raw: Raw<'a> = parse_raw(body)?;
         let mut s = Strings::new(scratch);
         Ok(Self {
-            address: s.required(raw.address, "address")?,
+            address: header_field(s.required(raw.address, "address")?, "address")?,
             signature: s.required(raw.signature, "signature")?,
         })
     }
@@ -479,8 +490,8 @@ impl<'a> PaymentResponse<'a> {
         }
         let raw: Raw<'a> = parse_raw(body)?;
         let mut s = Strings::new(scratch);
-        let payment = s.required(raw.payment, "payment")?;
-        let seg_creds = s.required(raw.seg_creds, "segCreds")?;
+        let payment = header_field(s.required(raw.payment, "payment")?, "payment")?;
+        let seg_creds = header_field(s.required(raw.seg_creds, "segCreds")?, "segCreds")?;
         let state = raw.state.ok_or(WireError::MissingField("state"))?;
         Ok(Self {
             payment,

@@ -25,6 +25,9 @@ pub(super) struct Shared {
     /// The number of the latest funding run that has ended.
     pub(super) runs_ended: watch::Sender<u64>,
     pub(super) last_problem: Mutex<Option<WireProblem>>,
+    /// A receiver subscribed before funding started, for the first
+    /// [`events`](super::LiveSession::events) call: it sees every event from the start.
+    pub(super) first_events: Mutex<Option<broadcast::Receiver<Event>>>,
     slot: Mutex<Custody>,
 }
 
@@ -44,7 +47,7 @@ pub(super) struct Custody {
 
 impl Shared {
     pub(super) fn new(session_id: String, http: HyperHttp, engine: &Engine, event_capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(event_capacity.clamp(1, 1 << 16));
+        let (events, first_events) = broadcast::channel(event_capacity.clamp(1, 1 << 16));
         Self {
             session_id,
             http,
@@ -53,6 +56,7 @@ impl Shared {
             stats: watch::Sender::new(engine.stats()),
             runs_ended: watch::Sender::new(0),
             last_problem: Mutex::new(None),
+            first_events: Mutex::new(Some(first_events)),
             slot: Mutex::new(Custody {
                 engine: None,
                 commands: None,

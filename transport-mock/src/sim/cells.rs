@@ -345,6 +345,14 @@ impl CellReport {
             ),
         );
         out.push_str(&table(&drops_header, &rows));
+        out.push_str(
+            "\nThe project's criteria over this grid, with every cell that fails one (and what the SDK's \
+             cheaper figure came with):\n\n```text\n",
+        );
+        for c in &self.criteria {
+            let _ = fmt::Write::write_fmt(&mut out, format_args!("{c}\n"));
+        }
+        out.push_str("```\n");
         out
     }
 }

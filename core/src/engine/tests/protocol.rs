@@ -354,8 +354,8 @@ fn other_answers_are_typed_errors() {
             message: "orchestrator price above maxPrice".to_string(),
         }
     );
-    // Orchestrator refusals, first and paid call.
-    let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
+    // Orchestrator refusals, first and paid call (a 503 once its retries are spent).
+    let mut flow = ReserveFlow::new(options().with_payer_address(PAYER).with_max_retries(0)).unwrap();
     step(
         &mut flow,
         RUNNER_URL,
@@ -429,7 +429,7 @@ fn other_answers_are_typed_errors() {
 
 #[test]
 fn network_failures_end_the_flow_and_stray_answers_are_ignored() {
-    let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
+    let mut flow = ReserveFlow::new(options().with_payer_address(PAYER).with_max_retries(0)).unwrap();
     // Nothing in flight: ignored.
     flow.handle_response(T0, ID, &Response::new(200, b"{}"));
     flow.handle_failure(T0, ID, Failure::Network);
@@ -766,4 +766,104 @@ fn errors_display_without_secrets() {
         .to_string(),
         "payment answered HTTP 404"
     );
+}
+
+#[test]
+fn transient_reservation_failures_are_retried_with_backoff_then_given_up() {
+    // A signer timeout on the first mint, then an orchestrator 503: both retried.
+    let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
+    step(&mut flow, RUNNER_URL, 402, &challenge_body("0a1b2c3d"));
+    let mint = flow.poll_request(T0).unwrap();
+    flow.handle_failure(T0, mint.id, Failure::Timeout);
+    assert!(!flow.is_done());
+    assert_eq!(flow.poll_request(T0), None, "the retry waits");
+    let at = flow.poll_timeout().expect("a retry instant");
+    assert_eq!(at, T0 + embassy_time::Duration::from_millis(500));
+    let again = flow.poll_request(at).expect("the first mint again");
+    assert!(again.url.ends_with("/generate-live-payment"));
+    flow.handle_response(at, again.id, &Response::new(200, minted_body(1).as_bytes()));
+    // The paid reservation answers 503: it starts over from a fresh challenge, 1 s later.
+    let paid = flow.poll_request(at).unwrap();
+    flow.handle_response(at, paid.id, &Response::new(503, b"no capacity"));
+    let at = flow.poll_timeout().expect("a retry instant");
+    assert_eq!(at, T0 + embassy_time::Duration::from_millis(1_500));
+    let challenge = flow.poll_request(at).unwrap();
+    assert!(
+        !challenge
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("livepeer-payment"))
+    );
+    // The third transient failure is the last retried; the fourth ends the flow.
+    flow.handle_response(at, challenge.id, &Response::new(502, b""));
+    let at = flow.poll_timeout().unwrap();
+    let challenge = flow.poll_request(at).unwrap();
+    flow.handle_failure(at, challenge.id, Failure::Refused);
+    assert_eq!(flow.poll_request(at), None);
+    assert_eq!(flow.poll_timeout(), None);
+    assert_eq!(
+        flow.result().unwrap_err(),
+        ReserveError::Unreachable {
+            endpoint: ReserveEndpoint::Reserve,
+            reply: Reply::Refused,
+        }
+    );
+    // Terminal answers are never retried.
+    let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
+    step(&mut flow, RUNNER_URL, 404, "runner not found");
+    assert!(flow.is_done());
+}
+
+#[test]
+fn control_url_obeys_the_payment_url_origin_rule() {
+    for control in [
+        "http://elsewhere.test/apps/r/session/s",
+        "https://orch.test/apps/r/session/s",
+    ] {
+        let mut flow = ReserveFlow::new(options().with_payer_address(PAYER)).unwrap();
+        step(&mut flow, RUNNER_URL, 402, &challenge_body("0a1b2c3d"));
+        step(
+            &mut flow,
+            "http://signer.test/generate-live-payment",
+            200,
+            &minted_body(1),
+        );
+        step(
+            &mut flow,
+            RUNNER_URL,
+            200,
+            &format!(r#"{{"session_id":"s","app_url":"a","control_url":"{control}"}}"#),
+        );
+        let err = flow.result().unwrap_err();
+        assert_eq!(err, ReserveError::CrossOriginControlUrl, "{control}");
+        assert!(err.is_protocol_violation());
+    }
+}
+
+#[test]
+fn caller_input_is_refused_before_any_request() {
+    let bad = |o: ReserveOptions| ReserveFlow::new(o).unwrap_err();
+    let e = bad(ReserveOptions::new(
+        "http://u:p@orch.test/apps/r/session",
+        None,
+        PaymentType::Live,
+    ));
+    assert_eq!(e, ReserveError::UserInfoInUrl { field: "runner_url" });
+    assert!(e.is_caller_input() && !e.to_string().contains("u:p"));
+    let e = bad(ReserveOptions::new(
+        "http://orch.test/a b",
+        None,
+        PaymentType::Live,
+    ));
+    assert_eq!(e, ReserveError::BadUrl { field: "runner_url" });
+    let e = bad(options().with_signer_header("Content-Length", "99"));
+    assert!(matches!(
+        e,
+        ReserveError::BadSignerHeader {
+            problem: HeaderProblem::Reserved,
+            ..
+        }
+    ));
+    let e = bad(options().with_signer_header("Authorization", "Bearer s3cret\r\nX: y"));
+    assert!(e.is_caller_input() && !e.to_string().contains("s3cret"), "{e}");
 }

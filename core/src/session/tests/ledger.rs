@@ -295,3 +295,45 @@ fn a_slow_signer_answer_still_lands_builds_past_the_boundary() {
     // Billed from the previous answer (0.8 s) to this send (3.85 s): ceil(3.05 s) = 4 s.
     assert_eq!(h.s.stats().billed, span_ms(1_000 + 4_000));
 }
+
+#[test]
+fn a_lapse_with_nothing_credited_gives_up_after_the_configured_span() {
+    let config = Config {
+        give_up_after_lapse: Some(Duration::from_secs(5)),
+        ..cfg()
+    };
+    let mut h = H::started_at(config, 0);
+    let mut stop_at = None;
+    h.run(60_000, |action, now| match action {
+        Action::Stop => {
+            stop_at.get_or_insert(now);
+            Outcome::Stopped
+        }
+        Action::Repost { .. } => repost_failed(Reply::Refused),
+        Action::Refresh => Outcome::Refreshed,
+        _ => post_failed(Reply::Refused),
+    });
+    // Lapsed at 9 s (the prepay's end less the margin); the stop follows 5 s later, as soon as
+    // the retry in flight (at most one backoff) is answered.
+    let stop_at = stop_at.expect("a stop").as_millis();
+    assert!((14_000..=16_500).contains(&stop_at), "{stop_at}");
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::GaveUp
+        }
+    );
+    // Without a give-up span it retries until closed.
+    let config = Config {
+        give_up_after_lapse: None,
+        ..cfg()
+    };
+    let mut h = H::started_at(config, 0);
+    h.run(120_000, |action, _| match action {
+        Action::Stop => Outcome::Stopped,
+        Action::Repost { .. } => repost_failed(Reply::Refused),
+        Action::Refresh => Outcome::Refreshed,
+        _ => post_failed(Reply::Refused),
+    });
+    assert!(h.s.state().is_funding());
+}
