@@ -45,6 +45,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
         model: serve::model_config(PRICE_WEI, Duration::from_secs(5))?,
         plan,
         seed: args.seed,
+        ..ServeConfig::default()
     })
     .await?;
     crate::out(&format!(

@@ -38,6 +38,9 @@ pub(crate) fn reason(r: ReleaseReason) -> Value {
         ReleaseReason::BudgetExhausted => json!({ "reason": "budget_exhausted" }),
         ReleaseReason::Lapsed => json!({ "reason": "lapsed" }),
         ReleaseReason::GaveUp => json!({ "reason": "gave_up" }),
+        ReleaseReason::PriceChanged => json!({ "reason": "price_changed" }),
+        ReleaseReason::SignerCreditExhausted => json!({ "reason": "signer_credit_exhausted" }),
+        ReleaseReason::ReleasedByServer => json!({ "reason": "released_by_server" }),
     }
 }
 

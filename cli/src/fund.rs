@@ -75,6 +75,16 @@ pub(crate) struct FundArgs {
     /// gives up.
     #[arg(long, default_value = "60s", value_parser = duration::parse, env = "LIVEPAY_GIVE_UP_AFTER")]
     give_up_after: Duration,
+    /// A command printing a fresh signer credential: `Name: value` on its first line, optionally
+    /// its lifetime in seconds on the second. Run before the reservation, before each credential
+    /// expires, and when the signer refuses one (401, 403). Its output is never shown.
+    #[arg(
+        long,
+        value_name = "CMD",
+        env = "LIVEPAY_SIGNER_TOKEN_COMMAND",
+        hide_env_values = true
+    )]
+    signer_token_command: Option<String>,
     /// Trust the CA certificate(s) in this PEM file for the orchestrator, on top of the system's
     /// roots (a self-signed orchestrator stays verified). The signer is not affected.
     #[arg(long, value_name = "FILE", env = "LIVEPAY_ORCHESTRATOR_CA")]
@@ -216,7 +226,14 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
     if reserve.signer_url.is_some() {
         check_type_against_discovery(&client, &reserve.runner_url, reserve.payment_type).await?;
     }
-    let options = LiveOptions::new(reserve).with_config(config).with_client(client);
+    let mut options = LiveOptions::new(reserve).with_config(config).with_client(client);
+    if let Some(command) = &args.signer_token_command {
+        // Checked once now, so that a broken command is bad input rather than a 401 later.
+        crate::token::fetch(command)
+            .await
+            .map_err(|why| CliError::BadInput(format!("--signer-token-command: {why}")))?;
+        options = options.with_credentials(crate::token::source(command.clone()));
+    }
     let session = tokio::select! {
         reserved = LiveSession::reserve(options) => reserved.map_err(live_error)?,
         () = crate::shutdown_signal() => {

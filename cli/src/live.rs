@@ -53,7 +53,11 @@ pub(crate) fn release_result(
     let detail = problem.map_or_else(String::new, |p| format!(" (last problem: {p})"));
     match reason {
         ReleaseReason::ClosedByClient | ReleaseReason::BudgetExhausted => Ok(()),
-        ReleaseReason::Gone | ReleaseReason::Lapsed => Err(CliError::Released(reason.to_string())),
+        ReleaseReason::Gone
+        | ReleaseReason::Lapsed
+        | ReleaseReason::PriceChanged
+        | ReleaseReason::ReleasedByServer => Err(CliError::Released(reason.to_string())),
+        ReleaseReason::SignerCreditExhausted => Err(CliError::Rejected(format!("{reason}{detail}"))),
         ReleaseReason::GaveUp => Err(CliError::Unreachable(format!(
             "{reason}: {} payment(s) accepted, {} failure(s){detail}",
             stats.payments_accepted, stats.failures

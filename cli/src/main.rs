@@ -10,6 +10,7 @@ mod live;
 mod plot;
 mod serve;
 mod sim;
+mod token;
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use livepay_mock::faults::FaultPlan;
+use livepay_mock::model::dialect::{Dialect, SignerAuth};
 use livepay_mock::model::{self, Pricing};
 use livepay_mock::serve::{ServeConfig, ServeLimits, ServedModel};
 
@@ -49,6 +50,26 @@ pub(crate) struct ServeArgs {
     /// closes (new clients wait in the listen backlog). Keep it below half the open-file limit.
     #[arg(long, default_value_t = 1024, env = "LIVEPAY_MAX_CONNECTIONS")]
     max_connections: usize,
+    /// Which server to play: go-livepeer (master), go-livepeer-next (#4029: a JSON challenge in
+    /// payment answers) or livepeer-node (lowercase state keys, flat error bodies, `session_` ids,
+    /// refresh 404).
+    #[arg(long, default_value = "go-livepeer", value_parser = parse_dialect, env = "LIVEPAY_DIALECT")]
+    dialect: Dialect,
+    /// Put the signer behind bearer tokens that live this long: `POST {signer}/token` issues one
+    /// (`{"token", "expires_in"}`); a missing or expired token is a 401.
+    #[arg(long, value_parser = duration::parse, env = "LIVEPAY_SIGNER_TOKEN_TTL")]
+    signer_token_ttl: Option<Duration>,
+    /// With --signer-token-ttl: the signer mints this many payments, then answers 483 (credit
+    /// exhausted).
+    #[arg(long, requires = "signer_token_ttl", env = "LIVEPAY_SIGNER_CREDIT_MINTS")]
+    signer_credit_mints: Option<u64>,
+}
+
+fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    Dialect::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Dialect::ALL.iter().map(|d| d.name()).collect();
+        format!("unknown dialect (use one of {})", names.join(", "))
+    })
 }
 
 /// A ticket's expected value as given on the command line.
@@ -171,6 +192,13 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<(), CliError> {
             model,
             plan,
             seed: args.seed,
+            dialect: args.dialect,
+            signer_auth: args.signer_token_ttl.map(|ttl| {
+                SignerAuth::new(
+                    livepay_core::Duration::from_micros(u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX)),
+                    args.signer_credit_mints,
+                )
+            }),
         },
         limits,
     )
@@ -189,8 +217,15 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<(), CliError> {
         args.tick,
     ));
     crate::out(&format!(
-        "limits       header timeout {:?} · body timeout {:?} · {} connections per listener",
-        args.header_timeout, args.body_timeout, args.max_connections,
+        "limits       header timeout {:?} · body timeout {:?} · {} connections per listener\ndialect      {}{}",
+        args.header_timeout,
+        args.body_timeout,
+        args.max_connections,
+        args.dialect.name(),
+        args.signer_token_ttl.map_or_else(String::new, |ttl| format!(
+            " · signer tokens live {ttl:?} (POST {}/token)",
+            served.signer_url()
+        )),
     ));
     // Whoever started us reads the URLs from stdout: without them the servers are unusable.
     if crate::output_closed() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Served, run};
+use common::{Served, fund_json};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::{DEFAULT_PRICE_WEI, ModelConfig};
 use livepay_mock::serve::ServeConfig;
@@ -26,23 +26,8 @@ fn served(profile: &str, seed: u64) -> Served {
 
 /// Runs `fund --json` on `served` for `duration`; returns the exit code and the event lines.
 fn fund(served: &Served, duration: &str) -> (Option<i32>, Vec<Value>) {
-    let runner = served.model.runner_url("live-runner");
-    let signer = served.model.signer_url();
-    let out = run(&[
-        "fund",
-        "--runner-url",
-        &runner,
-        "--signer",
-        &signer,
-        "--duration",
-        duration,
-        "--json",
-    ]);
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    (out.status.code(), lines)
+    let (code, lines, _) = fund_json(served, &["--duration", duration]);
+    (code, lines)
 }
 
 fn first(lines: &[Value], event: &str) -> Option<f64> {

@@ -342,7 +342,9 @@ const fn default_verdict(endpoint: Endpoint, reply: Reply) -> Verdict {
         (Endpoint::Signer, 200) => Verdict::Minted,
         (Endpoint::Signer, 482) => Verdict::Skipped,
         (Endpoint::Signer, 480) => Verdict::RefreshRequired,
-        (Endpoint::Signer, 400 | 481) => Verdict::Rejected,
+        // 413: a request the signer will never take (retrying sends the same); 483: the
+        // account's credit is exhausted (pymthouse).
+        (Endpoint::Signer, 400 | 413 | 481 | 483) => Verdict::Rejected,
         // Signer 5xx and anything else (auth webhook failures, proxies) is transient.
         (Endpoint::Signer, _) => Verdict::Transient,
 
@@ -362,8 +364,9 @@ const fn default_verdict(endpoint: Endpoint, reply: Reply) -> Verdict {
         (Endpoint::Repost, _) => Verdict::Transient,
 
         (Endpoint::Refresh, 200..=299) => Verdict::Refreshed,
-        (Endpoint::Refresh, 404 | 408 | 429) => Verdict::Transient,
-        // 409: no pinned price for this sender and session; 400: bad request.
+        (Endpoint::Refresh, 408 | 429) => Verdict::Transient,
+        // 409 (go-livepeer) and 404 (livepeer/node): no pinned price for this sender and
+        // session, the same answer; 400: bad request.
         (Endpoint::Refresh, 400..=499) => Verdict::Rejected,
         (Endpoint::Refresh, _) => Verdict::Transient,
 

@@ -26,6 +26,10 @@ impl PaymentType {
     }
 }
 
+/// The longest gap between two signer calls any signer accepts: livepeer/node answers 400 to a
+/// state more than 3600 s old. [`Config::max_gap`] is checked against it.
+pub const MAX_SIGNER_GAP: Duration = Duration::from_secs(3_600);
+
 /// When the first payment after `start` goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstPayment {
@@ -142,6 +146,15 @@ pub struct Config {
     /// released the session (it does so on the first debit it cannot cover), so retrying for
     /// ever only spends requests. `None` retries until closed. Default 60 s.
     pub give_up_after_lapse: Option<Duration>,
+    /// The most one ticket is believed to be worth, in time at the session's price: a 482 proves
+    /// the signer's balance covers the time since its last mint, but a genuine signer mints once
+    /// that time passes one ticket's value (its balance after a mint is under a ticket), so a 482
+    /// stream longer than this proves no more. It catches a signer that answers 482 for ever (an
+    /// old livepeer/node bug: 482 when the payer's funds or the chain were unavailable): the
+    /// estimate runs out, and `AtRisk` then `Lapsed` are reported. Real tickets are worth from
+    /// about a second to a few minutes of price (go-livepeer #4077: about 3 minutes). Default
+    /// 300 s.
+    pub max_ticket_value: Duration,
     /// The longest the stop request may take (the adapter's own timeout still applies when
     /// shorter), so that a close ends promptly even against a dead server. Default 2 s.
     pub stop_timeout: Duration,
@@ -181,6 +194,7 @@ impl Config {
             min_demand_spacing: Duration::from_millis(500),
             stop_on_rejection: true,
             give_up_after_lapse: Some(Duration::from_secs(60)),
+            max_ticket_value: Duration::from_secs(300),
             stop_timeout: Duration::from_secs(2),
             seed: 0,
         }
@@ -235,6 +249,7 @@ impl Config {
             (self.backoff.max, "backoff.max"),
             (self.min_demand_spacing, "min_demand_spacing"),
             (self.stop_timeout, "stop_timeout"),
+            (self.max_ticket_value, "max_ticket_value"),
         ] {
             if value == zero {
                 return Err(ConfigError::Zero(field));
@@ -270,6 +285,9 @@ impl Config {
         }
         if self.max_gap < self.interval {
             return Err(ConfigError::MaxGapBelowInterval);
+        }
+        if self.max_gap > MAX_SIGNER_GAP {
+            return Err(ConfigError::MaxGapTooLong);
         }
         if self.budget.max_payments == Some(0) {
             return Err(ConfigError::Zero("budget.max_payments"));
@@ -312,6 +330,9 @@ pub enum ConfigError {
     CheckNotAboveMargin,
     /// `max_gap` must not be below `interval`.
     MaxGapBelowInterval,
+    /// `max_gap` must not exceed [`MAX_SIGNER_GAP`]: livepeer/node's signer refuses a longer gap
+    /// since the last mint with a 400.
+    MaxGapTooLong,
 }
 
 impl fmt::Display for ConfigError {
@@ -337,6 +358,9 @@ impl fmt::Display for ConfigError {
             }
             Self::CheckNotAboveMargin => f.write_str("config: `check_runway` must be above `safety_margin`"),
             Self::MaxGapBelowInterval => f.write_str("config: `max_gap` must not be below `interval`"),
+            Self::MaxGapTooLong => {
+                f.write_str("config: `max_gap` must not exceed 3600 s (a signer refuses longer gaps)")
+            }
         }
     }
 }
@@ -401,6 +425,11 @@ mod tests {
         c.mint_margin = Duration::from_millis(300);
         assert_eq!(c.validate(), Err(ConfigError::MintMarginTooLarge));
         let mut c = base;
+        c.max_gap = Duration::from_secs(3_601);
+        assert_eq!(c.validate(), Err(ConfigError::MaxGapTooLong));
+        c.max_gap = MAX_SIGNER_GAP;
+        assert_eq!(c.validate(), Ok(()));
+        c.max_gap = Config::default().max_gap;
         c.first_payment = FirstPayment::Within(Duration::from_secs(9));
         assert_eq!(c.validate(), Err(ConfigError::FirstPaymentSpanTooLong));
         c.first_payment = FirstPayment::Within(Duration::from_secs(3));

@@ -67,6 +67,8 @@ pub enum Command {
     PaymentDue,
     /// [`Session::plan_end`]: the session will be closed at this instant.
     PlanEnd(Instant),
+    /// [`Session::handle_release_signal`]: the server released the session.
+    ServerReleased,
 }
 
 impl Command {
@@ -78,6 +80,7 @@ impl Command {
             Self::Close => session.close(now),
             Self::PaymentDue => session.payment_due(now),
             Self::PlanEnd(at) => session.plan_end(now, at),
+            Self::ServerReleased => session.handle_release_signal(now),
         }
     }
 }

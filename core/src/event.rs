@@ -59,6 +59,16 @@ pub enum ReleaseReason {
     /// after the session lapsed: the peers are unreachable or refuse every payment, and the
     /// orchestrator has released the session. The stop was tried on the way out.
     GaveUp,
+    /// The orchestrator refused a payment because the runner's price changed (livepeer/node's
+    /// 409 "runner price changed; request a new payment challenge"): reserve again to go on at
+    /// the new price. The stop was sent first.
+    PriceChanged,
+    /// The signer's account has no credit left (pymthouse's 483): nothing more can be minted
+    /// until it is topped up. The stop was sent first.
+    SignerCreditExhausted,
+    /// Something outside the payment path said the server released the session (the
+    /// application, or a job's events URL): funding stopped at once; no stop was sent.
+    ReleasedByServer,
 }
 
 /// Why [`Session::start`](crate::Session::start) did nothing.
@@ -180,6 +190,11 @@ impl fmt::Display for ReleaseReason {
             Self::Lapsed => f.write_str(
                 "lapsed: no payment was credited in time; the orchestrator has most likely released the session",
             ),
+            Self::PriceChanged => {
+                f.write_str("price changed: the runner's price changed; reserve again to go on at the new price")
+            }
+            Self::SignerCreditExhausted => f.write_str("signer credit exhausted: the signer's account has no credit left"),
+            Self::ReleasedByServer => f.write_str("released by the server (signalled outside the payment path)"),
             Self::GaveUp => f.write_str(
                 "gave up: nothing was credited for the give-up span after the lapse; the orchestrator has released the session",
             ),

@@ -26,7 +26,7 @@ pub mod wire;
 pub use embassy_time::{Duration, Instant};
 
 pub use classify::{Endpoint, Failure, Next, Outcome, Peer, Reply, StatusTable, Verdict};
-pub use config::{Backoff, Budget, Config, ConfigError, FirstPayment, PaymentType};
+pub use config::{Backoff, Budget, Config, ConfigError, FirstPayment, MAX_SIGNER_GAP, PaymentType};
 pub use driver::{Clock, Command, Exit, FnClock, Transport, run};
 pub use event::{Event, NotFunded, ReleaseReason, State};
 pub use sequencer::{Call, CallError, RequestId, Sequencer};

@@ -20,6 +20,8 @@ pub use livepay_core::Peer;
 pub use livepay_core::engine::{DiscoveredPrice, DiscoveredRunner, DiscoveryError};
 /// A DER certificate, rustls's ([`HttpConfig::orchestrator_ca`] holds them).
 pub use rustls::pki_types::CertificateDer;
-pub use session::{DEFAULT_EVENT_CAPACITY, LiveError, LiveOptions, LiveSession, WireProblem};
+pub use session::{
+    CredentialSource, DEFAULT_EVENT_CAPACITY, LiveError, LiveOptions, LiveSession, WireProblem,
+};
 pub use tls::{TlsConfigError, TlsFailure, TlsProblem};
 pub use transport::{Exchange, HyperHttp, reserve};

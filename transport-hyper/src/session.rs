@@ -24,7 +24,7 @@ mod options;
 mod task;
 
 pub use error::{LiveError, WireProblem};
-pub use options::{DEFAULT_EVENT_CAPACITY, LiveOptions};
+pub use options::{CredentialSource, DEFAULT_EVENT_CAPACITY, LiveOptions};
 use task::{Shared, spawn_run};
 
 /// A reserved live-runner session, kept funded in the background.
@@ -78,7 +78,22 @@ impl LiveSession {
             start_payments,
             table,
             event_capacity,
+            credentials,
         } = options;
+        let mut reserve_options = reserve_options;
+        // The reservation's signer calls need a credential too.
+        let first_credential = match &credentials {
+            Some(source) => source.fetch().await,
+            None => None,
+        };
+        if let Some(credential) = &first_credential {
+            reserve_options
+                .signer_headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case(&credential.name));
+            reserve_options
+                .signer_headers
+                .push((credential.name.clone(), credential.value.clone()));
+        }
         let payment_type = reserve_options.payment_type;
         if config.payment_type != payment_type {
             return Err(LiveError::PaymentTypeMismatch {
@@ -102,12 +117,13 @@ impl LiveSession {
         let app_url = reserved.app_url.clone();
         let control_url = reserved.control_url.clone();
         let mut engine = Engine::new(&config, reserved, table)?;
+        engine.handle_credential(clock.now(), first_credential.as_ref());
         let metered = engine.is_metered();
         let payment_url = metered.then(|| engine.protocol().payment_url().to_owned());
         tracing::debug!(session = %session_id, metered, "livepay: funding engine ready");
         let shared = Arc::new(Shared::new(
             session_id,
-            HyperHttp::new(client, clock),
+            HyperHttp::new(client, clock).with_credentials(credentials),
             &engine,
             event_capacity,
         ));
@@ -261,6 +277,20 @@ impl LiveSession {
         let sent = matches!(&slot.commands, Some(commands) if commands.send(Command::PlanEnd(at)).is_ok());
         if !sent && let Some(engine) = slot.engine.as_mut() {
             engine.plan_end(now, at);
+        }
+    }
+
+    /// The server released the session, as something outside the payment path says (a job's
+    /// events URL, a runner app forwarding the orchestrator's `released` event): funding stops at
+    /// once, a request in flight is cancelled, nothing more is paid, and the session is released
+    /// with [`ReleaseReason::ReleasedByServer`] ([`Engine::handle_release_signal`]). No stop is
+    /// sent. A no-op once released.
+    pub fn signal_released(&self) {
+        let mut slot = self.shared.lock();
+        let sent = matches!(&slot.commands, Some(commands) if commands.send(Command::ServerReleased).is_ok());
+        if !sent && let Some(engine) = slot.engine.as_mut() {
+            engine.handle_release_signal(self.shared.http.clock().now());
+            self.shared.state.send_replace(engine.state());
         }
     }
 

@@ -4,13 +4,13 @@
 use bytes::Bytes;
 use livepay_core::Clock as _;
 use livepay_core::engine::{
-    Answered, Delivery, Http, Request, ReserveError, ReserveFlow, ReserveOptions, Reserved,
+    Answered, Credential, Delivery, Http, Request, ReserveError, ReserveFlow, ReserveOptions, Reserved,
 };
 use livepay_core::{Instant, redact};
 
 use crate::clock::TokioClock;
 use crate::http::{HttpClient, HttpError, HttpResponse};
-use crate::session::LiveError;
+use crate::session::{CredentialSource, LiveError};
 
 /// The core's [`Http`] adapter over an [`HttpClient`]: what [`Engine::run`] sends through. It
 /// stamps each request's send time on `clock` right before the request is handed to hyper
@@ -24,6 +24,7 @@ use crate::session::LiveError;
 pub struct HyperHttp {
     client: HttpClient,
     clock: TokioClock,
+    credentials: Option<CredentialSource>,
 }
 
 /// What one request got: when it was handed to hyper, and the answer or the error.
@@ -57,7 +58,19 @@ impl HyperHttp {
     /// An adapter sending through `client`, stamping send times on `clock` (the clock the
     /// engine runs on).
     pub const fn new(client: HttpClient, clock: TokioClock) -> Self {
-        Self { client, clock }
+        Self {
+            client,
+            clock,
+            credentials: None,
+        }
+    }
+
+    /// The same adapter, with `credentials` as the source of fresh signer credentials
+    /// ([`Http::refresh_credential`]).
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Option<CredentialSource>) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// The client.
@@ -110,6 +123,13 @@ impl Http for HyperHttp {
 
     async fn send(&self, request: Request) -> Delivery<Bytes> {
         self.exchange(request).await.into_delivery()
+    }
+
+    async fn refresh_credential(&self) -> Option<Credential> {
+        match &self.credentials {
+            Some(source) => source.fetch().await,
+            None => None,
+        }
     }
 }
 

@@ -100,6 +100,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::debug;
 
 use crate::faults::{Fate, FaultPlan};
+use crate::model::dialect::{self, Dialect, SignerAuth};
 use crate::model::{Host, Method, ModelConfig, Request, Response, World, headers};
 use livepay_core::rng::SplitMix64;
 
@@ -129,6 +130,10 @@ pub struct ServeConfig {
     pub plan: FaultPlan,
     /// Seeds the world and the fault draws. Default 1.
     pub seed: u64,
+    /// Which server the model plays (`docs/protocol.md`, "Dialects"). Default go-livepeer.
+    pub dialect: Dialect,
+    /// A signer behind expiring tokens and a credit limit; `None` (the default): an open signer.
+    pub signer_auth: Option<SignerAuth>,
 }
 
 impl Default for ServeConfig {
@@ -140,6 +145,8 @@ impl Default for ServeConfig {
             model: ModelConfig::default(),
             plan: FaultPlan::clean(),
             seed: 1,
+            dialect: Dialect::GoLivepeer,
+            signer_auth: None,
         }
     }
 }
@@ -225,6 +232,8 @@ struct ServerShared {
 struct ServerState {
     world: World,
     faults: SplitMix64,
+    dialect: Dialect,
+    signer_auth: Option<SignerAuth>,
 }
 
 impl ServerShared {
@@ -277,6 +286,8 @@ impl ServedModel {
             state: Mutex::new(ServerState {
                 world: World::new(model, config.seed),
                 faults: SplitMix64::new(config.seed ^ FAULT_STREAM),
+                dialect: config.dialect,
+                signer_auth: config.signer_auth,
             }),
             plan: config.plan,
             epoch: tokio::time::Instant::now(),
@@ -323,6 +334,25 @@ impl ServedModel {
     #[must_use]
     pub fn now(&self) -> Instant {
         self.shared.now()
+    }
+
+    /// Issues a signer token as `POST {signer}/token` would (for tests that fetch credentials
+    /// without HTTP): the header value and its life; `None` without a [`SignerAuth`].
+    pub fn issue_signer_token(&self) -> Option<(String, embassy_time::Duration)> {
+        let mut state = self.shared.lock();
+        let now = self.shared.now();
+        let auth = state.signer_auth.as_mut()?;
+        let (token, life) = auth.issue_token(now);
+        Some((format!("Bearer {token}"), life))
+    }
+
+    /// Signer tokens issued so far (0 without a [`SignerAuth`]).
+    pub fn signer_tokens_issued(&self) -> u64 {
+        self.shared
+            .lock()
+            .signer_auth
+            .as_ref()
+            .map_or(0, SignerAuth::tokens_issued)
     }
 
     /// Runs `f` on the model under its lock, after advancing it to now. Keep `f` short: requests wait
@@ -617,7 +647,13 @@ async fn serve_request(
                     Response::error(480, "refresh required")
                         .with_header(headers::ORCHESTRATOR_URL, shared.orchestrator_url.as_str())
                 } else {
-                    state.world.handle(now, host, &request)
+                    let ServerState {
+                        world,
+                        dialect,
+                        signer_auth,
+                        ..
+                    } = &mut *state;
+                    dialect::handle(world, *dialect, signer_auth.as_mut(), now, host, &request)
                 }
             };
             if lost {

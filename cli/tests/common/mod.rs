@@ -110,3 +110,22 @@ pub(crate) fn wait_within(
         }
     }
 }
+
+/// Runs `fund --json` against `served` with `extra` flags; returns the exit code, the JSON event
+/// lines and stderr.
+pub(crate) fn fund_json(served: &Served, extra: &[&str]) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    let runner = served.model.runner_url("live-runner");
+    let signer = served.model.signer_url();
+    let mut args = vec!["fund", "--runner-url", &runner, "--signer", &signer, "--json"];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    (
+        out.status.code(),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -30,6 +30,34 @@ pub trait Http {
     /// Sends `request` to `request.peer` and waits for the whole answer (under the adapter's own
     /// deadline and body cap).
     async fn send(&self, request: Request) -> Delivery<Self::Body>;
+
+    /// A fresh signer credential, when the adapter has a source of them (a token command, a
+    /// callback) and the engine asks ([`Engine::wants_credential`]): the header and how long it
+    /// lives. `None` (the default): static headers only.
+    async fn refresh_credential(&self) -> Option<Credential> {
+        None
+    }
+}
+
+/// A signer credential: one header, and how long it lives if the source says.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The header name (`Authorization`).
+    pub name: String,
+    /// The value (secret).
+    pub value: String,
+    /// How long it is valid from now; `None`: until the signer refuses it.
+    pub expires_in: Option<embassy_time::Duration>,
+}
+
+impl core::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Credential")
+            .field("name", &self.name)
+            .field("value", &crate::redact::Redacted(self.value.len()))
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// What an [`Http`] adapter hands back for one request.
@@ -116,6 +144,12 @@ impl Engine {
             if let State::Released { reason } = self.state() {
                 return Exit::Released(reason);
             }
+            if in_flight.is_terminated() && self.wants_credential(clock.now()) {
+                // Before the signer is asked again: a credential that expires soon, or one the
+                // signer refused (401, 403), is replaced first.
+                let fresh = http.refresh_credential().await;
+                self.handle_credential(clock.now(), fresh.as_ref());
+            }
             if in_flight.is_terminated() {
                 if let Some(request) = self.poll_request(clock.now()) {
                     request_in_flight = Some((request.id, request.what));
@@ -138,7 +172,7 @@ impl Engine {
                 }
                 command = commands.select_next_some() => {
                     self.apply(command, clock.now());
-                    if self.is_closing()
+                    if (self.is_closing() || self.state().is_released())
                         && let Some((id, what)) = request_in_flight
                         && what != crate::Endpoint::Stop.as_str()
                     {

@@ -60,7 +60,7 @@ use embassy_time::{Duration, Instant};
 use crate::classify::{Endpoint, Failure, Peer, Reply, StatusTable};
 use crate::config::{Config, ConfigError, PaymentType};
 use crate::driver::Command;
-use crate::event::{Event, State};
+use crate::event::{Event, ReleaseReason, State};
 use crate::sequencer::{CallError, RequestId, Sequencer};
 use crate::session::{Session, Stats};
 
@@ -75,7 +75,7 @@ mod tests;
 
 pub use checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 pub use discovery::{DiscoveredPrice, DiscoveredRunner, DiscoveryError, DiscoveryQuery};
-pub use drive::{Answered, Delivery, Http};
+pub use drive::{Answered, Credential, Delivery, Http};
 pub use protocol::{Answer, MaxPrice, ProtocolError, ProtocolState, origin};
 pub use request::{Method, Request, Response, header};
 pub use reserve::{PayerCache, ReserveEndpoint, ReserveError, ReserveFlow, ReserveOptions, Reserved};
@@ -106,6 +106,11 @@ pub struct Engine {
     last_problem: Option<ProtocolError>,
     /// [`Config::stop_timeout`], put on every stop request.
     stop_timeout: embassy_time::Duration,
+    /// When the signer credential should be replaced: its expiry less a margin; `None`: no
+    /// known expiry.
+    credential_due: Option<Instant>,
+    /// The signer refused the credential (401, 403) since it was last set.
+    credential_refused: bool,
 }
 
 impl Engine {
@@ -141,6 +146,8 @@ impl Engine {
             app_url: reserved.app_url,
             last_problem: None,
             stop_timeout: config.stop_timeout,
+            credential_due: None,
+            credential_refused: false,
         })
     }
 
@@ -247,6 +254,37 @@ impl Engine {
         self.calls.machine().is_closing()
     }
 
+    /// Whether the signer credential should be replaced before the next signer request: it
+    /// expires within a tenth of its life (at most 30 s), or the signer refused it (401, 403).
+    /// Only the signer's requests carry it, so it is asked for only when one is due.
+    pub fn wants_credential(&self, now: Instant) -> bool {
+        let due = self.credential_refused || self.credential_due.is_some_and(|at| now >= at);
+        due && self.peek_peer() == Some(Peer::Signer)
+    }
+
+    /// A fresh signer credential (or `None`: the source had none): it replaces the header of the
+    /// same name on every later signer request. A credential with an expiry is due again a tenth
+    /// of its life (at most 30 s) before it ends.
+    pub fn handle_credential(&mut self, now: Instant, credential: Option<&Credential>) {
+        self.credential_refused = false;
+        let Some(credential) = credential else {
+            self.credential_due = None;
+            return;
+        };
+        self.protocol
+            .set_signer_header(&credential.name, &credential.value);
+        self.credential_due = credential.expires_in.map(|life| {
+            let margin = (life / 10).min(Duration::from_secs(30));
+            now + (life - margin)
+        });
+    }
+
+    /// The server released the session, as something outside the payment path says
+    /// ([`Session::handle_release_signal`]): funding stops at once, no stop is sent.
+    pub fn handle_release_signal(&mut self, now: Instant) {
+        self.calls.machine_mut().handle_release_signal(now);
+    }
+
     /// Applies `command` at `now`.
     pub fn apply(&mut self, command: Command, now: Instant) {
         command.apply(self.calls.machine_mut(), now);
@@ -288,6 +326,13 @@ impl Engine {
             Endpoint::Refresh => self.protocol.on_refresh_response(status, body),
             Endpoint::Stop => self.protocol.on_stop_response(status, body),
         };
+        if call.endpoint == Endpoint::Signer && matches!(status, 401 | 403) {
+            // The table retries it (transient); the credential is replaced before the retry.
+            self.credential_refused = true;
+        }
+        if let Some(reason) = refined_rejection(call.endpoint, answer.error.as_ref()) {
+            self.calls.machine_mut().set_rejection_reason(reason);
+        }
         if answer.error.is_some() {
             self.last_problem = answer.error;
         }
@@ -384,4 +429,21 @@ pub fn doc_reserved(now: Instant) -> Reserved {
     }
     flow.result()
         .unwrap_or_else(|_| unreachable!("the scripted reservation succeeds"))
+}
+
+/// What a rejection means when its status or body says more than "rejected": livepeer/node's
+/// 409 "runner price changed" on a payment, pymthouse's signer 483 (credit exhausted).
+fn refined_rejection(endpoint: Endpoint, error: Option<&ProtocolError>) -> Option<ReleaseReason> {
+    let Some(ProtocolError::Status { status, message, .. }) = error else {
+        return None;
+    };
+    match (endpoint, *status) {
+        (Endpoint::Payment | Endpoint::Repost, 409)
+            if message.to_ascii_lowercase().contains("price changed") =>
+        {
+            Some(ReleaseReason::PriceChanged)
+        }
+        (Endpoint::Signer, 483) => Some(ReleaseReason::SignerCreditExhausted),
+        _ => None,
+    }
 }

@@ -142,19 +142,14 @@ impl MaxPrice {
     }
 }
 
-/// The signer's opaque `state` (secret).
+/// The signer's opaque `state`, the JSON object as it sent it (secret): sent back byte for byte.
 #[derive(Clone, PartialEq, Eq)]
-struct OwnedState {
-    state: String,
-    sig: String,
-}
+struct OwnedState(String);
 
 impl OwnedState {
-    fn as_wire(&self) -> wire::SignerState<'_> {
-        wire::SignerState {
-            state: &self.state,
-            sig: &self.sig,
-        }
+    fn as_wire(&self) -> wire::RawObject<'_> {
+        // Built from a `RawObject`, so it is one.
+        wire::RawObject::new(&self.0).unwrap_or(wire::RawObject::EMPTY)
     }
 }
 
@@ -198,6 +193,8 @@ pub struct ProtocolState {
     session_price: Option<UnitPrice>,
     /// What the tickets of the last mint buy at that price, when they could be read.
     last_mint_value: Option<TicketValue>,
+    /// Payment answers that carried fresh params ([`params_renewed`](Self::params_renewed)).
+    params_renewed: u32,
 }
 
 /// The parts of a [`ProtocolState`] fixed at the reservation.
@@ -228,6 +225,7 @@ impl ProtocolState {
             minted: None,
             session_price: None,
             last_mint_value: None,
+            params_renewed: 0,
         }
     }
 
@@ -248,6 +246,7 @@ impl ProtocolState {
             minted: None,
             session_price: None,
             last_mint_value: None,
+            params_renewed: 0,
         }
     }
 
@@ -336,7 +335,7 @@ impl ProtocolState {
             + self.manifest_id.len()
             + self.app.as_ref().map_or(0, String::len)
             + self.max_price.as_ref().map_or(0, |m| m.price.len())
-            + state.map_or(0, |s| s.state.len() + s.sig.len());
+            + state.map_or(0, |s| s.0.len());
         // `ReserveFlow::new` checked the max price, the only value `write` can refuse; should it
         // fail anyway the empty body earns a 400 from the signer: terminal, never silent.
         let body = write_vec(hint, |out| body.write(out)).unwrap_or_default();
@@ -366,10 +365,7 @@ impl ProtocolState {
                     payment: minted.payment.to_string(),
                     seg_creds: minted.seg_creds.to_string(),
                 });
-                self.state = Some(OwnedState {
-                    state: minted.state.state.to_string(),
-                    sig: minted.state.sig.to_string(),
-                });
+                self.state = Some(OwnedState(minted.state.as_str().to_string()));
                 Answer::ok(status)
             }
             Err(error) => Answer::malformed(Endpoint::Signer, error),
@@ -388,6 +384,20 @@ impl ProtocolState {
             self.session_price = tickets.price;
         }
         tickets.value_at(self.session_price?)
+    }
+
+    /// Sets signer header `name` to `value` (replacing one of the same name, any case), for every
+    /// later signer request: a rotated credential.
+    pub fn set_signer_header(&mut self, name: &str, value: &str) {
+        self.signer_headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.signer_headers.push((name.to_string(), value.to_string()));
+    }
+
+    /// How many payment answers carried fresh payment params that replaced ours (a JSON
+    /// challenge in the 200, go-livepeer #4029 and livepeer/node): each is a 480-and-refresh
+    /// round trip the signer did not need.
+    pub fn params_renewed(&self) -> u32 {
+        self.params_renewed
     }
 
     /// What the tickets of the last mint buy, when they could be read (see
@@ -427,6 +437,18 @@ impl ProtocolState {
         if (200..300).contains(&status) {
             // Credited: nothing is left to repeat, and the secret need not be kept.
             self.minted = None;
+            // go-livepeer #4029 and livepeer/node answer with a fresh JSON challenge: its params
+            // replace ours (a refresh the signer will not need to ask for); `payment_url` stays the
+            // session-scoped one. A protobuf `PaymentResult` or an empty body changes nothing.
+            if body.first() == Some(&b'{') {
+                let mut scratch = vec![0; body.len()];
+                if let Ok(fresh) = wire::Challenge::parse(body, &mut scratch)
+                    && fresh.payment_params != self.payment_params
+                {
+                    self.payment_params = fresh.payment_params.to_string();
+                    self.params_renewed = self.params_renewed.saturating_add(1);
+                }
+            }
             Answer::ok(status)
         } else {
             Answer::status(Endpoint::Payment, status, body)
@@ -496,10 +518,7 @@ impl fmt::Debug for ProtocolState {
             .field("payment_url", &redact::url(&self.payment_url))
             .field("control_url", &redact::url(&self.control_url))
             .field("sender", &self.sender)
-            .field(
-                "state",
-                &self.state.as_ref().map(|s| Redacted(s.state.len() + s.sig.len())),
-            )
+            .field("state", &self.state.as_ref().map(|s| Redacted(s.0.len())))
             .field(
                 "minted",
                 &self

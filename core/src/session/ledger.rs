@@ -84,7 +84,10 @@ impl Session {
             }
             (_, Outcome::Gone { .. }) => self.release(ReleaseReason::Gone),
             (_, Outcome::Rejected { endpoint, reply }) => {
-                let reason = ReleaseReason::Rejected { endpoint, reply };
+                let reason = self
+                    .rejection_reason
+                    .take()
+                    .unwrap_or(ReleaseReason::Rejected { endpoint, reply });
                 if self.closing.is_some() {
                     // Already closing: the stop goes out below.
                 } else if self.timing.stop_on_rejection {
@@ -210,7 +213,10 @@ impl Session {
             // and every mint it counts was delivered: the orchestrator's credit lasts at least
             // that much past the delivered estimate. The signer's receipt of this request was no
             // earlier than it was sent, its anchor no later than the last mint's answer.
-            let covered = time::since(self.last_attempt, self.last_mint_answered);
+            // A genuine signer's balance after a mint is under one ticket: a 482 streak longer
+            // than the largest believable ticket proves no more (`Config::max_ticket_value`).
+            let covered =
+                time::since(self.last_attempt, self.last_mint_answered).min(ms(self.timing.max_ticket_value));
             let beyond = covered.max(ms(self.ev_floor_ms));
             self.skip_floor = self.skip_floor.max(time::add(self.credit_until, beyond));
             // The mint this streak follows was billed less than a ticket (else no 482 could

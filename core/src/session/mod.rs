@@ -123,6 +123,8 @@ struct Timing {
     max_funded_secs: u32,
     /// [`Config::give_up_after_lapse`], ms; [`NO_LIMIT`] for never.
     give_up_after_lapse: u32,
+    /// [`Config::max_ticket_value`], ms.
+    max_ticket_value: u32,
     /// [`FirstPayment`] in compact form: [`ON_SCHEDULE`], [`AFTER_INTERVAL`] for one interval,
     /// 0 for at once, `ms` for a draw from `[0, ms)`.
     first_within: u32,
@@ -245,6 +247,9 @@ pub struct Session {
     state: State,
     /// Set while a close (or a stop after a rejection, or a budget drain end) is in progress.
     closing: Option<ReleaseReason>,
+    /// What the next rejection means, when the adapter read it from the answer's body
+    /// ([`set_rejection_reason`](Self::set_rejection_reason)).
+    rejection_reason: Option<ReleaseReason>,
     last_input: Instant,
     /// Send time of the last mint the signer billed (its `LastUpdate`, as the client sees it).
     last_mint: Instant,
@@ -331,6 +336,7 @@ impl Session {
             give_up_after_lapse: config
                 .give_up_after_lapse
                 .map_or(NO_LIMIT, |span| millis(span).min(NO_LIMIT - 1)),
+            max_ticket_value: millis(config.max_ticket_value),
             first_within: match config.first_payment {
                 FirstPayment::OnSchedule => ON_SCHEDULE,
                 FirstPayment::Immediately => 0,
@@ -353,6 +359,7 @@ impl Session {
             timing,
             state: State::Reserved,
             closing: None,
+            rejection_reason: None,
             last_input: now,
             last_mint: now,
             last_mint_answered: now,
@@ -503,6 +510,27 @@ impl Session {
         };
         self.begin_close(reason);
         self.advance(now);
+    }
+
+    /// The server released the session, as something outside the payment path says (the
+    /// application, a job's events URL): funding stops at once and the session is reported
+    /// [`ReleaseReason::ReleasedByServer`]; no stop is sent (there is nothing left to stop). An
+    /// action in flight may still be answered; nothing follows it. Idempotent.
+    pub fn handle_release_signal(&mut self, now: Instant) {
+        let _ = self.observe(now);
+        if self.state.is_released() {
+            return;
+        }
+        // Straight to released (no stop, and no intermediate `Reserved`): `release` drops an
+        // action not yet taken and keeps one in flight so that its answer is still accepted.
+        self.release(ReleaseReason::ReleasedByServer);
+    }
+
+    /// The answer about to be handed over as a rejection ([`Outcome::Rejected`]) means `reason`
+    /// (read from its body or status: a price change, an exhausted signer account): the session
+    /// is released with it instead of the generic [`ReleaseReason::Rejected`]. Used once.
+    pub fn set_rejection_reason(&mut self, reason: ReleaseReason) {
+        self.rejection_reason = Some(reason);
     }
 
     /// Demand-driven payment: the orchestrator (or the application) signals that a payment is due.

@@ -331,3 +331,93 @@ fn skip_literal_or_number(body: &[u8], start: usize) -> Result<usize, WireError>
     }
     Ok(i)
 }
+
+/// The text of top-level member `key` of a JSON object `body` that [`validate`] accepted, value
+/// verbatim (escapes, spacing and nested keys as the server wrote them); `None` when absent.
+/// Keys are compared as written, so `key` must be plain ASCII, as every key of this protocol is.
+pub(super) fn member<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut at = skip_ws(body, 0);
+    if body.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    loop {
+        at = skip_ws(body, at);
+        if body.get(at) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(body, at)?;
+        let name = &body[at + 1..key_end - 1];
+        at = skip_ws(body, key_end);
+        if body.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_ws(body, at + 1);
+        let value_end = value_end(body, at)?;
+        if name == key.as_bytes() {
+            return Some(&body[at..value_end]);
+        }
+        at = skip_ws(body, value_end);
+        match body.get(at) {
+            Some(b',') => at += 1,
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(body: &[u8], mut at: usize) -> usize {
+    while body.get(at).is_some_and(|b| is_whitespace(*b)) {
+        at += 1;
+    }
+    at
+}
+
+/// The index just past the string that starts (with its quote) at `at`.
+fn string_end(body: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    loop {
+        match body.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index just past the value that starts at `at` (a validated body: brackets balance).
+fn value_end(body: &[u8], at: usize) -> Option<usize> {
+    match body.get(at)? {
+        b'"' => string_end(body, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match body.get(i)? {
+                    b'"' => {
+                        i = string_end(body, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = at;
+            while body
+                .get(i)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !is_whitespace(*b))
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}

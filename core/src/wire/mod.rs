@@ -86,6 +86,21 @@ fn header_field<'a>(value: &'a str, field: &'static str) -> Result<&'a str, Wire
     }
 }
 
+/// The longest session or manifest id accepted, bytes: go-livepeer's are 8 hex characters,
+/// livepeer/node's `session_` plus 10 random characters; ids are echoed in logs and URLs, so the
+/// bound keeps a hostile server from making them huge.
+pub const MAX_ID_LEN: usize = 128;
+
+/// `value`, a session or manifest id, if it is printable (no control character) and at most
+/// [`MAX_ID_LEN`] bytes; any other form (`0a1b2c3d`, `session_Ab3xYz9QwE`) is accepted.
+fn id_field<'a>(value: &'a str, field: &'static str) -> Result<&'a str, WireError> {
+    if value.len() <= MAX_ID_LEN && !value.chars().any(char::is_control) {
+        Ok(value)
+    } else {
+        Err(WireError::InvalidValue(field))
+    }
+}
+
 /// How the signer prices a session: the `type` field of generate-live-payment (`docs/protocol.md` §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -220,7 +235,7 @@ impl<'a> Challenge<'a> {
         let mut s = Strings::new(scratch);
         Ok(Self {
             payment_params: s.required(raw.payment_params, "payment_params")?,
-            manifest_id: s.required(raw.manifest_id, "manifest_id")?,
+            manifest_id: id_field(s.required(raw.manifest_id, "manifest_id")?, "manifest_id")?,
             payment_url: s.required(raw.payment_url, "payment_url")?,
             orchestrator: s.optional(raw.orchestrator)?,
         })
@@ -351,6 +366,88 @@ impl Serialize for MaxPrice<'_> {
     }
 }
 
+/// The signer's `state` as it sent it: a JSON object, opaque and secret, kept and sent back
+/// byte for byte whatever its keys (go-livepeer writes `{"State", "Sig"}`, livepeer/node
+/// `{"state", "sig"}`; a client that rebuilt it would break one of them). `Debug` shows its length.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawObject<'a>(&'a str);
+
+impl<'a> RawObject<'a> {
+    /// `{}`.
+    pub const EMPTY: RawObject<'static> = RawObject("{}");
+
+    /// `text` if it is one well-formed JSON object (`{…}`, surrounding spaces trimmed).
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Malformed`] for text that is not JSON, [`WireError::NotAnObject`] for
+    /// another JSON value.
+    pub fn new(text: &'a str) -> Result<Self, WireError> {
+        json::validate(text.as_bytes())?;
+        let trimmed = text.trim_matches(|c: char| c.is_ascii() && json::is_whitespace(c as u8));
+        if !trimmed.starts_with('{') {
+            return Err(WireError::NotAnObject);
+        }
+        Ok(Self(trimmed))
+    }
+
+    /// The object's text, verbatim.
+    pub const fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// The required object member `field` of `body` (a validated JSON object).
+    fn member(body: &'a [u8], field: &'static str) -> Result<Option<Self>, WireError> {
+        let Some(raw) = json::member(body, field) else {
+            return Ok(None);
+        };
+        if raw == b"null" {
+            return Ok(None);
+        }
+        if raw.first() != Some(&b'{') {
+            return Err(WireError::Malformed("field has the wrong JSON type"));
+        }
+        // A member of a validated UTF-8 body is UTF-8; checked because unsafe is forbidden.
+        let text = core::str::from_utf8(raw).map_err(|_| WireError::Malformed("invalid UTF-8"))?;
+        Ok(Some(Self(text)))
+    }
+}
+
+impl fmt::Debug for RawObject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&Redacted(self.0.len()), f)
+    }
+}
+
+/// `body`, a JSON object just written into `out[..len]`, with `"key":raw` appended as its
+/// last member; the new length.
+fn append_member(out: &mut [u8], len: usize, key: &str, raw: &str) -> Result<usize, WireError> {
+    // The object ends with `}`; an empty one (`{}`) takes no comma.
+    let close = len
+        .checked_sub(1)
+        .filter(|&i| out.get(i) == Some(&b'}'))
+        .ok_or(WireError::BufferTooSmall)?;
+    let empty = close > 0 && out.get(close - 1) == Some(&b'{');
+    let mut at = close;
+    let mut push = |bytes: &[u8]| -> Result<(), WireError> {
+        let end = at + bytes.len();
+        out.get_mut(at..end)
+            .ok_or(WireError::BufferTooSmall)?
+            .copy_from_slice(bytes);
+        at = end;
+        Ok(())
+    };
+    if !empty {
+        push(b",")?;
+    }
+    push(b"\"")?;
+    push(key.as_bytes())?;
+    push(b"\":")?;
+    push(raw.as_bytes())?;
+    push(b"}")?;
+    Ok(at)
+}
+
 /// The generate-live-payment request body (`docs/protocol.md` §2.2).
 #[derive(Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PaymentRequest<'a> {
@@ -368,9 +465,10 @@ pub struct PaymentRequest<'a> {
     /// A price ceiling, if any.
     #[serde(rename = "maxPrice", skip_serializing_if = "Option::is_none")]
     pub max_price: Option<MaxPrice<'a>>,
-    /// The previous answer's state; `None` on the first call, when the key must be absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<SignerState<'a>>,
+    /// The previous answer's state, verbatim; `None` on the first call, when the key must be
+    /// absent.
+    #[serde(skip)]
+    pub state: Option<RawObject<'a>>,
 }
 
 impl<'a> PaymentRequest<'a> {
@@ -399,8 +497,6 @@ impl<'a> PaymentRequest<'a> {
             app: RawStr<'a>,
             #[serde(default, borrow, rename = "maxPrice")]
             max_price: Option<RawMaxPrice<'a>>,
-            #[serde(default, borrow)]
-            state: Option<RawSignerState<'a>>,
         }
         let raw: Raw<'a> = parse_raw(body)?;
         let mut s = Strings::new(scratch);
@@ -422,10 +518,7 @@ impl<'a> PaymentRequest<'a> {
                 Some(MaxPrice { price, unit })
             }
         };
-        let state = match raw.state {
-            None => None,
-            Some(st) => Some(SignerState::from_raw(st, &mut s, ["state.State", "state.Sig"])?),
-        };
+        let state = RawObject::member(body, "state")?;
         Ok(Self {
             orchestrator,
             payment_type,
@@ -445,7 +538,11 @@ impl<'a> PaymentRequest<'a> {
         if self.max_price.is_some_and(|mp| !is_decimal(mp.price)) {
             return Err(WireError::InvalidValue("maxPrice.price"));
         }
-        write_json(self, out)
+        let len = write_json(self, out)?;
+        match self.state {
+            None => Ok(len),
+            Some(state) => append_member(out, len, "state", state.as_str()),
+        }
     }
 }
 
@@ -471,13 +568,14 @@ pub struct PaymentResponse<'a> {
     /// Base64 segment credentials, for the `Livepeer-Segment` header.
     #[serde(rename = "segCreds")]
     pub seg_creds: &'a str,
-    /// The new state, replacing the previous one.
-    pub state: SignerState<'a>,
+    /// The new state, verbatim, replacing the previous one.
+    #[serde(skip)]
+    pub state: RawObject<'a>,
 }
 
 impl<'a> PaymentResponse<'a> {
-    /// Parses the body: `payment` and `segCreds` required non-empty, `state` a required object
-    /// (`state.State`, `state.Sig` required non-empty).
+    /// Parses the body: `payment` and `segCreds` required non-empty, `state` a required JSON
+    /// object, kept verbatim (any keys).
     pub fn parse(body: &'a [u8], scratch: &'a mut [u8]) -> Result<Self, WireError> {
         #[derive(Deserialize)]
         struct Raw<'a> {
@@ -485,24 +583,23 @@ impl<'a> PaymentResponse<'a> {
             payment: RawStr<'a>,
             #[serde(default, borrow, rename = "segCreds")]
             seg_creds: RawStr<'a>,
-            #[serde(default, borrow)]
-            state: Option<RawSignerState<'a>>,
         }
         let raw: Raw<'a> = parse_raw(body)?;
         let mut s = Strings::new(scratch);
         let payment = header_field(s.required(raw.payment, "payment")?, "payment")?;
         let seg_creds = header_field(s.required(raw.seg_creds, "segCreds")?, "segCreds")?;
-        let state = raw.state.ok_or(WireError::MissingField("state"))?;
+        let state = RawObject::member(body, "state")?.ok_or(WireError::MissingField("state"))?;
         Ok(Self {
             payment,
             seg_creds,
-            state: SignerState::from_raw(state, &mut s, ["state.State", "state.Sig"])?,
+            state,
         })
     }
 
     /// Writes the JSON body into `out`, returning its length.
     pub fn write(&self, out: &mut [u8]) -> Result<usize, WireError> {
-        write_json(self, out)
+        let len = write_json(self, out)?;
+        append_member(out, len, "state", self.state.as_str())
     }
 }
 
@@ -542,7 +639,7 @@ impl<'a> Reservation<'a> {
         let raw: Raw<'a> = parse_raw(body)?;
         let mut s = Strings::new(scratch);
         Ok(Self {
-            session_id: s.required(raw.session_id, "session_id")?,
+            session_id: id_field(s.required(raw.session_id, "session_id")?, "session_id")?,
             app_url: s.required(raw.app_url, "app_url")?,
             control_url: s.required(raw.control_url, "control_url")?,
         })
@@ -577,7 +674,7 @@ impl<'a> RefreshRequest<'a> {
         let mut s = Strings::new(scratch);
         Ok(Self {
             sender: s.required(raw.sender, "sender")?,
-            manifest_id: s.required(raw.manifest_id, "manifest_id")?,
+            manifest_id: id_field(s.required(raw.manifest_id, "manifest_id")?, "manifest_id")?,
         })
     }
 
@@ -592,25 +689,29 @@ pub const MAX_ERROR_MESSAGE_LEN: usize = 200;
 
 /// A short, printable reason from an error answer's body.
 ///
-/// go-livepeer answers either `{"error":{"message":"…"}}` or plain text. For the JSON shape this
-/// is the message as written (escape sequences left in place: unescaping would need a buffer, and
+/// Three shapes are read: go-livepeer's `{"error":{"message":"…"}}`, livepeer/node's
+/// `{"error":"…"}`, and plain text. For the JSON shapes this is the message as written (escape sequences left in place: unescaping would need a buffer, and
 /// the text is only a diagnostic); otherwise it is the body's longest valid UTF-8 prefix. Either
 /// way it is trimmed and cut at a char boundary to at most [`MAX_ERROR_MESSAGE_LEN`] bytes.
 pub fn error_message(body: &[u8]) -> &str {
-    #[derive(Deserialize)]
-    struct Outer<'a> {
-        #[serde(default, borrow)]
-        error: Option<Inner<'a>>,
+    // A JSON string's contents, escapes as written.
+    fn contents(raw: &[u8]) -> Option<&[u8]> {
+        raw.strip_prefix(b"\"")?.strip_suffix(b"\"")
     }
-    #[derive(Deserialize)]
-    struct Inner<'a> {
-        #[serde(default, borrow)]
-        message: RawStr<'a>,
-    }
-    parse_raw::<Outer<'_>>(body)
-        .ok()
-        .and_then(|outer| outer.error?.message)
-        .map(|message| clip(message.0))
+    let from_json = || -> Option<&[u8]> {
+        json::validate(body).ok()?;
+        let error = json::member(body, "error")?;
+        match error.first()? {
+            // go-livepeer: `{"error":{"message":"…"}}`.
+            b'{' => contents(json::member(error, "message")?),
+            // livepeer/node: `{"error":"…"}`.
+            b'"' => contents(error),
+            _ => None,
+        }
+    };
+    from_json()
+        .and_then(|message| core::str::from_utf8(message).ok())
+        .map(clip)
         .filter(|message| !message.is_empty())
         .unwrap_or_else(|| {
             let text = match core::str::from_utf8(body) {

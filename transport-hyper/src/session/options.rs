@@ -1,9 +1,40 @@
 //! [`LiveOptions`]: what [`LiveSession::reserve`](super::LiveSession::reserve) needs.
 
-use livepay_core::engine::ReserveOptions;
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use livepay_core::engine::{Credential, ReserveOptions};
 use livepay_core::{Config, StatusTable};
 
 use crate::http::{HttpClient, HttpConfig};
+
+/// Where fresh signer credentials come from: called before the reservation, again before the
+/// current one expires (a tenth of its life, at most 30 s, before), and after the signer
+/// refuses one (401, 403). `None` from it keeps the current headers.
+#[derive(Clone)]
+pub struct CredentialSource(Arc<dyn Fn() -> BoxFuture<'static, Option<Credential>> + Send + Sync>);
+
+impl CredentialSource {
+    /// A source calling `refresh` for each new credential.
+    pub fn new<F>(refresh: F) -> Self
+    where
+        F: Fn() -> BoxFuture<'static, Option<Credential>> + Send + Sync + 'static,
+    {
+        Self(Arc::new(refresh))
+    }
+
+    /// A fresh credential.
+    pub async fn fetch(&self) -> Option<Credential> {
+        (self.0)().await
+    }
+}
+
+impl fmt::Debug for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CredentialSource(..)")
+    }
+}
 
 /// Default capacity of the event channel behind [`LiveSession::events`](super::LiveSession::events).
 pub const DEFAULT_EVENT_CAPACITY: usize = 256;
@@ -38,6 +69,9 @@ pub struct LiveOptions {
     /// How many events a slow [`events`](super::LiveSession::events) subscriber may fall behind
     /// before it skips the oldest. Default [`DEFAULT_EVENT_CAPACITY`]; clamped to `1..=65536`.
     pub event_capacity: usize,
+    /// Expiring signer credentials (a token command, a JWT issuer); `None` (the default): the
+    /// static signer headers of [`reserve`](Self::reserve) only.
+    pub credentials: Option<CredentialSource>,
 }
 
 impl LiveOptions {
@@ -51,7 +85,15 @@ impl LiveOptions {
             start_payments: true,
             table: StatusTable::new(),
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            credentials: None,
         }
+    }
+
+    /// Sets where fresh signer credentials come from.
+    #[must_use]
+    pub fn with_credentials(mut self, source: CredentialSource) -> Self {
+        self.credentials = Some(source);
+        self
     }
 
     /// Sets the funding configuration.

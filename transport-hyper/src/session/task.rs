@@ -181,6 +181,10 @@ impl Http for Watched<'_> {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(delivered);
         exchange.into_delivery()
     }
+
+    async fn refresh_credential(&self) -> Option<livepay_core::engine::Credential> {
+        self.http.refresh_credential().await
+    }
 }
 
 /// Hands `engine` to a new funding task on `handle`; the caller holds the slot's lock.

@@ -226,6 +226,19 @@ pub struct ModelConfig {
     pub record_idle_expiry: Duration,
     /// The remote signer.
     pub signer: SignerConfig,
+    /// How manifest (session) ids look. Default go-livepeer's 8 hex characters.
+    pub manifest_ids: ManifestIds,
+}
+
+/// How the orchestrator spells its manifest ids: livepay accepts any printable id, and the model
+/// serves both real forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestIds {
+    /// go-livepeer: 8 lowercase hex characters (`core/streamdata.go` L22).
+    #[default]
+    Hex8,
+    /// livepeer/node: `session_` and 10 random letters and digits.
+    Session10,
 }
 
 impl Default for ModelConfig {
@@ -247,6 +260,7 @@ impl Default for ModelConfig {
             auth_token_lifetime: Duration::from_secs(30 * 60),
             record_idle_expiry: Duration::from_secs(10 * 60),
             signer: SignerConfig::default(),
+            manifest_ids: ManifestIds::Hex8,
         }
     }
 }

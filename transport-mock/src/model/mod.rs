@@ -10,6 +10,7 @@
 //! backwards are clamped to the latest instant seen.
 
 pub mod config;
+pub mod dialect;
 pub mod orchestrator;
 pub mod signer;
 mod token;
@@ -22,8 +23,8 @@ use embassy_time::Instant;
 use serde::Serialize;
 
 pub use config::{
-    DEFAULT_PRICE_WEI, DEFAULT_TICKET_EV_WEI, JitterFn, ModelConfig, PIXELS_PER_SECOND_720P, PriceKind,
-    Pricing, RunnerConfig, SignerConfig,
+    DEFAULT_PRICE_WEI, DEFAULT_TICKET_EV_WEI, JitterFn, ManifestIds, ModelConfig, PIXELS_PER_SECOND_720P,
+    PriceKind, Pricing, RunnerConfig, SignerConfig,
 };
 pub use orchestrator::{HostedSession, Orchestrator, OrchestratorStats, Release, ReleaseCause};
 pub use signer::{Signer, SignerStats};

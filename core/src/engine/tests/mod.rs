@@ -1,2 +1,3 @@
+mod dialects;
 mod engine;
 mod protocol;

@@ -337,3 +337,32 @@ fn a_lapse_with_nothing_credited_gives_up_after_the_configured_span() {
     });
     assert!(h.s.state().is_funding());
 }
+
+#[test]
+fn a_signer_answering_482_for_ever_is_caught_at_risk_then_lapsed() {
+    // The old livepeer/node bug: 482 whenever the payer's funds or the chain were unavailable.
+    // Nothing is ever minted after the reservation, so nothing is delivered: the estimate must
+    // run out and warn, never stay silent.
+    let mut h = H::started_at(cfg(), 0);
+    h.run(600_000, |action, _| match action {
+        Action::Stop => Outcome::Stopped,
+        Action::Refresh => Outcome::Refreshed,
+        _ => Outcome::Skipped,
+    });
+    let at_risk = h.events.iter().position(|e| matches!(e, Event::AtRisk { .. }));
+    let lapsed = h.events.iter().position(|e| matches!(e, Event::Lapsed { .. }));
+    assert!(at_risk.is_some() && at_risk < lapsed, "{:?}", h.events);
+    // The proof stops at the prepay plus the largest believable ticket (300 s by default).
+    assert!(
+        h.s.funded_until() <= ms(10_000 + 300_000 + 5_000),
+        "{:?}",
+        h.s.funded_until()
+    );
+    // Then the give-up: the stop, and the reason.
+    assert_eq!(
+        h.s.state(),
+        State::Released {
+            reason: ReleaseReason::GaveUp
+        }
+    );
+}

@@ -202,6 +202,7 @@ struct Runner {
 /// The modelled orchestrator.
 #[derive(Debug)]
 pub struct Orchestrator {
+    manifest_ids: crate::model::config::ManifestIds,
     service_url: String,
     ticket_ev: u128,
     tick: Duration,
@@ -258,6 +259,7 @@ impl Orchestrator {
             .map(|r| (r.id.clone(), Runner { config: r, active: 0 }))
             .collect();
         Self {
+            manifest_ids: config.manifest_ids,
             service_url: config.service_url.trim_end_matches('/').to_owned(),
             ticket_ev: config.ticket_ev_wei.max(1),
             tick: config.tick.max(Duration::from_millis(1)),

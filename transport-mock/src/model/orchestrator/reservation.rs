@@ -5,7 +5,7 @@ use embassy_time::{Duration, Instant};
 use super::payments::VerifiedPayment;
 use super::ticker::Meter;
 use super::{HostedSession, Orchestrator, PendingChallenge};
-use crate::model::config::{PriceKind, Pricing};
+use crate::model::config::{ManifestIds, PriceKind, Pricing};
 use crate::model::wire::{Challenge, DiscoveryEntry, DiscoveryRunner, PriceInfo, SessionCreated};
 use crate::model::{Request, Response, headers};
 
@@ -64,7 +64,18 @@ impl Orchestrator {
 
     fn fresh_manifest_id(&mut self) -> String {
         loop {
-            let id = format!("{:08x}", self.rng.next_u64() >> 32);
+            let id = match self.manifest_ids {
+                ManifestIds::Hex8 => format!("{:08x}", self.rng.next_u64() >> 32),
+                ManifestIds::Session10 => {
+                    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+                    let mut id = String::from("session_");
+                    for _ in 0..10 {
+                        let i = usize::try_from(self.rng.next_u64() % ALPHABET.len() as u64).unwrap_or(0);
+                        id.push(char::from(ALPHABET[i]));
+                    }
+                    id
+                }
+            };
             if !self.challenges.contains_key(&id) && !self.sessions.contains_key(&id) {
                 return id;
             }

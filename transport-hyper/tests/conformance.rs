@@ -1,0 +1,237 @@
+//! Issue 11: the conformance matrix. Every dialect the model serves (go-livepeer `master`,
+//! go-livepeer with #4029, livepeer/node) × {healthy, 482 stream, 480 refresh, silent release,
+//! terminal rejection (signer credit exhausted, 483), credential expiry}, end to end over HTTP
+//! against the served model on a 10× faster clock. The same client, no dialect flag: behaviour
+//! follows what each server says.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{
+    collect_until, count, eventually, fast_model, guarded, is_accepted, live_options, live_pricing,
+};
+use futures::FutureExt as _;
+use livepay_core::engine::Credential;
+use livepay_core::{Duration, Event, ReleaseReason};
+use livepay_hyper::{CredentialSource, LiveOptions, LiveSession};
+use livepay_mock::faults::FaultPlan;
+use livepay_mock::model::dialect::{Dialect, SignerAuth};
+use livepay_mock::model::{ManifestIds, ModelConfig};
+use livepay_mock::serve::{ServeConfig, ServedModel};
+
+async fn serve(dialect: Dialect, model: ModelConfig, auth: Option<SignerAuth>) -> Arc<ServedModel> {
+    let mut model = model;
+    if dialect == Dialect::LivepeerNode {
+        model.manifest_ids = ManifestIds::Session10;
+    }
+    let served = ServedModel::start(ServeConfig {
+        model,
+        plan: FaultPlan::clean(),
+        seed: 11,
+        dialect,
+        signer_auth: auth,
+        ..ServeConfig::default()
+    })
+    .await
+    .expect("served model");
+    Arc::new(served)
+}
+
+/// Credentials fetched from the served model's token issuer.
+fn tokens(served: &Arc<ServedModel>) -> CredentialSource {
+    let served = Arc::clone(served);
+    CredentialSource::new(move || {
+        let token = served.issue_signer_token();
+        async move {
+            token.map(|(value, life)| Credential {
+                name: "Authorization".into(),
+                value,
+                expires_in: Some(life),
+            })
+        }
+        .boxed()
+    })
+}
+
+async fn reserve(options: LiveOptions) -> LiveSession {
+    guarded("the reservation", LiveSession::reserve(options))
+        .await
+        .expect("reservation")
+}
+
+fn is_skip(e: &Event) -> bool {
+    matches!(e, Event::CycleSkipped { .. })
+}
+
+async fn healthy(dialect: Dialect) {
+    let served = serve(dialect, fast_model(live_pricing()), None).await;
+    let session = reserve(live_options(&served)).await;
+    if dialect == Dialect::LivepeerNode {
+        assert!(
+            session.session_id().starts_with("session_"),
+            "{}",
+            session.session_id()
+        );
+    }
+    let mut events = session.events();
+    collect_until(&mut events, "three payments", |seen| {
+        count(seen, is_accepted) >= 3
+    })
+    .await;
+    assert_eq!(
+        session.stats().failures,
+        0,
+        "{dialect:?}: {:?}",
+        session.last_problem()
+    );
+    assert_eq!(
+        guarded("close", session.close()).await,
+        Ok(ReleaseReason::ClosedByClient)
+    );
+}
+
+async fn stream_482(dialect: Dialect) {
+    let mut model = fast_model(live_pricing());
+    model.ticket_ev_wei = 5_000_000_000;
+    let served = serve(dialect, model, None).await;
+    let session = reserve(live_options(&served)).await;
+    let mut events = session.events();
+    let seen = collect_until(&mut events, "two skipped cycles", |seen| {
+        count(seen, is_skip) >= 2
+    })
+    .await;
+    assert!(session.state().is_funding(), "{dialect:?}: {seen:?}");
+    assert_eq!(
+        guarded("close", session.close()).await,
+        Ok(ReleaseReason::ClosedByClient)
+    );
+}
+
+async fn refresh_480(dialect: Dialect) {
+    let mut model = fast_model(live_pricing());
+    model.param_lifetime = Duration::from_secs(2);
+    let served = serve(dialect, model, None).await;
+    let session = reserve(live_options(&served)).await;
+    let mut events = session.events();
+    let refreshed = |e: &Event| matches!(e, Event::Refreshed { .. });
+    let accepted_after_refresh = |seen: &[Event]| {
+        seen.iter()
+            .position(refreshed)
+            .is_some_and(|at| seen[at..].iter().any(is_accepted))
+    };
+    // A JSON challenge in payment answers (#4029, livepeer/node) renews the params before the
+    // signer asks: then no refresh is needed at all.
+    if dialect == Dialect::GoLivepeer {
+        collect_until(&mut events, "a refresh, then a payment", accepted_after_refresh).await;
+    } else {
+        collect_until(&mut events, "payments past the params' life", |seen| {
+            count(seen, is_accepted) >= 12
+        })
+        .await;
+    }
+    assert!(session.state().is_funding());
+    assert_eq!(
+        guarded("close", session.close()).await,
+        Ok(ReleaseReason::ClosedByClient)
+    );
+}
+
+async fn silent_release(dialect: Dialect) {
+    let served = serve(dialect, fast_model(live_pricing()), None).await;
+    let session = reserve(live_options(&served)).await;
+    let id = session.session_id().to_owned();
+    let mut events = session.events();
+    collect_until(&mut events, "a payment", |seen| count(seen, is_accepted) >= 1).await;
+    guarded("stop", session.stop_payments()).await;
+    eventually("the orchestrator's silent release", || {
+        served.with_world(|w| w.orchestrator().released_at(&id).is_some())
+    })
+    .await;
+    session.start_payments().expect("start");
+    assert_eq!(
+        guarded("the release", session.wait_released()).await,
+        ReleaseReason::Gone
+    );
+}
+
+async fn credit_exhausted(dialect: Dialect) {
+    let auth = SignerAuth::new(Duration::from_secs(30), Some(3));
+    let served = serve(dialect, fast_model(live_pricing()), Some(auth)).await;
+    let session = reserve(live_options(&served).with_credentials(tokens(&served))).await;
+    let reason = guarded("the release", session.wait_released()).await;
+    assert_eq!(reason, ReleaseReason::SignerCreditExhausted, "{dialect:?}");
+    // The stop went out first.
+    let id = session.session_id().to_owned();
+    assert!(served.with_world(|w| w.orchestrator().stats().released_unpaid) == 0);
+    assert!(served.with_world(|w| w.orchestrator().released_at(&id).is_some()));
+}
+
+async fn credential_expiry(dialect: Dialect) {
+    // Tokens live 1 s (10 s at the model's pace): several rotations within the test.
+    let auth = SignerAuth::new(Duration::from_secs(1), None);
+    let served = serve(dialect, fast_model(live_pricing()), Some(auth)).await;
+    let session = reserve(live_options(&served).with_credentials(tokens(&served))).await;
+    let mut events = session.events();
+    collect_until(&mut events, "payments across token rotations", |seen| {
+        count(seen, is_accepted) >= 10
+    })
+    .await;
+    assert!(
+        served.signer_tokens_issued() >= 3,
+        "{}",
+        served.signer_tokens_issued()
+    );
+    assert!(session.state().is_funding());
+    assert_eq!(
+        guarded("close", session.close()).await,
+        Ok(ReleaseReason::ClosedByClient)
+    );
+}
+
+macro_rules! matrix {
+    ($($scenario:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                for dialect in super::Dialect::ALL {
+                    super::$scenario(dialect).await;
+                }
+            }
+        )*
+    };
+}
+
+mod every_dialect {
+    matrix!(
+        healthy,
+        stream_482,
+        refresh_480,
+        silent_release,
+        credit_exhausted,
+        credential_expiry
+    );
+}
+
+/// A release signalled from outside the payment path (an events URL, the application) stops
+/// funding at once with its own reason; nothing more is paid.
+#[tokio::test]
+async fn a_release_signal_stops_funding_at_once() {
+    let served = serve(Dialect::GoLivepeer, fast_model(live_pricing()), None).await;
+    let session = reserve(live_options(&served)).await;
+    let mut events = session.events();
+    collect_until(&mut events, "a payment", |seen| count(seen, is_accepted) >= 1).await;
+    session.signal_released();
+    assert_eq!(
+        guarded("the release", session.wait_released()).await,
+        ReleaseReason::ReleasedByServer
+    );
+    let paid = served.with_world(|w| w.orchestrator().stats().payments_accepted);
+    // No stop was sent, and no payment follows.
+    let id = session.session_id().to_owned();
+    assert!(served.with_world(|w| w.orchestrator().released_at(&id).is_none()));
+    assert_eq!(
+        served.with_world(|w| w.orchestrator().stats().payments_accepted),
+        paid
+    );
+}
