@@ -144,7 +144,10 @@ pub struct Config {
     /// since the machine gives up: it sends the stop and reports
     /// [`ReleaseReason::GaveUp`](crate::ReleaseReason::GaveUp). By then the orchestrator has
     /// released the session (it does so on the first debit it cannot cover), so retrying for
-    /// ever only spends requests. `None` retries until closed. Default 60 s.
+    /// ever only spends requests. `None` retries until closed. Default `None`: a lapse is an
+    /// estimate, and with payments whose tickets cannot be read the orchestrator may still hold
+    /// credit (a large reservation ticket), so the library leaves the decision to the application;
+    /// `livepay fund` gives up after 60 s (`--give-up-after`).
     pub give_up_after_lapse: Option<Duration>,
     /// The most one ticket is believed to be worth, in time at the session's price: a 482 proves
     /// the signer's balance covers the time since its last mint, but a genuine signer mints once
@@ -193,7 +196,7 @@ impl Config {
             mint_margin: Duration::from_millis(50),
             min_demand_spacing: Duration::from_millis(500),
             stop_on_rejection: true,
-            give_up_after_lapse: Some(Duration::from_secs(60)),
+            give_up_after_lapse: None,
             max_ticket_value: Duration::from_secs(300),
             stop_timeout: Duration::from_secs(2),
             seed: 0,

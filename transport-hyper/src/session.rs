@@ -286,12 +286,64 @@ impl LiveSession {
     /// with [`ReleaseReason::ReleasedByServer`] ([`Engine::handle_release_signal`]). No stop is
     /// sent. A no-op once released.
     pub fn signal_released(&self) {
-        let mut slot = self.shared.lock();
-        let sent = matches!(&slot.commands, Some(commands) if commands.send(Command::ServerReleased).is_ok());
-        if !sent && let Some(engine) = slot.engine.as_mut() {
-            engine.handle_release_signal(self.shared.http.clock().now());
-            self.shared.state.send_replace(engine.state());
-        }
+        signal_released(&self.shared);
+    }
+
+    /// Watches `events_url` (a job's events, or a runner app forwarding the orchestrator's) for
+    /// a release, reading it every `every` with the orchestrator's TLS policy. The first answer
+    /// that announces one ([`release_announced`](livepay_core::engine::release_announced))
+    /// releases the session as [`signal_released`](Self::signal_released) does. The watcher
+    /// ends then, when the session is released otherwise, or when the session is dropped; a
+    /// failed read is retried at the next tick. Returns the watcher's task.
+    ///
+    /// # Errors
+    ///
+    /// [`LiveError::NoRuntime`] outside a tokio runtime.
+    pub fn watch_events_url(
+        &self,
+        events_url: impl Into<String>,
+        every: std::time::Duration,
+    ) -> Result<tokio::task::JoinHandle<()>, LiveError> {
+        let handle = Handle::try_current().map_err(|_| LiveError::NoRuntime)?;
+        let url = events_url.into();
+        let shared = Arc::downgrade(&self.shared);
+        let every = every.max(std::time::Duration::from_millis(10));
+        Ok(handle.spawn(async move {
+            loop {
+                let Some(alive) = shared.upgrade() else { return };
+                if alive.state.borrow().is_released() {
+                    return;
+                }
+                let request = livepay_core::engine::Request::get(
+                    livepay_core::Peer::Orchestrator,
+                    "events",
+                    url.clone(),
+                );
+                let client = alive.http.client().clone();
+                drop(alive);
+                let announced = match client.execute_owned(request).await {
+                    Ok(answer) if (200..300).contains(&answer.status) => {
+                        livepay_core::engine::release_announced(&answer.body)
+                    }
+                    Ok(answer) => {
+                        tracing::debug!(status = answer.status, "livepay: events URL answered");
+                        false
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "livepay: events URL unreachable");
+                        false
+                    }
+                };
+                if announced {
+                    if let Some(alive) = shared.upgrade() {
+                        tracing::debug!(session = %alive.session_id, "livepay: release announced on the events URL");
+                        signal_released(&alive);
+                    }
+                    return;
+                }
+                tokio::time::sleep(every).await;
+            }
+        }))
     }
 
     /// Stops funding without releasing the session ([`Engine::stop`]: back to
@@ -352,6 +404,16 @@ impl LiveSession {
         let mut receiver = self.shared.runs_ended.subscribe();
         // The sender lives in `self.shared`: `wait_for` cannot fail while `self` exists.
         let _ = receiver.wait_for(|&ended| ended >= run).await;
+    }
+}
+
+/// [`LiveSession::signal_released`] on the session's shared state.
+fn signal_released(shared: &Shared) {
+    let mut slot = shared.lock();
+    let sent = matches!(&slot.commands, Some(commands) if commands.send(Command::ServerReleased).is_ok());
+    if !sent && let Some(engine) = slot.engine.as_mut() {
+        engine.handle_release_signal(shared.http.clock().now());
+        shared.state.send_replace(engine.state());
     }
 }
 

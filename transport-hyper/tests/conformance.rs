@@ -235,3 +235,54 @@ async fn a_release_signal_stops_funding_at_once() {
         paid
     );
 }
+
+/// A job's events URL that announces the release: the watcher releases the session with its
+/// own reason, and nothing more is paid.
+#[tokio::test]
+async fn an_events_url_announcing_the_release_stops_funding() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let released = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let events_url = format!("http://{}/events", listener.local_addr().expect("addr"));
+    let flag = Arc::clone(&released);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let flag = Arc::clone(&flag);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 512];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = if flag.load(Ordering::Relaxed) {
+                    "data: {\"type\":\"stream_started\"}\n\ndata: {\"type\":\"released\"}\n\n"
+                } else {
+                    "data: {\"type\":\"stream_started\"}\n\n"
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let served = serve(Dialect::GoLivepeer, fast_model(live_pricing()), None).await;
+    let session = reserve(live_options(&served)).await;
+    let watcher = session
+        .watch_events_url(events_url, std::time::Duration::from_millis(50))
+        .expect("a runtime");
+    let mut events = session.events();
+    collect_until(&mut events, "two payments", |seen| count(seen, is_accepted) >= 2).await;
+    assert!(session.state().is_funding(), "nothing announced yet");
+    released.store(true, Ordering::Relaxed);
+    assert_eq!(
+        guarded("the release", session.wait_released()).await,
+        ReleaseReason::ReleasedByServer
+    );
+    guarded("the watcher", watcher).await.expect("the watcher ends");
+}

@@ -68,6 +68,7 @@ mod checks;
 mod discovery;
 mod drive;
 mod protocol;
+mod release_watch;
 mod request;
 mod reserve;
 #[cfg(test)]
@@ -77,6 +78,7 @@ pub use checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 pub use discovery::{DiscoveredPrice, DiscoveredRunner, DiscoveryError, DiscoveryQuery};
 pub use drive::{Answered, Credential, Delivery, Http};
 pub use protocol::{Answer, MaxPrice, ProtocolError, ProtocolState, origin};
+pub use release_watch::release_announced;
 pub use request::{Method, Request, Response, header};
 pub use reserve::{PayerCache, ReserveEndpoint, ReserveError, ReserveFlow, ReserveOptions, Reserved};
 

@@ -77,6 +77,15 @@ pub struct Request {
 }
 
 impl Request {
+    /// A `GET` of `url` from `peer`, without headers: for reads outside the payment path (an
+    /// events URL), which no engine is waiting on (its id is 0, never an engine's).
+    pub fn get(peer: Peer, what: &'static str, url: impl Into<String>) -> Self {
+        Self {
+            method: Method::Get,
+            ..Self::post(RequestId::new(0), peer, what, url)
+        }
+    }
+
     /// A `POST` to `url` without headers or body.
     pub(crate) fn post(id: RequestId, peer: Peer, what: &'static str, url: impl Into<String>) -> Self {
         Self {

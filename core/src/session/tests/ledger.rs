@@ -343,7 +343,11 @@ fn a_signer_answering_482_for_ever_is_caught_at_risk_then_lapsed() {
     // The old livepeer/node bug: 482 whenever the payer's funds or the chain were unavailable.
     // Nothing is ever minted after the reservation, so nothing is delivered: the estimate must
     // run out and warn, never stay silent.
-    let mut h = H::started_at(cfg(), 0);
+    let config = Config {
+        give_up_after_lapse: Some(Duration::from_secs(60)),
+        ..cfg()
+    };
+    let mut h = H::started_at(config, 0);
     h.run(600_000, |action, _| match action {
         Action::Stop => Outcome::Stopped,
         Action::Refresh => Outcome::Refreshed,
