@@ -158,18 +158,11 @@ fn cli_messages_keep_their_information() {
 #[test]
 fn livepay_json_1_is_accepted() {
     let served = Served::clean();
-    let out = livepay(&[
-        "fund",
-        "--runner-url",
-        &served.model.runner_url("live-runner"),
-        "--signer",
-        &served.model.signer_url(),
-        "--duration",
-        "500ms",
-    ])
-    .env("LIVEPAY_JSON", "1")
-    .output()
-    .expect("runs");
+    let out = served
+        .fund(&["--duration", "500ms"])
+        .env("LIVEPAY_JSON", "1")
+        .output()
+        .expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -190,18 +183,8 @@ fn the_first_state_change_is_never_lost() {
     // printed every time (it was missing in 19 of 20 runs).
     for _ in 0..5 {
         let served = Served::clean();
-        let out = run_exiting(
-            0,
-            &[
-                "fund",
-                "--runner-url",
-                &served.model.runner_url("live-runner"),
-                "--signer",
-                &served.model.signer_url(),
-                "--duration",
-                "300ms",
-            ],
-        );
+        let out = served.fund(&["--duration", "300ms"]).output().expect("runs");
+        assert_eq!(out.status.code(), Some(0));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("state: reserved -> funding"), "{text}");
     }

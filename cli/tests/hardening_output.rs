@@ -12,25 +12,19 @@ use common::{Served, livepay, wait_within};
 #[test]
 fn fund_with_a_closed_stdout_stops_the_session_and_exits_7() {
     let served = Served::clean();
-    let mut child = livepay(&[
-        "fund",
-        "--runner-url",
-        &served.model.runner_url("live-runner"),
-        "--signer",
-        &served.model.signer_url(),
-        "--json",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
+    let mut child = served
+        .fund(&["--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     // `| head -1`: read one line, then close the pipe.
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     stdout.read_line(&mut first).expect("a first line");
     drop(stdout);
     let stderr = child.stderr.take().expect("stderr");
-    let (status, _) = wait_within(child, Duration::from_secs(30));
+    let status = wait_within(child, Duration::from_secs(30));
     let err = std::io::read_to_string(stderr).unwrap_or_default();
     assert_eq!(status.code(), Some(7), "{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -28,13 +28,13 @@ fn hang_payments(request: &common::raw::RawRequest, _: &str) -> Option<RawReply>
 #[test]
 fn ctrl_c_cancels_the_payment_in_flight_and_sends_the_stop() {
     let server = fake_runner(hang_payments);
-    let child = fund_raw(&server, &["--timeout", "30s"]);
+    let child = fund_raw(&server, &["--timeout", "600s"]);
     server.wait_for("/payment");
     signal(child.id(), "INT");
-    let (status, took) = wait_within(child, Duration::from_secs(20));
+    // The payment in flight would hold the close for its 600 s timeout: exiting within the
+    // guard at all shows it was cancelled.
+    let status = wait_within(child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
-    // Not the 30 s timeout of the payment in flight: the stop's 2 s deadline at most.
-    assert!(took < Duration::from_secs(4), "{took:?}");
     server.wait_for("/stop");
 }
 
@@ -43,37 +43,29 @@ fn a_second_ctrl_c_exits_at_once_with_130() {
     let server = fake_runner(|request, _| {
         (request.path.ends_with("/payment") || request.path.ends_with("/stop")).then_some(RawReply::Hang)
     });
-    let child = fund_raw(&server, &["--timeout", "30s"]);
+    let child = fund_raw(&server, &["--timeout", "600s"]);
     server.wait_for("/payment");
     let pid = child.id();
     signal(pid, "INT");
     server.wait_for("/stop");
     signal(pid, "INT");
-    let (status, took) = wait_within(child, Duration::from_secs(20));
+    // 130, not the stop's own outcome (its 2 s deadline ends in exit 5): the second Ctrl-C
+    // exited without waiting for it.
+    let status = wait_within(child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(130));
-    assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
 #[test]
 fn sighup_closes_like_sigterm() {
     let served = Served::clean();
-    let mut child = livepay(&[
-        "fund",
-        "--runner-url",
-        &served.model.runner_url("live-runner"),
-        "--signer",
-        &served.model.signer_url(),
-    ])
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("spawn");
+    let mut child = served.fund(&[]).stdout(Stdio::piped()).spawn().expect("spawn");
     // Wait for the first line (reserved), then hang up.
     let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).expect("a line");
     signal(child.id(), "HUP");
     let rest = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let (status, _) = wait_within(child, Duration::from_secs(20));
+    let status = wait_within(child, Duration::from_secs(20));
     let rest = rest.join().expect("reader");
     assert_eq!(status.code(), Some(0), "{line}{rest}");
     assert!(rest.contains("closed by the client"), "{rest}");
@@ -84,14 +76,13 @@ fn sighup_closes_like_sigterm() {
 fn a_duration_ends_on_time_even_with_a_payment_in_flight() {
     let server = fake_runner(hang_payments);
     // 12 s is past the reservation's 10 s prepay: a payment goes out (and hangs) before the end.
-    let child = fund_raw(&server, &["--timeout", "30s", "--duration", "12s"]);
-    let (status, took) = wait_within(child, Duration::from_secs(60));
+    let child = fund_raw(&server, &["--timeout", "600s", "--duration", "12s"]);
+    // Without the cancel, the close would wait out the payment's 600 s timeout.
+    let status = wait_within(child, Duration::from_secs(60));
     // The hanging payment never delivers: the 10 s of credit lapse first, and the exit says so.
     assert_eq!(status.code(), Some(3));
     server.wait_for("/payment");
     server.wait_for("/stop");
-    // Within a second of its time (and the process's start-up).
-    assert!(took < Duration::from_millis(13_300), "{took:?}");
 }
 
 #[test]
@@ -105,8 +96,8 @@ fn peers_unreachable_for_ever_end_in_exit_5_after_the_give_up_span() {
         (!(reservation || first_mint)).then(|| RawReply::Bytes(Vec::new()))
     });
     let child = fund_raw(&server, &["--timeout", "1s", "--give-up-after", "2s"]);
-    let (status, took) = wait_within(child, Duration::from_secs(60));
+    // The 10 s prepay lapses about 9 s in; the give-up follows 2 s later. Without it the
+    // process never exits.
+    let status = wait_within(child, Duration::from_secs(60));
     assert_eq!(status.code(), Some(5));
-    // The 10 s prepay lapses about 9 s in; the give-up follows 2 s later.
-    assert!(took < Duration::from_secs(20), "{took:?}");
 }

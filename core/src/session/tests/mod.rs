@@ -34,6 +34,16 @@ fn transient(endpoint: Endpoint, reply: Reply) -> Outcome {
     Outcome::Transient { endpoint, reply }
 }
 
+/// The state of a session released by a rejection of `endpoint` with `status`.
+fn released_rejected(endpoint: Endpoint, status: u16) -> State {
+    State::Released {
+        reason: ReleaseReason::Rejected {
+            endpoint,
+            reply: Reply::Status(status),
+        },
+    }
+}
+
 fn rejected(endpoint: Endpoint, status: u16) -> Outcome {
     Outcome::Rejected {
         endpoint,
@@ -447,15 +457,7 @@ fn a_terminal_rejection_stops_the_session_then_reports_why() {
     assert_eq!(h.s.state(), State::Reserved);
     assert_eq!(h.action(), Action::Stop);
     h.answer(20, Outcome::Stopped);
-    assert_eq!(
-        h.s.state(),
-        State::Released {
-            reason: ReleaseReason::Rejected {
-                endpoint: Endpoint::Payment,
-                reply: Reply::Status(403)
-            }
-        }
-    );
+    assert_eq!(h.s.state(), released_rejected(Endpoint::Payment, 403));
 }
 
 #[test]
@@ -466,15 +468,7 @@ fn without_stop_on_rejection_a_rejection_releases_at_once() {
     h.action();
     h.answer(20, rejected(Endpoint::Signer, 481));
     h.no_action();
-    assert_eq!(
-        h.s.state(),
-        State::Released {
-            reason: ReleaseReason::Rejected {
-                endpoint: Endpoint::Signer,
-                reply: Reply::Status(481)
-            }
-        }
-    );
+    assert_eq!(h.s.state(), released_rejected(Endpoint::Signer, 481));
 }
 
 /// livepeer-gateway 1.0.0's cases: 403, 404 and 409 each end funding after one payment, and only
