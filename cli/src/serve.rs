@@ -51,8 +51,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 1024, env = "LIVEPAY_MAX_CONNECTIONS")]
     max_connections: usize,
     /// Which server to play: go-livepeer (master), go-livepeer-next (#4029: a JSON challenge in
-    /// payment answers) or livepeer-node (lowercase state keys, flat error bodies, `session_` ids,
-    /// refresh 404).
+    /// payment answers; #4028: signer 480 at nonce 500) or livepeer-node (lowercase state keys,
+    /// flat error bodies, `session_` ids, refresh 404, 480 at nonce 500).
     #[arg(long, default_value = "go-livepeer", value_parser = parse_dialect, env = "LIVEPAY_DIALECT")]
     dialect: Dialect,
     /// Put the signer behind bearer tokens that live this long: `POST {signer}/token` issues one
@@ -65,7 +65,7 @@ pub(crate) struct ServeArgs {
     signer_credit_mints: Option<u64>,
 }
 
-fn parse_dialect(name: &str) -> Result<Dialect, String> {
+pub(crate) fn parse_dialect(name: &str) -> Result<Dialect, String> {
     Dialect::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Dialect::ALL.iter().map(|d| d.name()).collect();
         format!("unknown dialect (use one of {})", names.join(", "))
@@ -179,7 +179,7 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<(), CliError> {
     let plan = FaultPlan::load(&args.profile)
         .map_err(|e| CliError::BadInput(e.to_string()))?
         .resolved(run);
-    let mut model = model_config(args.price, args.tick)?;
+    let mut model = args.dialect.model_config(model_config(args.price, args.tick)?);
     if let Some(ev) = args.ticket_ev {
         model.ticket_ev_wei = ev.wei(args.price);
     }

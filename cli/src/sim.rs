@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use livepay_core::Duration;
 use livepay_mock::faults::{FaultPlan, PROFILES};
+use livepay_mock::model::dialect::Dialect;
 use livepay_mock::sim::{
-    CellsConfig, Comparison, GRID_EVS, GRID_LENGTHS, PolicyKind, SimConfig, cells, compare,
+    CellsConfig, Comparison, FastConfig, GRID_EVS, GRID_LENGTHS, PolicyKind, SimConfig, cells, compare,
 };
 
 use crate::{CliError, duration};
@@ -83,6 +84,11 @@ pub(crate) struct SimArgs {
     /// livepay is told when each session ends, as `livepay fund --duration` tells it.
     #[arg(long, env = "LIVEPAY_SIM_PLANNED_END")]
     planned_end: bool,
+    /// Which server's answers to simulate: go-livepeer (master), go-livepeer-next (a fresh
+    /// challenge in payment answers, 480 at nonce 500) or livepeer-node (the same, and refresh
+    /// 404).
+    #[arg(long, default_value = "go-livepeer", value_parser = crate::serve::parse_dialect, env = "LIVEPAY_SIM_DIALECT")]
+    dialect: Dialect,
     /// Print the report as JSON (deterministic: same seed, same bytes).
     #[arg(long, env = "LIVEPAY_SIM_JSON")]
     json: bool,
@@ -139,6 +145,7 @@ fn run_single(args: &SimArgs) -> Result<(), CliError> {
         trace_sessions: if args.plot.is_some() { 3 } else { 0 },
         read_tickets: !args.opaque_payments,
         planned_end: args.planned_end,
+        model: args.dialect.fast_config(FastConfig::default()),
         ..SimConfig::default()
     }
     .with_ev_seconds(args.ev);
@@ -160,7 +167,7 @@ fn run_single(args: &SimArgs) -> Result<(), CliError> {
     crate::out(&if args.json {
         report.to_json()
     } else {
-        table(&report)
+        format!("server {} · {}", args.dialect.name(), table(&report))
     });
     Ok(())
 }
@@ -208,6 +215,7 @@ fn run_grid(args: &SimArgs) -> Result<(), CliError> {
             seed: args.seed,
             read_tickets: !args.opaque_payments,
             planned_end: args.planned_end,
+            model: args.dialect.fast_config(FastConfig::default()),
             ..SimConfig::default()
         },
         threads: args.threads,

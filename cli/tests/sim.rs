@@ -228,6 +228,41 @@ fn the_single_run_takes_a_ticket_ev() {
 }
 
 #[test]
+fn every_dialect_simulates_and_a_challenge_in_payment_answers_saves_the_refreshes() {
+    let refreshes = |dialect: &str| {
+        let out = livepay(&[
+            "sim",
+            "--sessions",
+            "3",
+            "--hours",
+            "1",
+            "--policy",
+            "livepay",
+            "--dialect",
+            dialect,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(report["policies"][0]["drops"], 0, "{dialect}");
+        report["policies"][0]["refreshes"].as_u64().expect("refreshes")
+    };
+    assert!(refreshes("go-livepeer") >= 3 * 6);
+    assert_eq!(refreshes("go-livepeer-next"), 0);
+    assert_eq!(refreshes("livepeer-node"), 0);
+    let table = livepay(&[
+        "sim",
+        "--sessions",
+        "2",
+        "--hours",
+        "0.1",
+        "--dialect",
+        "livepeer-node",
+    ]);
+    assert!(String::from_utf8_lossy(&table.stdout).starts_with("server livepeer-node · "));
+}
+
+#[test]
 fn bad_input_is_one_clear_line_and_exit_2() {
     bad_input(&["sim", "--evs", "0"], "--evs: 0 is out of range");
     bad_input(&["sim", "--evs", "x"], "invalid value 'x'");
@@ -246,6 +281,7 @@ fn bad_input_is_one_clear_line_and_exit_2() {
     bad_input(&["sim", "--sessions", "0"], "sessions");
     bad_input(&["sim", "--policy", "mine"], "invalid value 'mine'");
     bad_input(&["sim", "--bogus"], "unexpected argument '--bogus'");
+    bad_input(&["sim", "--dialect", "nope"], "unknown dialect");
     bad_input(&["frobnicate"], "unrecognized subcommand");
 }
 

@@ -1,6 +1,7 @@
 //! Issue 11: the conformance matrix. Every dialect the model serves (go-livepeer `master`,
 //! go-livepeer with #4029, livepeer/node) × {healthy, 482 stream, 480 refresh, silent release,
-//! terminal rejection (signer credit exhausted, 483), credential expiry}, end to end over HTTP
+//! terminal rejection (signer credit exhausted, 483), credential expiry, nonce limit (#4028),
+//! price change}, end to end over HTTP
 //! against the served model on a 10× faster clock. The same client, no dialect flag: behaviour
 //! follows what each server says.
 
@@ -10,21 +11,17 @@ use std::sync::Arc;
 
 use common::{
     collect_until, count, eventually, fast_model, guarded, is_accepted, live_options, live_pricing,
+    signer_tokens,
 };
-use futures::FutureExt as _;
-use livepay_core::engine::Credential;
 use livepay_core::{Duration, Event, ReleaseReason};
-use livepay_hyper::{CredentialSource, LiveOptions, LiveSession};
+use livepay_hyper::{LiveOptions, LiveSession};
 use livepay_mock::faults::FaultPlan;
 use livepay_mock::model::dialect::{Dialect, SignerAuth};
-use livepay_mock::model::{ManifestIds, ModelConfig};
+use livepay_mock::model::{ModelConfig, Pricing};
 use livepay_mock::serve::{ServeConfig, ServedModel};
 
 async fn serve(dialect: Dialect, model: ModelConfig, auth: Option<SignerAuth>) -> Arc<ServedModel> {
-    let mut model = model;
-    if dialect == Dialect::LivepeerNode {
-        model.manifest_ids = ManifestIds::Session10;
-    }
+    let model = dialect.model_config(model);
     let served = ServedModel::start(ServeConfig {
         model,
         plan: FaultPlan::clean(),
@@ -36,22 +33,6 @@ async fn serve(dialect: Dialect, model: ModelConfig, auth: Option<SignerAuth>) -
     .await
     .expect("served model");
     Arc::new(served)
-}
-
-/// Credentials fetched from the served model's token issuer.
-fn tokens(served: &Arc<ServedModel>) -> CredentialSource {
-    let served = Arc::clone(served);
-    CredentialSource::new(move || {
-        let token = served.issue_signer_token();
-        async move {
-            token.map(|(value, life)| Credential {
-                name: "Authorization".into(),
-                value,
-                expires_in: Some(life),
-            })
-        }
-        .boxed()
-    })
 }
 
 async fn reserve(options: LiveOptions) -> LiveSession {
@@ -158,7 +139,7 @@ async fn silent_release(dialect: Dialect) {
 async fn credit_exhausted(dialect: Dialect) {
     let auth = SignerAuth::new(Duration::from_secs(30), Some(3));
     let served = serve(dialect, fast_model(live_pricing()), Some(auth)).await;
-    let session = reserve(live_options(&served).with_credentials(tokens(&served))).await;
+    let session = reserve(live_options(&served).with_credentials(signer_tokens(&served))).await;
     let reason = guarded("the release", session.wait_released()).await;
     assert_eq!(reason, ReleaseReason::SignerCreditExhausted, "{dialect:?}");
     // The stop went out first.
@@ -171,7 +152,7 @@ async fn credential_expiry(dialect: Dialect) {
     // Tokens live 1 s (10 s at the model's pace): several rotations within the test.
     let auth = SignerAuth::new(Duration::from_secs(1), None);
     let served = serve(dialect, fast_model(live_pricing()), Some(auth)).await;
-    let session = reserve(live_options(&served).with_credentials(tokens(&served))).await;
+    let session = reserve(live_options(&served).with_credentials(signer_tokens(&served))).await;
     let mut events = session.events();
     collect_until(&mut events, "payments across token rotations", |seen| {
         count(seen, is_accepted) >= 10
@@ -183,6 +164,80 @@ async fn credential_expiry(dialect: Dialect) {
         served.signer_tokens_issued()
     );
     assert!(session.state().is_funding());
+    assert_eq!(
+        guarded("close", session.close()).await,
+        Ok(ReleaseReason::ClosedByClient)
+    );
+}
+
+/// #4028 and livepeer/node answer 480 once the sender nonce reaches a limit (500; 1 here, so
+/// that a second mint under the same ticket params always meets it, starting with the first
+/// payment after the one-ticket prepay): a refresh, then the payment, and no cycle lost.
+/// go-livepeer `master` has no such limit; the row runs it with one all the same.
+async fn nonce_limit(dialect: Dialect) {
+    let mut model = fast_model(live_pricing());
+    model.signer.refresh_at_nonce = Some(1);
+    let served = serve(dialect, model, None).await;
+    let session = reserve(live_options(&served)).await;
+    let mut events = session.events();
+    let seen = collect_until(&mut events, "payments past the nonce limit", |seen| {
+        count(seen, is_accepted) >= 4
+    })
+    .await;
+    assert!(
+        served.with_world(|w| w.signer().stats().refresh_480) >= 1,
+        "{dialect:?}: the limit was never met"
+    );
+    assert!(
+        seen.iter().any(|e| matches!(e, Event::Refreshed { .. })),
+        "{dialect:?}"
+    );
+    assert_eq!(
+        session.stats().failures,
+        0,
+        "{dialect:?}: {:?}",
+        session.last_problem()
+    );
+    assert_eq!(
+        guarded("close", session.close()).await,
+        Ok(ReleaseReason::ClosedByClient)
+    );
+}
+
+/// The runner's price changes mid-session. go-livepeer keeps a live session's pinned price (its
+/// refreshes and #4029's challenges carry it): funding goes on. livepeer/node refuses the
+/// session's payments with 409 "runner price changed": released with its own reason, after the
+/// stop, so that the application can reserve again at the new price.
+async fn price_change(dialect: Dialect) {
+    let served = serve(dialect, fast_model(live_pricing()), None).await;
+    let session = reserve(live_options(&served)).await;
+    let id = session.session_id().to_owned();
+    let mut events = session.events();
+    collect_until(&mut events, "a payment", |seen| count(seen, is_accepted) >= 1).await;
+    let runner = served.with_world(|w| w.orchestrator().session(&id).map(|s| s.runner_id().to_owned()));
+    let raised = Pricing::Live {
+        wei_per_second: 2 * 1_000_000_000,
+    };
+    assert!(served.with_world(|w| {
+        w.orchestrator_mut()
+            .set_runner_pricing(&runner.expect("hosted"), raised)
+    }));
+    if dialect == Dialect::LivepeerNode {
+        assert_eq!(
+            guarded("the release", session.wait_released()).await,
+            ReleaseReason::PriceChanged
+        );
+        assert!(
+            served.with_world(|w| w.orchestrator().released_at(&id).is_some()),
+            "stopped"
+        );
+        return;
+    }
+    collect_until(&mut events, "payments at the pinned price", |seen| {
+        count(seen, is_accepted) >= 3
+    })
+    .await;
+    assert!(session.state().is_funding(), "{dialect:?}");
     assert_eq!(
         guarded("close", session.close()).await,
         Ok(ReleaseReason::ClosedByClient)
@@ -209,7 +264,9 @@ mod every_dialect {
         refresh_480,
         silent_release,
         credit_exhausted,
-        credential_expiry
+        credential_expiry,
+        nonce_limit,
+        price_change
     );
 }
 

@@ -323,3 +323,63 @@ fn a_stopped_session_leaves_the_funder_with_its_protocol_state_and_stays_reserve
         served.shutdown().await;
     });
 }
+
+/// Sessions whose signer tokens live 1 s (10 s at the model's pace): the funder fetches a fresh
+/// one for each session before its token expires, holding only that session's signer request,
+/// and funding never falters.
+#[test]
+fn expiring_signer_credentials_are_renewed_per_session_without_a_lapse() {
+    use livepay_mock::model::dialect::SignerAuth;
+    use std::sync::Arc;
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    runtime().block_on(async {
+        const N: usize = 20;
+        let mut config = served_config();
+        config.signer_auth = Some(SignerAuth::new(Duration::from_secs(1), None));
+        let served = Arc::new(ServedModel::start(config).await.expect("served"));
+        let source = common::signer_tokens(&served);
+        let http = HttpClient::new(HttpConfig::default()).expect("client");
+        let mut funder = Funder::new(
+            http.clone(),
+            FunderConfig {
+                seed: 3,
+                session_config: scaled_config(),
+                ..FunderConfig::default()
+            },
+        )
+        .expect("valid config");
+        let handle = funder.handle();
+        let collector = collect(funder.events().expect("first take"));
+        let run = tokio::spawn(funder.run());
+        let mut keys = Vec::new();
+        for _ in 0..N {
+            let (token, _) = served.issue_signer_token().expect("a token");
+            let options = ReserveOptions::new(
+                served.runner_url(RUNNER),
+                Some(served.signer_url()),
+                PaymentType::Live,
+            )
+            .with_signer_header("Authorization", token);
+            let reserved = reserve(&http, &handle.clock(), options).await.expect("reserved");
+            keys.push(
+                handle
+                    .add_with_credentials(reserved, source.clone())
+                    .expect("running"),
+            );
+        }
+        let issued = served.signer_tokens_issued();
+        // Three token lives.
+        tokio::time::sleep(StdDuration::from_secs(3)).await;
+        let stats = handle.stats();
+        assert_eq!(stats.funding, N as u64, "{stats:?}");
+        assert!(stats.payments >= 2 * N as u64, "{stats:?}");
+        assert!(
+            served.signer_tokens_issued() >= issued + 2 * N as u64,
+            "tokens renewed per session: {} then {}",
+            issued,
+            served.signer_tokens_issued()
+        );
+        assert_eq!(model_releases(&served), Vec::new(), "the model released nothing");
+        close_all_and_finish(handle, run, collector, &keys, &served).await;
+    });
+}

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::TokioClock;
 use crate::http::HttpClient;
+use crate::session::CredentialSource;
 
 pub(crate) mod lanes;
 pub(crate) mod multiplexer;
@@ -265,6 +266,7 @@ pub(crate) enum Order {
     Add {
         key: SessionKey,
         reserved: Box<Reserved>,
+        credentials: Option<CredentialSource>,
     },
     Close(SessionKey),
     CloseAll,
@@ -310,6 +312,30 @@ impl FunderHandle {
         self.send(Order::Add {
             key,
             reserved: Box::new(reserved),
+            credentials: None,
+        })?;
+        Ok(key)
+    }
+
+    /// [`add`](Self::add), with expiring signer credentials: the funder asks `credentials` for a
+    /// fresh one when the engine wants it ([`Engine::wants_credential`]: before the current one
+    /// expires, and after a signer 401 or 403), and holds the session's next signer request
+    /// until it has. Other sessions go on meanwhile. Sessions that share one signer account can
+    /// share one source; a source that caches its token then serves them all from one fetch.
+    ///
+    /// # Errors
+    ///
+    /// [`FunderClosed`] when the funder task is gone.
+    pub fn add_with_credentials(
+        &self,
+        reserved: Reserved,
+        credentials: CredentialSource,
+    ) -> Result<SessionKey, FunderClosed> {
+        let key = SessionKey(self.next_key.fetch_add(1, Ordering::Relaxed));
+        self.send(Order::Add {
+            key,
+            reserved: Box::new(reserved),
+            credentials: Some(credentials),
         })?;
         Ok(key)
     }

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use livepay_core::engine::{Engine, Reserved, origin};
+use livepay_core::engine::{Credential, Engine, Reserved, origin};
 use livepay_core::{Clock as _, Config, Event, Instant, Peer, RequestId, State, Stats};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +24,7 @@ use super::timers::Timers;
 use super::{Counters, FunderConfig, Order, SessionKey, bump, drop_one};
 use crate::clock::TokioClock;
 use crate::http::{HttpClient, HttpError, HttpResponse};
+use crate::session::CredentialSource;
 
 /// One session held by the funder.
 struct Entry {
@@ -43,6 +44,10 @@ struct Entry {
     stats: Stats,
     /// Where to hand the engine back after a `stop`.
     stop_waiter: Option<oneshot::Sender<Engine>>,
+    /// Where fresh signer credentials come from, if they expire.
+    credentials: Option<CredentialSource>,
+    /// Whether a credential is being fetched (the next signer request waits for it).
+    fetching: bool,
 }
 
 impl Entry {
@@ -63,6 +68,9 @@ type Landed = (
     Result<HttpResponse, HttpError>,
 );
 type RequestFuture = Pin<Box<dyn Future<Output = Landed> + Send>>;
+/// A credential fetched for a session.
+type Fetched = (u32, SessionKey, Option<Credential>);
+type FetchFuture = Pin<Box<dyn Future<Output = Fetched> + Send>>;
 
 /// What the multiplexer is built from.
 pub(crate) struct Setup {
@@ -85,6 +93,7 @@ pub(crate) struct Multiplexer {
     index: std::collections::HashMap<SessionKey, u32>,
     timers: Timers,
     in_flight: FuturesUnordered<RequestFuture>,
+    fetching: FuturesUnordered<FetchFuture>,
     lanes: Lanes,
     events: mpsc::Sender<(SessionKey, Event)>,
     counters: Arc<Counters>,
@@ -110,6 +119,7 @@ impl Multiplexer {
             index: std::collections::HashMap::new(),
             timers: Timers::new(),
             in_flight: FuturesUnordered::new(),
+            fetching: FuturesUnordered::new(),
             events,
             counters,
         }
@@ -137,6 +147,9 @@ impl Multiplexer {
                 Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.on_answer(answer);
                 }
+                Some(fetched) = self.fetching.next(), if !self.fetching.is_empty() => {
+                    self.on_credential(fetched);
+                }
                 command = commands.recv(), if open => match command {
                     Some(command) => self.on_command(command),
                     None => open = false,
@@ -162,7 +175,11 @@ impl Multiplexer {
         let now = self.clock.now();
         let held = |this: &Self, key: &SessionKey| this.index.get(key).copied();
         match command {
-            Order::Add { key, reserved } => self.add(now, key, *reserved),
+            Order::Add {
+                key,
+                reserved,
+                credentials,
+            } => self.add(now, key, *reserved, credentials),
             Order::Close(key) => {
                 if let Some(index) = held(self, &key) {
                     self.close(now, index);
@@ -203,7 +220,13 @@ impl Multiplexer {
         }
     }
 
-    fn add(&mut self, now: Instant, key: SessionKey, mut reserved: Reserved) {
+    fn add(
+        &mut self,
+        now: Instant,
+        key: SessionKey,
+        mut reserved: Reserved,
+        credentials: Option<CredentialSource>,
+    ) {
         if reserved.minted_at > now {
             // Reserved on another clock: the runway cannot have started later than now.
             tracing::warn!(%key, "livepay: funder: a reservation minted after now; counted from now");
@@ -235,6 +258,8 @@ impl Multiplexer {
             funding: false,
             stats: Stats::default(),
             stop_waiter: None,
+            credentials,
+            fetching: false,
         };
         let index = match self.free.pop() {
             Some(index) => {
@@ -249,7 +274,26 @@ impl Multiplexer {
         self.index.insert(key, index);
         bump(&self.counters.added);
         bump(&self.counters.sessions);
+        // A fresh credential first, so that its expiry is known before the first signer request.
+        self.fetch_credential(index);
         self.service(index);
+    }
+
+    /// Starts fetching a credential for slot `index`, if it has a source and is not already.
+    fn fetch_credential(&mut self, index: u32) -> bool {
+        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        let Some(source) = slot.credentials.clone().filter(|_| !slot.fetching) else {
+            return false;
+        };
+        slot.fetching = true;
+        let key = slot.key;
+        self.fetching.push(Box::pin(async move {
+            let credential = source.fetch().await;
+            (index, key, credential)
+        }));
+        true
     }
 
     fn close(&mut self, now: Instant, index: u32) {
@@ -303,6 +347,18 @@ impl Multiplexer {
         }
     }
 
+    /// A credential came back for a session: the engine takes it, and its held signer request
+    /// may go.
+    fn on_credential(&mut self, (index, key, credential): Fetched) {
+        let now = self.clock.now();
+        let Some(slot) = self.slot_of(index, key) else {
+            return;
+        };
+        slot.fetching = false;
+        slot.engine.handle_credential(now, credential.as_ref());
+        self.service(index);
+    }
+
     /// Services the sessions waiting on `lane`, oldest first, while it has room.
     fn wake_waiters(&mut self, lane: LaneId) {
         loop {
@@ -330,9 +386,21 @@ impl Multiplexer {
         let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        if slot.in_flight.is_some() {
+        if slot.in_flight.is_some() || slot.fetching {
             return;
         }
+        let now = self.clock.now();
+        if slot.engine.wants_credential(now) {
+            // Before the signer is asked again (see `Engine::run`).
+            if slot.credentials.is_none() {
+                slot.engine.handle_credential(now, None);
+            } else if self.fetch_credential(index) {
+                return;
+            }
+        }
+        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let wanted = slot.engine.peek_peer().map(|peer| slot.lane_of(peer));
         if let Some((lane, _)) = slot.queued {
             if wanted == Some(lane) {
@@ -403,7 +471,10 @@ impl Multiplexer {
                 drop_one(&self.counters.funding);
             }
         }
-        let idle = slot.in_flight.is_none() && slot.queued.is_none() && slot.engine.peek_peer().is_none();
+        let idle = slot.in_flight.is_none()
+            && slot.queued.is_none()
+            && !slot.fetching
+            && slot.engine.peek_peer().is_none();
         if idle && (state.is_released() || state == State::Reserved) {
             self.retire(index);
         }

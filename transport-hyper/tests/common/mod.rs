@@ -349,3 +349,21 @@ pub async fn https_ok_server(
     });
     port
 }
+
+/// Signer credentials fetched from the served model's token issuer (`SignerAuth`), each with
+/// its life.
+pub fn signer_tokens(served: &std::sync::Arc<ServedModel>) -> livepay_hyper::CredentialSource {
+    use futures::FutureExt as _;
+    let served = std::sync::Arc::clone(served);
+    livepay_hyper::CredentialSource::new(move || {
+        let token = served.issue_signer_token();
+        async move {
+            token.map(|(value, life)| livepay_core::engine::Credential {
+                name: "Authorization".into(),
+                value,
+                expires_in: Some(life),
+            })
+        }
+        .boxed()
+    })
+}

@@ -182,6 +182,9 @@ pub struct SignerConfig {
     pub prepay_lv2v: Duration,
     /// 480 when the auth token is in this last share of its life, in percent. Default 10.
     pub auth_refresh_percent: u32,
+    /// 480 once the state's sender nonce under the current ticket params has reached this
+    /// (go-livepeer #4028, livepeer/node: 500). Default `None`: never (go-livepeer `master`).
+    pub refresh_at_nonce: Option<u64>,
 }
 
 impl Default for SignerConfig {
@@ -194,6 +197,7 @@ impl Default for SignerConfig {
             prepay_live: Duration::from_secs(10),
             prepay_lv2v: Duration::from_secs(60),
             auth_refresh_percent: 10,
+            refresh_at_nonce: None,
         }
     }
 }

@@ -3,10 +3,12 @@
 //! upstream source (`docs/protocol.md`, "Dialects"):
 //!
 //! - [`Dialect::GoLivepeerNext`]: go-livepeer with #4029 (a payment 200 carries a fresh JSON
-//!   challenge instead of a protobuf `PaymentResult`);
+//!   challenge instead of a protobuf `PaymentResult`) and #4028 (the signer answers 480 once the
+//!   sender nonce reaches 500, [`Dialect::model_config`]);
 //! - [`Dialect::LivepeerNode`]: the standalone livepeer/node: signer state keys `state`/`sig`,
-//!   `{"error":"…"}` bodies, `session_` manifest ids, a JSON challenge in payment 200s, and a
-//!   refresh that fails with 404 where go-livepeer says 409;
+//!   `{"error":"…"}` bodies, `session_` manifest ids, a JSON challenge in payment 200s, 480 at
+//!   nonce 500, a refresh that fails with 404 where go-livepeer says 409, and 409 "runner price
+//!   changed" to a session's payments once its runner's price changed;
 //! - [`SignerAuth`]: a signer behind short-lived bearer tokens (pymthouse: 300 s JWTs, 401 once
 //!   expired) and a credit limit (483 once exhausted), with any dialect.
 
@@ -16,7 +18,8 @@ use std::string::ToString;
 use embassy_time::{Duration, Instant};
 use serde_json::Value;
 
-use super::{Host, Method, Request, Response, World, headers};
+use super::{Host, ManifestIds, Method, ModelConfig, Request, Response, World, headers};
+use crate::sim::FastConfig;
 
 /// Which server the model plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +49,42 @@ impl Dialect {
     /// The dialect called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The sender nonce from which #4028 and livepeer/node's signer answer 480.
+    pub const REFRESH_AT_NONCE: u64 = 500;
+
+    /// `base` with what this server does differently in its configuration: livepeer/node's
+    /// `session_` manifest ids, and the nonce limit of #4028 and livepeer/node (unless `base`
+    /// sets one).
+    #[must_use]
+    pub fn model_config(self, base: ModelConfig) -> ModelConfig {
+        let mut model = base;
+        if self != Self::GoLivepeer {
+            model
+                .signer
+                .refresh_at_nonce
+                .get_or_insert(Self::REFRESH_AT_NONCE);
+        }
+        if self == Self::LivepeerNode {
+            model.manifest_ids = ManifestIds::Session10;
+        }
+        model
+    }
+
+    /// `base` with what this server answers differently, in the simulation's fast model: a fresh
+    /// challenge in payment answers, the nonce limit, and livepeer/node's refresh 404.
+    #[must_use]
+    pub fn fast_config(self, base: FastConfig) -> FastConfig {
+        let mut fast = base;
+        fast.challenge_in_payment = self.challenge_in_payment_answer();
+        if self != Self::GoLivepeer {
+            fast.refresh_at_nonce = u32::try_from(Self::REFRESH_AT_NONCE).ok();
+        }
+        if self == Self::LivepeerNode {
+            fast.refresh_refused_status = 404;
+        }
+        fast
     }
 
     /// Whether a payment 200 carries a fresh JSON challenge.
@@ -167,6 +206,12 @@ fn handle_dialect(world: &mut World, dialect: Dialect, now: Instant, host: Host,
     } else {
         req
     };
+    if node
+        && host == Host::Orchestrator
+        && let Some(refused) = price_changed(world, now, req)
+    {
+        return refused;
+    }
     let mut answer = world.handle(now, host, req);
     let path = req.path();
     if host == Host::Orchestrator
@@ -189,6 +234,27 @@ fn handle_dialect(world: &mut World, dialect: Dialect, now: Instant, host: Host,
         }
     }
     answer
+}
+
+/// livepeer/node's 409 to a session payment once the runner's price is no longer the one the
+/// session was reserved at: the payment credits nothing, and the session goes on being debited at
+/// its own price until its balance runs out.
+fn price_changed(world: &mut World, now: Instant, req: &Request) -> Option<Response> {
+    let path = req.path();
+    if req.method != Method::Post || !path.ends_with("/payment") {
+        return None;
+    }
+    let session_id = path.strip_suffix("/payment")?.rsplit('/').next()?;
+    let session = world.orchestrator().session(session_id)?;
+    let current = world.orchestrator().runner_pricing(session.runner_id())?;
+    if !session.is_active() || current == session.pricing() {
+        return None;
+    }
+    world.advance(now);
+    Some(Response::json(
+        409,
+        &serde_json::json!({ "error": "runner price changed; request a new payment challenge" }),
+    ))
 }
 
 /// The session's refresh answer (fresh params), as a payment 200 of #4029 / livepeer/node carries

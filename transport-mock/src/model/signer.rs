@@ -232,13 +232,18 @@ impl Signer {
                 Some(state)
             }
         };
-        // 480: params too old, or auth token in the last share of its life.
+        // 480: params too old, the auth token in the last share of its life, or (#4028) the
+        // nonces spent.
         let now_us = now.as_micros();
         let auth_life = params.auth_expires_at_us.saturating_sub(params.auth_issued_at_us);
         let refresh_from = params
             .auth_expires_at_us
             .saturating_sub(auth_life / 100 * u64::from(self.config.auth_refresh_percent.min(100)));
-        if now_us >= params.expires_at_us || now_us >= refresh_from {
+        // #4028: the sender nonce under these params has reached the limit.
+        let nonce_spent = prior.as_ref().is_some_and(|s| {
+            s.pm_session == params.id && self.config.refresh_at_nonce.is_some_and(|limit| s.nonce >= limit)
+        });
+        if now_us >= params.expires_at_us || now_us >= refresh_from || nonce_spent {
             self.stats.refresh_480 += 1;
             return Response::error(480, "refresh required")
                 .with_header(headers::ORCHESTRATOR_URL, params.orchestrator);

@@ -57,6 +57,14 @@ pub struct FastConfig {
     pub record_idle_expiry: Duration,
     /// Most tickets per mint (400 above).
     pub max_tickets: u64,
+    /// Whether a credited payment's 200 carries a fresh challenge (go-livepeer #4029,
+    /// livepeer/node): new ticket params and auth token, as a refresh would give.
+    pub challenge_in_payment: bool,
+    /// The sender nonce from which the signer answers 480 (go-livepeer #4028, livepeer/node:
+    /// 500); `None`: never.
+    pub refresh_at_nonce: Option<u32>,
+    /// The status of a refused refresh: 409 (go-livepeer) or 404 (livepeer/node).
+    pub refresh_refused_status: u16,
 }
 
 impl Default for FastConfig {
@@ -72,6 +80,9 @@ impl Default for FastConfig {
             auth_refresh_percent: 10,
             record_idle_expiry: Duration::from_secs(10 * 60),
             max_tickets: 100,
+            challenge_in_payment: false,
+            refresh_at_nonce: None,
+            refresh_refused_status: 409,
         }
     }
 }
@@ -314,6 +325,13 @@ impl FastLedger {
         if now >= self.params_issued + config.param_lifetime.as_micros() || now >= refresh_from {
             return SignerAnswer::RefreshRequired;
         }
+        // #4028: the state's nonce under these params has reached the limit.
+        let nonce_spent = !fresh
+            && self.state_params == self.params
+            && config.refresh_at_nonce.is_some_and(|limit| self.nonce >= limit);
+        if nonce_spent {
+            return SignerAnswer::RefreshRequired;
+        }
         let (balance, last_nonce, elapsed) = if fresh {
             (0, 0, 0)
         } else {
@@ -434,16 +452,23 @@ impl FastLedger {
     }
 
     /// The orchestrator's refresh-payment at `now`: 200 with new params (a new identity, so a new
-    /// nonce space), or 409 once the balance record has expired.
+    /// nonce space), or [`FastConfig::refresh_refused_status`] once the balance record has expired.
     pub fn refresh(&mut self, config: &FastConfig, now: u64, jitter: impl FnMut() -> i64) -> u16 {
         self.catch_up(config, now, jitter);
         if now >= self.last_access + config.record_idle_expiry.as_micros() {
-            return 409;
+            return config.refresh_refused_status;
         }
+        self.renew_params(now);
+        200
+    }
+
+    /// New ticket params (a new identity, so a new nonce space) and auth token, issued at `now`:
+    /// a refresh, or the fresh challenge of a payment 200 ([`FastConfig::challenge_in_payment`])
+    /// that reached the client (a lost answer renews nothing: the client never read it).
+    pub fn renew_params(&mut self, now: u64) {
         self.params += 1;
         self.params_issued = now;
         self.params_used = false;
-        200
     }
 
     /// The orchestrator's stop at `now`: 204, and the session no longer ticks.

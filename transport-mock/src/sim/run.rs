@@ -107,7 +107,13 @@ impl SessionWorld<'_> {
         let (arrives, reply) = match fate {
             Fate::Failed { after, reply } => (now + after, reply),
             Fate::Delivered { latency } => {
-                (now + latency, self.serve(call.endpoint, fresh, now + latency / 2))
+                let served = now + latency / 2;
+                let reply = self.serve(call.endpoint, fresh, served);
+                let posted = matches!(call.endpoint, Endpoint::Payment | Endpoint::Repost);
+                if posted && reply == Reply::Status(200) && config.model.challenge_in_payment {
+                    self.model.renew_params(us(served));
+                }
+                (now + latency, reply)
             }
             Fate::LostAnswer { latency, after } => {
                 self.result.lost_answers += 1;

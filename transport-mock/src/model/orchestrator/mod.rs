@@ -358,6 +358,12 @@ impl Orchestrator {
         self.ticks.first().map(|&(at, _)| at)
     }
 
+    /// A runner's current price (`None`: unknown runner).
+    #[must_use]
+    pub fn runner_pricing(&self, runner_id: &str) -> Option<Pricing> {
+        self.runners.get(runner_id).map(|r| r.config.pricing)
+    }
+
     /// Change a runner's price for future challenges (live sessions keep their pinned price). Returns
     /// `false` if the runner is unknown.
     pub fn set_runner_pricing(&mut self, runner_id: &str, pricing: Pricing) -> bool {

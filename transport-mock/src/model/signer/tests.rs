@@ -458,3 +458,23 @@ fn lv2v_later_calls_bill_pixels_of_elapsed_time() {
     assert_eq!(tickets(&minted.payment), 4);
     assert_eq!(w.signer().modelled_balance(flow.session_id()), Some(993_000_000));
 }
+
+#[test]
+fn the_nonce_limit_answers_480_and_fresh_params_restart_the_nonces() {
+    let mut config = ModelConfig::default();
+    config.signer.refresh_at_nonce = Some(15);
+    let mut w = World::new(config, 7);
+    let mut flow = Flow::reserve(&mut w, secs(0), R, PriceKind::Live);
+    // The prepay took the nonces to 10; a 3 s mint to 13, then 16.
+    let m = flow.mint(&mut w, secs(3)).expect("mint");
+    assert_eq!(flow.pay(&mut w, secs(3), &m).status, 200);
+    let m = flow.mint(&mut w, secs(6)).expect("mint");
+    assert_eq!(flow.pay(&mut w, secs(6), &m).status, 200);
+    let refused = flow.mint(&mut w, secs(9)).expect_err("the limit");
+    assert_eq!(refused.status, 480);
+    assert_eq!(w.signer().stats().refresh_480, 1);
+    assert_eq!(flow.refresh(&mut w, secs(9)).status, 200);
+    let m = flow.mint(&mut w, secs(9)).expect("mint");
+    assert_eq!(payment_record(&m.payment).first_nonce, 1);
+    assert_eq!(flow.pay(&mut w, secs(9), &m).status, 200);
+}

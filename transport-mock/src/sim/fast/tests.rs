@@ -193,3 +193,41 @@ fn fractional_carry_and_runway() {
     assert_eq!(s.debited, 5 * c.price_wei);
     assert_eq!(s.runway_us(&c, 6 * S), 10 * S - 6 * S);
 }
+
+#[test]
+fn the_nonce_limit_answers_480_until_a_refresh_restarts_the_nonces() {
+    let c = FastConfig {
+        refresh_at_nonce: Some(12),
+        ..FastConfig::default()
+    };
+    // The 10-ticket prepay leaves nonce 10; a 5-ticket mint takes it to 15.
+    let mut s = FastLedger::reserve(&c, 0, 0);
+    let m = mint(&mut s, &c, 5 * S);
+    assert_eq!(m.first_nonce + m.tickets - 1, 15);
+    assert_eq!(s.generate(&c, 10 * S, false), SignerAnswer::RefreshRequired);
+    assert_eq!(s.refresh(&c, 10 * S, none), 200);
+    let after = mint(&mut s, &c, 10 * S);
+    assert_eq!((after.params, after.first_nonce), (1, 1));
+}
+
+#[test]
+fn a_challenge_in_the_payment_answer_renews_the_params_only_when_read() {
+    let c = FastConfig {
+        challenge_in_payment: true,
+        param_lifetime: Duration::from_secs(30),
+        ..FastConfig::default()
+    };
+    let mut s = FastLedger::reserve(&c, 0, 0);
+    // Without the renewal the params would be past their life at 30 s.
+    for t in (5..=60).step_by(5) {
+        let m = mint(&mut s, &c, t * S);
+        assert!(matches!(s.pay(&c, t * S, &m, none), PayAnswer::Credited { .. }));
+        s.renew_params(t * S);
+    }
+    let c = FastConfig {
+        refresh_refused_status: 404,
+        record_idle_expiry: Duration::from_secs(1),
+        ..c
+    };
+    assert_eq!(s.refresh(&c, 200 * S, none), 404);
+}

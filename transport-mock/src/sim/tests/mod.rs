@@ -161,5 +161,6 @@ fn lost_answers_are_processed_by_the_server() {
 }
 
 mod cells;
+mod dialects;
 mod differential;
 mod estimate;
