@@ -6,7 +6,9 @@
 //! give-up span after a lapse); 6 a protocol violation by a peer; 7 standard output closed;
 //! 130 a second interrupt.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
@@ -15,7 +17,8 @@ use futures::StreamExt as _;
 use livepay_core::engine::{
     HeaderProblem, ReserveOptions, UrlProblem, check_signer_header, check_url, origin,
 };
-use livepay_core::{Config, ConfigError, PaymentType, redact};
+use livepay_core::{Config, ConfigError, Event, PaymentType, Stats, redact};
+use livepay_daemon::metrics::{Metrics, SessionCounts, serve_metrics};
 use livepay_hyper::{HttpClient, HttpConfig, LiveOptions, LiveSession};
 
 use crate::live::{live_error, release_result};
@@ -96,6 +99,10 @@ pub(crate) struct FundArgs {
     /// Print one JSON event per line.
     #[arg(long, env = "LIVEPAY_JSON", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     json: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9100 (port 0 picks a free
+    /// one; the address is printed on stderr). Bound before the reservation.
+    #[arg(long, value_name = "ADDR", env = "LIVEPAY_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// A duration above zero (a zero timeout would fail every request).
@@ -220,9 +227,77 @@ async fn check_type_against_discovery(
     }
 }
 
+/// Binds `addr` and serves the metrics there from a task of their own; prints the bound address
+/// (port 0 becomes the real port) on stderr, so that `--json` output stays JSON.
+async fn start_metrics(addr: SocketAddr) -> Result<Arc<Metrics>, CliError> {
+    let cannot =
+        |e: std::io::Error| CliError::BadInput(format!("--metrics-addr {addr}: cannot listen there: {e}"));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(cannot)?;
+    let bound = listener.local_addr().map_err(cannot)?;
+    let metrics = Arc::new(Metrics::new());
+    crate::err_line(&format!("metrics http://{bound}/metrics"));
+    let served = Arc::clone(&metrics);
+    tokio::spawn(async move {
+        if let Err(e) = serve_metrics(listener, served).await {
+            tracing::warn!(error = %e, "livepay: the metrics server stopped");
+        }
+    });
+    Ok(metrics)
+}
+
+/// What `--metrics-addr` is fed: every event, the session's state, the growth of its counters,
+/// and an estimate of the runway after each accepted payment.
+struct Feed {
+    metrics: Arc<Metrics>,
+    /// The counters as last fed, for their growth.
+    stats: Stats,
+    /// Just before the reservation went out. `LiveSession` exposes no runway, so it is estimated
+    /// as this instant plus the prepay plus the service time billed since: the reservation's mint
+    /// came later than this, so the estimate errs short, never long.
+    reserving: tokio::time::Instant,
+    prepay: Duration,
+}
+
+impl Feed {
+    /// Counts `event`; with the live `session`, also its counters' growth and the runway.
+    fn event(&mut self, event: &Event, session: Option<&LiveSession>) {
+        if let Some(session) = session {
+            self.sync(session.stats());
+            if matches!(event, Event::PaymentAccepted { .. }) {
+                // The counters are published before the event: `billed` includes this payment.
+                let billed = Duration::from_micros(self.stats.billed.as_micros());
+                let credit_ends = self.reserving + self.prepay + billed;
+                let runway = credit_ends.saturating_duration_since(tokio::time::Instant::now());
+                self.metrics.observe_runway(runway.as_secs_f64());
+            }
+        }
+        if let Event::StateChanged { to, .. } = *event {
+            self.metrics.set_sessions(SessionCounts::of([to]));
+        }
+        // Last, so that a scrape that sees the event counted also sees its runway and state.
+        self.metrics.observe(event);
+    }
+
+    /// Adds the growth of the counters since the last call.
+    fn sync(&mut self, stats: Stats) {
+        self.metrics.observe_stats_growth(&self.stats, &stats);
+        self.stats = stats;
+    }
+}
+
 pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
     let (config, reserve, http) = prepare(args)?;
-    let client = HttpClient::new(http).map_err(|e| CliError::BadInput(format!("HTTP client: {e}")))?;
+    // Bound before anything is reserved: an address in use is bad input, not a funded session
+    // left without its metrics.
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(start_metrics(addr).await?),
+        None => None,
+    };
+    let mut client = HttpClient::new(http).map_err(|e| CliError::BadInput(format!("HTTP client: {e}")))?;
+    if let Some(metrics) = &metrics {
+        client = client.with_observer(Arc::clone(metrics) as Arc<dyn livepay_hyper::Observer>);
+    }
+    let prepay = Duration::from_micros(config.prepay.as_micros());
     if reserve.signer_url.is_some() {
         check_type_against_discovery(&client, &reserve.runner_url, reserve.payment_type).await?;
     }
@@ -234,6 +309,7 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
             .map_err(|why| CliError::BadInput(format!("--signer-token-command: {why}")))?;
         options = options.with_credentials(crate::token::source(command.clone()));
     }
+    let reserving = tokio::time::Instant::now();
     let session = tokio::select! {
         reserved = LiveSession::reserve(options) => reserved.map_err(live_error)?,
         () = crate::shutdown_signal() => {
@@ -245,6 +321,15 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
     // Subscribed before anything is printed: `events` hands its first caller every event since
     // the reservation.
     let mut events = session.events();
+    let mut feed = metrics.map(|metrics| {
+        metrics.set_sessions(SessionCounts::of([session.state()]));
+        Feed {
+            metrics,
+            stats: Stats::default(),
+            reserving,
+            prepay,
+        }
+    });
     if !args.json {
         crate::out(&format!(
             "reserved session {} · app {} · {}",
@@ -279,18 +364,27 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
             () = &mut until => break None,
             () = &mut shutdown => break None,
             reason = session.wait_released() => break Some(reason),
-            Some(event) = events.next() => print_event(args.json, &id, started, &event),
+            Some(event) = events.next() => {
+                print_event(args.json, &id, started, &event);
+                if let Some(feed) = &mut feed {
+                    feed.event(&event, Some(&session));
+                }
+            }
         }
     };
     // Drain what is already queued, so the last events are printed.
-    drain(args.json, &id, started, &mut events).await;
+    drain(args.json, &id, started, &mut events, &mut feed, Some(&session)).await;
     let problem = session.last_problem();
     let stats = session.stats();
+    if let Some(feed) = &mut feed {
+        feed.sync(stats);
+    }
     let reason = match released {
         Some(reason) => reason,
         None => session.close().await.map_err(live_error)?,
     };
-    drain(args.json, &id, started, &mut events).await;
+    // The session is gone: its last events (the release) still count.
+    drain(args.json, &id, started, &mut events, &mut feed, None).await;
     if crate::output_closed() {
         return Err(CliError::OutputClosed);
     }
@@ -308,9 +402,14 @@ async fn drain(
     id: &str,
     started: tokio::time::Instant,
     events: &mut (impl futures::Stream<Item = livepay_core::Event> + Unpin),
+    feed: &mut Option<Feed>,
+    session: Option<&LiveSession>,
 ) {
     while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(20), events.next()).await {
         print_event(json, id, started, &event);
+        if let Some(feed) = feed {
+            feed.event(&event, session);
+        }
     }
 }
 

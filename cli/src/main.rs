@@ -2,6 +2,7 @@
 // A command-line program prints.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod daemon;
 mod demo;
 mod duration;
 mod events;
@@ -67,6 +68,8 @@ enum Verb {
     Sim(sim::SimArgs),
     /// Serve the simulated orchestrator and signer over HTTP, for any Livepeer client.
     ServeSim(serve::ServeArgs),
+    /// A crash-safe funding service with an HTTP/JSON API, for gateways in any language.
+    Daemon(daemon::DaemonArgs),
 }
 
 /// A failure, and the exit code it maps to (the table in the crate's README).
@@ -259,6 +262,7 @@ fn main() -> ExitCode {
         Verb::Fund(args) => runtime().and_then(|rt| rt.block_on(fund::run(args))),
         Verb::Sim(args) => sim::run(args),
         Verb::ServeSim(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Verb::Daemon(args) => runtime().and_then(|rt| rt.block_on(daemon::run(args))),
     };
     let result = match result {
         Ok(()) if output_closed() => Err(CliError::OutputClosed),

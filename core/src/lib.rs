@@ -30,7 +30,7 @@ pub use config::{Backoff, Budget, Config, ConfigError, FirstPayment, MAX_SIGNER_
 pub use driver::{Clock, Command, Exit, FnClock, Transport, run};
 pub use event::{Event, NotFunded, ReleaseReason, State};
 pub use sequencer::{Call, CallError, RequestId, Sequencer};
-pub use session::{Action, Machine, OutcomeError, Session, Stats};
+pub use session::{Action, Machine, OutcomeError, ResumePoint, Session, Stats};
 pub use virtual_clock::VirtualClock;
 
 /// `size_of::<Session>()` is part of the contract: it fits in a small static on a microcontroller.

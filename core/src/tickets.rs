@@ -44,6 +44,14 @@ pub struct UnitPrice {
     pub pixels_per_unit: u64,
 }
 
+impl UnitPrice {
+    /// The wei `span` of service costs at this price (per second; rounded down, saturating).
+    pub fn wei_for(&self, span: Duration) -> u128 {
+        u128::from(span.as_micros()).saturating_mul(u128::from(self.per_unit))
+            / (u128::from(self.pixels_per_unit.max(1)) * 1_000_000)
+    }
+}
+
 /// What one minted payment carries, read from its header value ([`MintedTickets::read`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MintedTickets {

@@ -248,6 +248,15 @@ pub struct HttpClient {
     signer: Pool,
     config: Arc<HttpConfig>,
     payers: Arc<Mutex<PayerCache>>,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+/// Told of every exchange an [`HttpClient`] makes (for metrics): what it was (the core's
+/// [`Request::what`]: `"signer"`, `"payment"`, `"refresh"`, `"stop"`, …), how long it took, and
+/// the status, if an answer came. Called on the client's task: keep it cheap and never block.
+pub trait Observer: Send + Sync {
+    /// One exchange ended after `latency`; `status` is `None` when no answer came.
+    fn on_exchange(&self, what: &'static str, latency: std::time::Duration, status: Option<u16>);
 }
 
 impl fmt::Debug for HttpClient {
@@ -294,7 +303,28 @@ impl HttpClient {
             signer: pool(&config, config.insecure_signer_tls, &[])?,
             config: Arc::new(config),
             payers: Arc::default(),
+            observer: None,
         })
+    }
+
+    /// The same client (sharing its pools and cache), telling `observer` of every exchange.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Tells the observer, if any, of an exchange of `what` that started at `started`.
+    pub(crate) fn observe(
+        &self,
+        what: &'static str,
+        started: tokio::time::Instant,
+        result: &Result<HttpResponse, HttpError>,
+    ) {
+        if let Some(observer) = &self.observer {
+            let status = result.as_ref().ok().map(|r| r.status);
+            observer.on_exchange(what, started.elapsed(), status);
+        }
     }
 
     /// The payer address cached for the signer at `signer_url` (the exact
@@ -330,7 +360,10 @@ impl HttpClient {
     /// Why no usable answer came back ([`HttpError::failure`] says what to tell the core).
     pub async fn execute(&self, request: &Request) -> Result<HttpResponse, HttpError> {
         let prepared = self.prepare(request, Bytes::copy_from_slice(&request.body))?;
-        self.exchange(request.peer, prepared).await
+        let started = tokio::time::Instant::now();
+        let result = self.exchange(request.peer, prepared).await;
+        self.observe(request.what, started, &result);
+        result
     }
 
     /// As [`execute`](Self::execute), taking the request (its body is sent without a copy).
@@ -339,9 +372,12 @@ impl HttpClient {
     ///
     /// As [`execute`](Self::execute).
     pub async fn execute_owned(&self, request: Request) -> Result<HttpResponse, HttpError> {
-        let peer = request.peer;
+        let (peer, what) = (request.peer, request.what);
         let prepared = self.prepare_owned(request)?;
-        self.exchange(peer, prepared).await
+        let started = tokio::time::Instant::now();
+        let result = self.exchange(peer, prepared).await;
+        self.observe(what, started, &result);
+        result
     }
 
     /// The hyper request of `request`, with its body moved out.

@@ -12,8 +12,8 @@ mod transport;
 
 pub use clock::TokioClock;
 pub use discovery::discover;
-pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey};
-pub use http::{HttpClient, HttpConfig, HttpError, HttpResponse};
+pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey, WriteAhead};
+pub use http::{HttpClient, HttpConfig, HttpError, HttpResponse, Observer};
 /// Which server a request goes to, the core's ([`livepay_core::Peer`]).
 pub use livepay_core::Peer;
 /// The discovery types, the core's ([`livepay_core::engine`]).

@@ -98,6 +98,7 @@ impl HyperHttp {
             }
         };
         let sent_at = Some(self.clock.now());
+        let started = tokio::time::Instant::now();
         let exchange = self.client.exchange(peer, prepared);
         // The engine's deadline for this request (the stop's), when shorter than the client's
         // own timeout.
@@ -110,6 +111,7 @@ impl HyperHttp {
             }
             None => exchange.await,
         };
+        self.client.observe(what, started, &result);
         match &result {
             Ok(response) => tracing::debug!(what, status = response.status, "livepay: answer"),
             Err(error) => tracing::debug!(what, %error, "livepay: no answer"),

@@ -73,6 +73,10 @@ pub struct DiscoveredRunner {
     pub capacity_available: Option<u64>,
     /// Its price; `None` when absent (an unpriced runner) or unreadable.
     pub price: Option<DiscoveredPrice>,
+    /// Its price in US dollars per the price's unit, when the orchestrator states one
+    /// (livepeer/node prices in USD): `price_usd` on the runner or in its `price_info`, a JSON
+    /// number or decimal string. For spend reports only; payments are always in wei.
+    pub price_usd: Option<String>,
 }
 
 impl DiscoveredRunner {
@@ -235,6 +239,10 @@ fn parse_runner(runner: &Map<String, Value>, orchestrator: &str) -> Option<Disco
         mode: string(runner, "mode"),
         capacity: runner.get("capacity").and_then(Value::as_u64),
         capacity_available: runner.get("capacity_available").and_then(Value::as_u64),
+        price_usd: runner
+            .get("price_usd")
+            .or_else(|| runner.get("price_info")?.get("price_usd"))
+            .and_then(price_of),
         price,
     })
 }

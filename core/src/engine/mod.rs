@@ -71,6 +71,7 @@ mod protocol;
 mod release_watch;
 mod request;
 mod reserve;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -81,6 +82,7 @@ pub use protocol::{Answer, MaxPrice, ProtocolError, ProtocolState, origin};
 pub use release_watch::release_announced;
 pub use request::{Method, Request, Response, header};
 pub use reserve::{PayerCache, ReserveEndpoint, ReserveError, ReserveFlow, ReserveOptions, Reserved};
+pub use snapshot::{MaxPriceSnapshot, PaymentSnapshot, ResumeError, SNAPSHOT_VERSION, Snapshot};
 
 /// Funds one reserved session: builds every request, reads every answer, decides nothing an
 /// adapter could get wrong. See the [module docs](self).
@@ -113,6 +115,8 @@ pub struct Engine {
     credential_due: Option<Instant>,
     /// The signer refused the credential (401, 403) since it was last set.
     credential_refused: bool,
+    /// [`Config::prepay`]: what the reservation bought, for [`spend_wei`](Self::spend_wei).
+    prepay: embassy_time::Duration,
 }
 
 impl Engine {
@@ -148,6 +152,7 @@ impl Engine {
             app_url: reserved.app_url,
             last_problem: None,
             stop_timeout: config.stop_timeout,
+            prepay: config.prepay,
             credential_due: None,
             credential_refused: false,
         })
@@ -168,6 +173,20 @@ impl Engine {
     /// Counters so far.
     pub fn stats(&self) -> Stats {
         self.session().stats()
+    }
+
+    /// What the session has cost so far, in wei: the reservation's prepay and every delivered
+    /// mint's bill ([`Stats::billed`]) at the session's price, as the payments state it. `None`
+    /// until a payment's price has been read (an unpriced session, or payments that cannot be
+    /// read). An estimate from the bills the machine tracks, never above what the signer billed.
+    pub fn spend_wei(&self) -> Option<u128> {
+        let price = self.protocol.session_price()?;
+        let prepay = if self.session().is_metered() {
+            self.prepay
+        } else {
+            Duration::from_ticks(0)
+        };
+        Some(price.wei_for(prepay + self.stats().billed))
     }
 
     /// Estimated time from `now` until the orchestrator's credit runs out.

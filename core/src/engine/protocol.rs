@@ -144,7 +144,7 @@ impl MaxPrice {
 
 /// The signer's opaque `state`, the JSON object as it sent it (secret): sent back byte for byte.
 #[derive(Clone, PartialEq, Eq)]
-struct OwnedState(String);
+pub(super) struct OwnedState(pub(super) String);
 
 impl OwnedState {
     fn as_wire(&self) -> wire::RawObject<'_> {
@@ -155,9 +155,9 @@ impl OwnedState {
 
 /// A minted payment waiting to be posted (secret).
 #[derive(Clone, PartialEq, Eq)]
-struct Minted {
-    payment: String,
-    seg_creds: String,
+pub(super) struct Minted {
+    pub(super) payment: String,
+    pub(super) seg_creds: String,
 }
 
 /// The protocol state of a reserved session: everything needed to mint, pay, refresh and stop.
@@ -176,25 +176,25 @@ struct Minted {
 /// `Debug` redacts the signer header values, the state and the minted payment.
 #[derive(Clone)]
 pub struct ProtocolState {
-    signer_url: String,
-    signer_headers: Vec<(String, String)>,
-    payment_type: PaymentType,
-    app: Option<String>,
-    max_price: Option<MaxPrice>,
-    manifest_id: String,
-    payment_params: String,
-    payment_url: String,
-    control_url: String,
-    sender: String,
-    state: Option<OwnedState>,
-    minted: Option<Minted>,
+    pub(super) signer_url: String,
+    pub(super) signer_headers: Vec<(String, String)>,
+    pub(super) payment_type: PaymentType,
+    pub(super) app: Option<String>,
+    pub(super) max_price: Option<MaxPrice>,
+    pub(super) manifest_id: String,
+    pub(super) payment_params: String,
+    pub(super) payment_url: String,
+    pub(super) control_url: String,
+    pub(super) sender: String,
+    pub(super) state: Option<OwnedState>,
+    pub(super) minted: Option<Minted>,
     /// The price the orchestrator debits this session at: the one its reservation's payment
     /// expected (go-livepeer fixes it at the first payment, `core/orchestrator.go` L148-151).
-    session_price: Option<UnitPrice>,
+    pub(super) session_price: Option<UnitPrice>,
     /// What the tickets of the last mint buy at that price, when they could be read.
-    last_mint_value: Option<TicketValue>,
+    pub(super) last_mint_value: Option<TicketValue>,
     /// Payment answers that carried fresh params ([`params_renewed`](Self::params_renewed)).
-    params_renewed: u32,
+    pub(super) params_renewed: u32,
 }
 
 /// The parts of a [`ProtocolState`] fixed at the reservation.
@@ -398,6 +398,11 @@ impl ProtocolState {
     /// round trip the signer did not need.
     pub fn params_renewed(&self) -> u32 {
         self.params_renewed
+    }
+
+    /// The session's price as its payments state it, once one could be read.
+    pub fn session_price(&self) -> Option<UnitPrice> {
+        self.session_price
     }
 
     /// What the tickets of the last mint buy, when they could be read (see

@@ -141,24 +141,31 @@ impl Session {
             self.mint_answered
         };
         self.mint_answered = NEVER;
-        let billed = if fresh {
+        let billed = self.mint_bill(fresh);
+        if fresh {
             self.ledger_surplus_ms = 0;
-            ms(self.timing.prepay)
         } else {
-            let elapsed = time::since(sent, self.last_mint_answered);
-            let billed = if self.timing.whole_seconds {
-                time::ceil_secs(elapsed)
-            } else {
-                elapsed
-            };
             let surplus = time::minus(billed, time::since(sent, self.last_mint));
             self.stats.surplus += surplus;
             self.ledger_surplus_ms = self.ledger_surplus_ms.saturating_add(super::millis(surplus));
-            billed
-        };
+        }
         self.last_mint = sent;
         self.last_mint_answered = answered.max(sent);
         billed
+    }
+
+    /// What the signer billed for the mint of the action in flight, sent at `last_attempt`
+    /// (see [`bill_mint`](Self::bill_mint)); nothing changes.
+    pub(super) fn mint_bill(&self, fresh: bool) -> Duration {
+        if fresh {
+            return ms(self.timing.prepay);
+        }
+        let elapsed = time::since(self.last_attempt, self.last_mint_answered);
+        if self.timing.whole_seconds {
+            time::ceil_secs(elapsed)
+        } else {
+            elapsed
+        }
     }
 
     /// A delivered payment's tickets buy `value_ms`: the valued credit grows by that much, or,

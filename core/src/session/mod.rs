@@ -14,9 +14,11 @@ use crate::time;
 
 mod ledger;
 mod machine;
+mod resume;
 mod schedule;
 
 pub use machine::Machine;
+pub use resume::{HeldMint, ResumePoint, StatsPoint};
 
 /// A request the adapter must carry out, then answer with exactly one
 /// [`Session::handle_outcome`].

@@ -26,7 +26,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use livepay_core::engine::{Engine, Reserved};
+use futures::future::BoxFuture;
+use livepay_core::engine::{Engine, Reserved, Snapshot};
 use livepay_core::{Config, ConfigError, Duration, Event, FirstPayment, Stats, StatusTable};
 use tokio::sync::{mpsc, oneshot};
 
@@ -164,6 +165,33 @@ pub struct FunderStats {
     pub orchestrator_in_flight_peak: u64,
     /// Sessions waiting for an orchestrator slot now.
     pub orchestrator_queued: u64,
+    /// New signer states a [`WriteAhead`] could not make durable (their POST went out all the
+    /// same).
+    pub write_ahead_failures: u64,
+}
+
+/// Makes each new signer state durable before the payment carrying it is posted
+/// ([`Funder::with_write_ahead`]): after every signer 200, the funder hands the session's
+/// [`Snapshot`] to [`persist`](Self::persist) and holds that session's next request (the POST)
+/// until the future resolves. Other sessions go on meanwhile.
+///
+/// So a state the orchestrator has seen is never newer than the one persisted: a process
+/// resumed from the store ([`Engine::resume`]) never sends an older state (a signer 400, or
+/// duplicate ticket nonces), and reposts the payment whose POST the crash may have cut.
+pub trait WriteAhead: Send + Sync {
+    /// Persists `snapshot` of session `key`; the future says whether it is durable. `false`
+    /// (give up: the disk is failing) lets the POST go out anyway, counted in
+    /// [`FunderStats::write_ahead_failures`]: availability over crash safety. Keep it bounded.
+    fn persist(&self, key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, bool>;
+
+    /// Session `key`'s orchestrator credited a payment (or answered another request with a
+    /// success): `snapshot` holds no payment of unknown fate any more. Store it without
+    /// holding anything up, so that a restart does not repost a payment already credited
+    /// (which the orchestrator refuses as a replay, costing a fresh signer ledger). The default
+    /// does nothing.
+    fn checkpoint(&self, key: SessionKey, snapshot: Snapshot) {
+        let _ = (key, snapshot);
+    }
 }
 
 /// The counters behind [`FunderStats`], shared by the task and the handles.
@@ -189,6 +217,7 @@ pub(crate) struct Counters {
     pub(crate) signer_queued: AtomicU64,
     pub(crate) orchestrator_in_flight_peak: AtomicU64,
     pub(crate) orchestrator_queued: AtomicU64,
+    pub(crate) write_ahead_failures: AtomicU64,
 }
 
 impl Counters {
@@ -215,6 +244,7 @@ impl Counters {
             signer_queued: get(&self.signer_queued),
             orchestrator_in_flight_peak: get(&self.orchestrator_in_flight_peak),
             orchestrator_queued: get(&self.orchestrator_queued),
+            write_ahead_failures: get(&self.write_ahead_failures),
         }
     }
 
@@ -268,6 +298,12 @@ pub(crate) enum Order {
         reserved: Box<Reserved>,
         credentials: Option<CredentialSource>,
     },
+    AddEngine {
+        key: SessionKey,
+        engine: Box<Engine>,
+        credentials: Option<CredentialSource>,
+    },
+    Snapshot(SessionKey, oneshot::Sender<Option<Snapshot>>),
     Close(SessionKey),
     CloseAll,
     Stop(SessionKey, oneshot::Sender<Engine>),
@@ -338,6 +374,40 @@ impl FunderHandle {
             credentials: Some(credentials),
         })?;
         Ok(key)
+    }
+
+    /// Adds an engine built elsewhere, typically resumed from a [`Snapshot`]
+    /// ([`Engine::resume`], on this funder's [`clock`](Self::clock)), with its own seed and
+    /// configuration; the funder starts it ([`Engine::start`]) at once. `credentials` as in
+    /// [`add_with_credentials`](Self::add_with_credentials).
+    ///
+    /// # Errors
+    ///
+    /// [`FunderClosed`] when the funder task is gone.
+    pub fn add_engine(
+        &self,
+        engine: Engine,
+        credentials: Option<CredentialSource>,
+    ) -> Result<SessionKey, FunderClosed> {
+        let key = SessionKey(self.next_key.fetch_add(1, Ordering::Relaxed));
+        self.send(Order::AddEngine {
+            key,
+            engine: Box::new(engine),
+            credentials,
+        })?;
+        Ok(key)
+    }
+
+    /// Session `key` as data now ([`Engine::snapshot`]); `None` when the funder no longer holds
+    /// it. Use it to hand the session to another process, then [`stop`](Self::stop) it here.
+    ///
+    /// # Errors
+    ///
+    /// [`FunderClosed`] when the funder task is gone.
+    pub fn snapshot(&self, key: SessionKey) -> Result<oneshot::Receiver<Option<Snapshot>>, FunderClosed> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Order::Snapshot(key, tx))?;
+        Ok(rx)
     }
 
     /// Closes session `key` ([`Engine::close`]): funding stops and the engine stops the session
@@ -442,6 +512,7 @@ pub struct Funder {
     events: Option<mpsc::Receiver<(SessionKey, Event)>>,
     next_key: Arc<AtomicU64>,
     counters: Arc<Counters>,
+    write_ahead: Option<Arc<dyn WriteAhead>>,
 }
 
 impl fmt::Debug for Funder {
@@ -477,7 +548,16 @@ impl Funder {
             events: Some(events),
             next_key: Arc::new(AtomicU64::new(1)),
             counters: Arc::new(Counters::default()),
+            write_ahead: None,
         })
+    }
+
+    /// The same funder, writing each new signer state ahead of its POST through `store`
+    /// ([`WriteAhead`]).
+    #[must_use]
+    pub fn with_write_ahead(mut self, store: Arc<dyn WriteAhead>) -> Self {
+        self.write_ahead = Some(store);
+        self
     }
 
     /// A handle to add, close and stop sessions.
@@ -521,6 +601,7 @@ impl Funder {
             events_tx,
             events,
             counters,
+            write_ahead,
             ..
         } = self;
         // Only handles keep the command channel open from now on; an untaken event receiver
@@ -534,6 +615,7 @@ impl Funder {
                 engine_config,
                 clock,
                 events: events_tx,
+                write_ahead,
             },
             Arc::clone(&counters),
         );

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::lanes::{LaneId, Lanes};
 use super::timers::Timers;
-use super::{Counters, FunderConfig, Order, SessionKey, bump, drop_one};
+use super::{Counters, FunderConfig, Order, SessionKey, WriteAhead, bump, drop_one};
 use crate::clock::TokioClock;
 use crate::http::{HttpClient, HttpError, HttpResponse};
 use crate::session::CredentialSource;
@@ -46,8 +46,9 @@ struct Entry {
     stop_waiter: Option<oneshot::Sender<Engine>>,
     /// Where fresh signer credentials come from, if they expire.
     credentials: Option<CredentialSource>,
-    /// Whether a credential is being fetched (the next signer request waits for it).
-    fetching: bool,
+    /// Whether a credential is being fetched or a new signer state made durable: the next
+    /// request waits for it.
+    waiting: bool,
 }
 
 impl Entry {
@@ -68,9 +69,15 @@ type Landed = (
     Result<HttpResponse, HttpError>,
 );
 type RequestFuture = Pin<Box<dyn Future<Output = Landed> + Send>>;
-/// A credential fetched for a session.
-type Fetched = (u32, SessionKey, Option<Credential>);
-type FetchFuture = Pin<Box<dyn Future<Output = Fetched> + Send>>;
+/// What a session's next request waited for.
+enum Gate {
+    /// A fresh credential (or none).
+    Credential(Option<Credential>),
+    /// A new signer state was written ahead (`true`) or could not be (`false`).
+    Persisted(bool),
+}
+type Opened = (u32, SessionKey, Gate);
+type GateFuture = Pin<Box<dyn Future<Output = Opened> + Send>>;
 
 /// What the multiplexer is built from.
 pub(crate) struct Setup {
@@ -80,6 +87,7 @@ pub(crate) struct Setup {
     pub(crate) engine_config: Config,
     pub(crate) clock: TokioClock,
     pub(crate) events: mpsc::Sender<(SessionKey, Event)>,
+    pub(crate) write_ahead: Option<Arc<dyn WriteAhead>>,
 }
 
 /// The task's state. See the [module docs](self).
@@ -93,7 +101,8 @@ pub(crate) struct Multiplexer {
     index: std::collections::HashMap<SessionKey, u32>,
     timers: Timers,
     in_flight: FuturesUnordered<RequestFuture>,
-    fetching: FuturesUnordered<FetchFuture>,
+    gates: FuturesUnordered<GateFuture>,
+    write_ahead: Option<Arc<dyn WriteAhead>>,
     lanes: Lanes,
     events: mpsc::Sender<(SessionKey, Event)>,
     counters: Arc<Counters>,
@@ -107,6 +116,7 @@ impl Multiplexer {
             engine_config,
             clock,
             events,
+            write_ahead,
         } = setup;
         Self {
             lanes: Lanes::new(config.per_signer_concurrency, config.per_orchestrator_concurrency),
@@ -119,7 +129,8 @@ impl Multiplexer {
             index: std::collections::HashMap::new(),
             timers: Timers::new(),
             in_flight: FuturesUnordered::new(),
-            fetching: FuturesUnordered::new(),
+            gates: FuturesUnordered::new(),
+            write_ahead,
             events,
             counters,
         }
@@ -147,8 +158,8 @@ impl Multiplexer {
                 Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.on_answer(answer);
                 }
-                Some(fetched) = self.fetching.next(), if !self.fetching.is_empty() => {
-                    self.on_credential(fetched);
+                Some(opened) = self.gates.next(), if !self.gates.is_empty() => {
+                    self.on_gate(opened);
                 }
                 command = commands.recv(), if open => match command {
                     Some(command) => self.on_command(command),
@@ -180,6 +191,18 @@ impl Multiplexer {
                 reserved,
                 credentials,
             } => self.add(now, key, *reserved, credentials),
+            Order::AddEngine {
+                key,
+                engine,
+                credentials,
+            } => self.add_engine(now, key, *engine, credentials),
+            Order::Snapshot(key, reply) => {
+                let snapshot = held(self, &key)
+                    .and_then(|index| self.slot(index))
+                    .map(|slot| slot.engine.snapshot(now));
+                // The caller may have stopped listening.
+                let _ = reply.send(snapshot);
+            }
             Order::Close(key) => {
                 if let Some(index) = held(self, &key) {
                     self.close(now, index);
@@ -234,13 +257,24 @@ impl Multiplexer {
         }
         let mut config = self.engine_config;
         config.seed = livepay_core::rng::mix(self.config.seed ^ key.0);
-        let mut engine = match Engine::new(&config, reserved, self.config.table) {
+        let engine = match Engine::new(&config, reserved, self.config.table) {
             Ok(engine) => engine,
             Err(error) => {
                 tracing::warn!(%key, %error, "livepay: funder could not build a session");
                 return;
             }
         };
+        self.add_engine(now, key, engine, credentials);
+    }
+
+    /// Holds `engine` as session `key`, starts it and services it.
+    fn add_engine(
+        &mut self,
+        now: Instant,
+        key: SessionKey,
+        mut engine: Engine,
+        credentials: Option<CredentialSource>,
+    ) {
         let protocol = engine.protocol();
         let signer = self.lanes.lane(Peer::Signer, protocol.signer_url());
         let orchestrator_origin = origin(protocol.payment_url())
@@ -259,7 +293,7 @@ impl Multiplexer {
             stats: Stats::default(),
             stop_waiter: None,
             credentials,
-            fetching: false,
+            waiting: false,
         };
         let index = match self.free.pop() {
             Some(index) => {
@@ -284,16 +318,50 @@ impl Multiplexer {
         let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return false;
         };
-        let Some(source) = slot.credentials.clone().filter(|_| !slot.fetching) else {
+        let Some(source) = slot.credentials.clone().filter(|_| !slot.waiting) else {
             return false;
         };
-        slot.fetching = true;
+        slot.waiting = true;
         let key = slot.key;
-        self.fetching.push(Box::pin(async move {
+        self.gates.push(Box::pin(async move {
             let credential = source.fetch().await;
-            (index, key, credential)
+            (index, key, Gate::Credential(credential))
         }));
         true
+    }
+
+    /// Slot `index`'s orchestrator answered a success: its store, if any, keeps a snapshot
+    /// with no payment of unknown fate (a funding session's only).
+    fn checkpoint(&mut self, index: u32) {
+        let Some(store) = &self.write_ahead else {
+            return;
+        };
+        let now = self.clock.now();
+        if let Some(slot) = self.slots.get(index as usize).and_then(Option::as_ref)
+            && slot.engine.state().is_funding()
+        {
+            store.checkpoint(slot.key, slot.engine.snapshot(now));
+        }
+    }
+
+    /// Slot `index`'s engine holds a new signer state: with a write-ahead store, its next
+    /// request (the POST that shows the state's tickets to the orchestrator) waits until the
+    /// state is durable.
+    fn write_ahead(&mut self, index: u32) {
+        let Some(store) = self.write_ahead.clone() else {
+            return;
+        };
+        let now = self.clock.now();
+        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.waiting = true;
+        let key = slot.key;
+        let persisted = store.persist(key, slot.engine.snapshot(now));
+        self.gates.push(Box::pin(async move {
+            let durable = persisted.await;
+            (index, key, Gate::Persisted(durable))
+        }));
     }
 
     fn close(&mut self, now: Instant, index: u32) {
@@ -323,6 +391,9 @@ impl Multiplexer {
             drop_one(&self.counters.signer_in_flight);
         }
         let mut answered = false;
+        let mut minted = false;
+        let mut credited = false;
+        let from_signer = self.lanes.peer(lane) == Peer::Signer;
         if let Some(slot) = self.slot_of(index, key)
             && slot.in_flight.is_some_and(|(in_flight, _)| in_flight == id)
         {
@@ -330,6 +401,9 @@ impl Multiplexer {
             let handled = match &result {
                 Ok(response) => {
                     let headers = response.header_pairs();
+                    let success = (200..300).contains(&response.status);
+                    minted = from_signer && success;
+                    credited = !from_signer && success;
                     slot.engine
                         .handle_response(now, id, &response.as_response(&headers))
                 }
@@ -342,6 +416,11 @@ impl Multiplexer {
             answered = true;
         }
         self.wake_waiters(lane);
+        if minted {
+            self.write_ahead(index);
+        } else if credited {
+            self.checkpoint(index);
+        }
         if answered {
             self.service(index);
         }
@@ -349,13 +428,22 @@ impl Multiplexer {
 
     /// A credential came back for a session: the engine takes it, and its held signer request
     /// may go.
-    fn on_credential(&mut self, (index, key, credential): Fetched) {
+    fn on_gate(&mut self, (index, key, gate): Opened) {
         let now = self.clock.now();
         let Some(slot) = self.slot_of(index, key) else {
             return;
         };
-        slot.fetching = false;
-        slot.engine.handle_credential(now, credential.as_ref());
+        slot.waiting = false;
+        match gate {
+            Gate::Credential(credential) => slot.engine.handle_credential(now, credential.as_ref()),
+            Gate::Persisted(true) => {}
+            Gate::Persisted(false) => {
+                // Availability over crash safety: the POST goes out, and a crash before the
+                // next durable state would resume from the previous one.
+                tracing::warn!(%key, "livepay: funder: a signer state could not be written ahead");
+                bump(&self.counters.write_ahead_failures);
+            }
+        }
         self.service(index);
     }
 
@@ -386,7 +474,7 @@ impl Multiplexer {
         let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        if slot.in_flight.is_some() || slot.fetching {
+        if slot.in_flight.is_some() || slot.waiting {
             return;
         }
         let now = self.clock.now();
@@ -473,7 +561,7 @@ impl Multiplexer {
         }
         let idle = slot.in_flight.is_none()
             && slot.queued.is_none()
-            && !slot.fetching
+            && !slot.waiting
             && slot.engine.peek_peer().is_none();
         if idle && (state.is_released() || state == State::Reserved) {
             self.retire(index);

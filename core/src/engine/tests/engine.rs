@@ -415,3 +415,30 @@ fn a_payment_that_cannot_be_read_leaves_the_credit_to_the_bills() {
     let engine = Engine::new(&Config::new(PaymentType::Lv2v), reserved, StatusTable::new()).unwrap();
     assert!(!engine.session().is_valued());
 }
+
+#[test]
+fn spend_is_the_prepay_and_every_delivered_bill_at_the_payments_price() {
+    let reserved = reserved_with(PaymentType::Live, MINTED_READABLE);
+    let mut engine = Engine::new(&immediate(), reserved, StatusTable::new()).unwrap();
+    // 10 wei per second: the 10 s prepay.
+    assert_eq!(engine.spend_wei(), Some(100));
+    engine.start(at(0));
+    let signer = engine.poll_request(at(5_000)).expect("the first payment");
+    answer(&mut engine, at(5_010), &signer, 200, MINTED_READABLE);
+    let post = engine.poll_request(at(5_010)).expect("its POST");
+    answer(&mut engine, at(5_020), &post, 200, b"");
+    let billed = engine.stats().billed;
+    assert!(billed >= Duration::from_secs(5), "{billed:?}");
+    assert_eq!(
+        engine.spend_wei(),
+        Some(100 + u128::from(billed.as_millis()) / 100)
+    );
+    // Payments whose price cannot be read: no figure rather than a guess.
+    let unread = Engine::new(
+        &immediate(),
+        reserved_with(PaymentType::Live, MINTED),
+        StatusTable::new(),
+    )
+    .unwrap();
+    assert_eq!(unread.spend_wei(), None);
+}

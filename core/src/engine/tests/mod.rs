@@ -1,3 +1,4 @@
 mod dialects;
 mod engine;
 mod protocol;
+mod snapshot;

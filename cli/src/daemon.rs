@@ -1,0 +1,120 @@
+//! `livepay daemon`: the crash-safe funding service (`livepay_daemon`), for gateways in any
+//! language. Its sessions live in a SQLite file (`--state`); a restart resumes every session
+//! not closed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, builder::BoolishValueParser};
+use livepay_core::{Config, ConfigError, PaymentType};
+use livepay_daemon::run::{Daemon, DaemonError, DaemonOptions};
+use livepay_daemon::service::ServiceConfig;
+use livepay_hyper::HttpConfig;
+
+use crate::{CliError, duration};
+
+/// `livepay daemon` options.
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// Where the API listens (loopback; another address needs --allow-remote).
+    #[arg(long, default_value = "127.0.0.1:7878", env = "LIVEPAY_DAEMON_LISTEN")]
+    listen: SocketAddr,
+    /// The SQLite file holding the sessions (created, mode 0600; WAL beside it).
+    #[arg(long, value_name = "PATH", env = "LIVEPAY_DAEMON_STATE")]
+    state: PathBuf,
+    /// A file holding the API token (`Authorization: Bearer TOKEN`). Without it, a token is made
+    /// at first start in `<state>.token` (mode 0600) and its path printed.
+    #[arg(long, value_name = "FILE", env = "LIVEPAY_DAEMON_API_TOKEN_FILE")]
+    api_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address. The API has no TLS of its own: put a TLS proxy in front.
+    #[arg(long, env = "LIVEPAY_DAEMON_ALLOW_REMOTE", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    allow_remote: bool,
+    /// Nominal spacing between payments (a session's `interval` overrides it).
+    #[arg(long, default_value = "3s", value_parser = duration::parse, env = "LIVEPAY_INTERVAL")]
+    interval: Duration,
+    /// Per-request timeout.
+    #[arg(long, default_value = "5s", value_parser = duration::parse, env = "LIVEPAY_TIMEOUT")]
+    timeout: Duration,
+    /// Give up a session this long after a lapse with nothing credited since; `0s` never.
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "LIVEPAY_GIVE_UP_AFTER")]
+    give_up_after: Duration,
+    /// ETH in US dollars: spend is also shown in USD.
+    #[arg(long, value_name = "RATE", env = "LIVEPAY_ETH_USD")]
+    eth_usd: Option<f64>,
+    /// Test hook: abort (as `kill -9` would) right after this many signer states were written
+    /// ahead, before their payment is posted.
+    #[arg(long, hide = true, env = "LIVEPAY_DAEMON_ABORT_AFTER_WRITE_AHEAD")]
+    abort_after_write_ahead: Option<u64>,
+}
+
+fn to_core(d: Duration) -> livepay_core::Duration {
+    livepay_core::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn options(args: &DaemonArgs) -> Result<DaemonOptions, CliError> {
+    let mut config = Config::new(PaymentType::Live);
+    config.interval = to_core(args.interval);
+    config.give_up_after_lapse = (!args.give_up_after.is_zero()).then(|| to_core(args.give_up_after));
+    config.validate().map_err(|e| match e {
+        ConfigError::IntervalNotBelowPrepay { .. } => {
+            CliError::BadInput(format!("--interval {:?} is too long: {e}", args.interval))
+        }
+        other => CliError::BadInput(format!("--interval: {other}")),
+    })?;
+    if args.timeout.is_zero() {
+        return Err(CliError::BadInput("--timeout must be above zero".into()));
+    }
+    if let Some(rate) = args.eth_usd
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(CliError::BadInput(format!(
+            "--eth-usd {rate} must be a positive number"
+        )));
+    }
+    Ok(DaemonOptions {
+        listen: args.listen,
+        state: args.state.clone(),
+        api_token_file: args.api_token_file.clone(),
+        allow_remote: args.allow_remote,
+        http: HttpConfig {
+            request_timeout: args.timeout,
+            ..HttpConfig::default()
+        },
+        service: ServiceConfig {
+            session_config: config,
+            eth_usd: args.eth_usd,
+            abort_after_write_ahead: args.abort_after_write_ahead,
+            ..ServiceConfig::default()
+        },
+    })
+}
+
+pub(crate) async fn run(args: &DaemonArgs) -> Result<(), CliError> {
+    let daemon = Daemon::start(options(args)?).await.map_err(|e| match e {
+        DaemonError::Bind(..)
+        | DaemonError::Remote(_)
+        | DaemonError::Token(..)
+        | DaemonError::EmptyToken(_) => CliError::BadInput(e.to_string()),
+        other => CliError::BadInput(other.to_string()),
+    })?;
+    if !daemon.addr.ip().is_loopback() {
+        crate::err_line("warning: the API listens beyond loopback without TLS; put a TLS proxy in front");
+    }
+    crate::out(&format!(
+        "daemon       http://{}\ntoken        {}{}\nstate        {} · {} sessions resumed",
+        daemon.addr,
+        daemon.token_path.display(),
+        if daemon.token_created {
+            " (made now, mode 0600)"
+        } else {
+            ""
+        },
+        args.state.display(),
+        daemon.resumed,
+    ));
+    daemon
+        .serve(crate::shutdown_signal())
+        .await
+        .map_err(|e| CliError::Unreachable(format!("the API stopped: {e}")))
+}

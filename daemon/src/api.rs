@@ -1,0 +1,285 @@
+//! The daemon's HTTP/JSON API (axum): sessions, their events as Server-Sent Events, metrics and
+//! liveness. Every route but `/healthz` needs `Authorization: Bearer TOKEN`.
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | `POST` | `/v1/sessions` | reserve and fund (`runner_url`, `signer_url`, …); or adopt (`adopt` or `snapshot`) |
+//! | `GET` | `/v1/sessions` | every session |
+//! | `GET` | `/v1/sessions/{id}` | state, runway, counters, spend |
+//! | `DELETE` | `/v1/sessions/{id}` | stop funding, then stop; the release reason |
+//! | `POST` | `/v1/sessions/{id}/handoff` | stop funding here; the snapshot another daemon adopts |
+//! | `GET` | `/v1/sessions/{id}/events` | Server-Sent Events, one JSON object each |
+//! | `GET` | `/metrics` | Prometheus text |
+//! | `GET` | `/healthz` | liveness |
+//!
+//! Errors are `{"error": {"code", "message", "field"?}}` with a 4xx or 5xx status. Bodies are
+//! capped at [`MAX_BODY_BYTES`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::Stream;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::service::{Service, ServiceError};
+use crate::spec::{AdoptRequest, BadBody, CreateRequest};
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct Api {
+    service: Service,
+    token: Arc<str>,
+}
+
+/// The API router over `service`, guarded by `token`.
+pub fn router(service: Service, token: &str) -> Router {
+    let api = Api {
+        service,
+        token: Arc::from(token),
+    };
+    let guarded = Router::new()
+        .route("/v1/sessions", post(create).get(list))
+        .route("/v1/sessions/{id}", get(one).delete(close))
+        .route("/v1/sessions/{id}/handoff", post(handoff))
+        .route("/v1/sessions/{id}/events", get(events))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(guarded)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route", None) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(api)
+}
+
+/// `a == b` in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
+async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), api.token.as_bytes()) => next.run(request).await,
+        _ => {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "an `Authorization: Bearer TOKEN` header with the daemon's API token is required",
+                None,
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response {
+    let mut body = json!({ "error": { "code": code, "message": message } });
+    if let Some(field) = field {
+        body["error"]["field"] = field.into();
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+fn bad_body(bad: &BadBody) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &bad.message,
+        bad.field.as_deref(),
+    )
+}
+
+impl IntoResponse for ServiceError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadBody(bad) => bad_body(&bad),
+            Self::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such session", None),
+            Self::Duplicate => error(
+                StatusCode::CONFLICT,
+                "duplicate",
+                "a session with this id is funded here already",
+                Some("session_id"),
+            ),
+            Self::Reserve(e) => {
+                let caller = matches!(&e, livepay_hyper::LiveError::Reserve(r) if r.is_caller_input())
+                    || matches!(&e, livepay_hyper::LiveError::Config(_));
+                let status = if caller {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                error(status, "reservation_failed", &e.to_string(), None)
+            }
+            Self::Store(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", &e, None),
+            Self::Resume(e) => error(StatusCode::BAD_REQUEST, "unusable_session", &e, None),
+            Self::CloseTimeout => error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "close_timeout",
+                "the stop did not finish in time; funding has stopped",
+                None,
+            ),
+            Self::Stopping => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the daemon is stopping",
+                None,
+            ),
+        }
+    }
+}
+
+/// The JSON object of a body, or the response refusing it.
+fn object(body: Result<Bytes, BytesRejection>) -> Result<Value, Box<Response>> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        Box::new(if status == StatusCode::PAYLOAD_TOO_LARGE {
+            error(
+                status,
+                "too_large",
+                &format!("the body is over {MAX_BODY_BYTES} bytes"),
+                None,
+            )
+        } else {
+            error(status, "bad_request", "the body could not be read", None)
+        })
+    })?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            &format!("the body is not JSON: {e}"),
+            None,
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            "the body must be a JSON object",
+            None,
+        )));
+    }
+    Ok(value)
+}
+
+async fn create(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> Response {
+    let value = match object(body) {
+        Ok(value) => value,
+        Err(response) => return *response,
+    };
+    let adopting = value.get("adopt").is_some() || value.get("snapshot").is_some();
+    let result = if adopting {
+        match serde_json::from_value::<AdoptRequest>(value) {
+            Ok(request) => api.service.adopt(&request).await,
+            Err(e) => return bad_body(&BadBody::json(&e)),
+        }
+    } else {
+        match serde_json::from_value::<CreateRequest>(value) {
+            Ok(request) => api.service.create(&request).await,
+            Err(e) => return bad_body(&BadBody::json(&e)),
+        }
+    };
+    match result {
+        Ok(view) => (StatusCode::CREATED, axum::Json(view)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list(State(api): State<Api>) -> Response {
+    axum::Json(json!({ "sessions": api.service.list().await })).into_response()
+}
+
+async fn one(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match api.service.view(&id).await {
+        Some(view) => axum::Json(view).into_response(),
+        None => ServiceError::NotFound.into_response(),
+    }
+}
+
+async fn close(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match api.service.close(&id).await {
+        Ok(reason) => axum::Json(json!({ "id": id, "state": "released", "reason": reason })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handoff(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match api.service.handoff(&id).await {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        api.service.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn events(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let Some(receiver) = api.service.subscribe(&id) else {
+        return ServiceError::NotFound.into_response();
+    };
+    Sse::new(event_stream(receiver))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// The session's event lines as SSE events, until its release (the channel closes) or the
+/// client goes away. A client too slow to keep up is told how many lines it missed.
+fn event_stream(receiver: broadcast::Receiver<String>) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        let line = match receiver.recv().await {
+            Ok(line) => line,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                json!({ "type": "lagged", "missed": missed }).to_string()
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(SseEvent::default().data(line)), receiver))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn tokens_compare_equal_only_when_equal() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

@@ -1,0 +1,733 @@
+//! [`Service`]: the daemon's sessions on one [`Funder`], made durable through the store's
+//! writer, resumed after a restart, reported to the API, the events streams and the metrics.
+//!
+//! Every new signer state is written ahead of its POST ([`WriteAhead`]): the funder holds the
+//! session's POST until the writer says the snapshot is durable. A restart resumes every session
+//! not closed from its last snapshot ([`Engine::resume`]), so that the daemon never sends a
+//! state older than one the orchestrator has seen, and reposts a payment whose POST a crash may
+//! have cut.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use livepay_core::engine::{Engine, Snapshot};
+use livepay_core::rng::SplitMix64;
+use livepay_core::{Clock as _, Config, Duration, Event, FirstPayment, ReleaseReason, State, StatusTable};
+use livepay_hyper::{
+    Funder, FunderConfig, FunderHandle, HttpClient, LiveError, SessionKey, WriteAhead, reserve,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::metrics::{Metrics, SessionCounts};
+use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView, Spend, wei_text};
+use crate::store::{SessionRecord, Write, WriterHandle};
+
+/// How the daemon funds its sessions.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Every session's configuration before its own interval and budget.
+    pub session_config: Config,
+    /// ETH in US dollars, for spend in USD.
+    pub eth_usd: Option<f64>,
+    /// How long a `DELETE` waits for the session's stop.
+    pub close_timeout: std::time::Duration,
+    /// How long a new signer state may wait to be durable before its POST goes out anyway.
+    pub write_ahead_timeout: std::time::Duration,
+    /// Test hook: abort the process right after the n-th state written ahead, before its POST
+    /// (as a `kill -9` between a signer answer and its POST would).
+    pub abort_after_write_ahead: Option<u64>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            session_config: Config::default(),
+            eth_usd: None,
+            close_timeout: std::time::Duration::from_secs(15),
+            write_ahead_timeout: std::time::Duration::from_secs(2),
+            abort_after_write_ahead: None,
+        }
+    }
+}
+
+/// Why an API call failed.
+#[derive(Debug)]
+pub enum ServiceError {
+    /// The body is unusable.
+    BadBody(BadBody),
+    /// No such session.
+    NotFound,
+    /// The session exists already (a duplicate adopt).
+    Duplicate,
+    /// The reservation failed.
+    Reserve(LiveError),
+    /// The store could not make the session durable.
+    Store(String),
+    /// The session could not be resumed from what was given.
+    Resume(String),
+    /// The close did not finish in time.
+    CloseTimeout,
+    /// The funder is gone (the daemon is stopping).
+    Stopping,
+}
+
+/// One session the daemon knows.
+struct Entry {
+    key: Option<SessionKey>,
+    spec: SessionSpec,
+    state: State,
+    release: Option<String>,
+    /// What the last snapshot said: runway (at `taken`), counters, spend.
+    last: Option<Summary>,
+    /// Event lines (JSON) for `GET …/events`; made on the first subscriber.
+    events: Option<broadcast::Sender<String>>,
+    /// Callers of `DELETE` waiting for the release.
+    closing: Vec<oneshot::Sender<String>>,
+}
+
+#[derive(Clone, Copy)]
+struct Summary {
+    runway_ms: u32,
+    taken_ms: u64,
+    stats: livepay_core::Stats,
+    spend_wei: Option<u128>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_id: BTreeMap<String, Entry>,
+    by_key: HashMap<SessionKey, String>,
+}
+
+struct Shared {
+    registry: Mutex<Registry>,
+    writer: WriterHandle,
+    metrics: Arc<Metrics>,
+    config: ServiceConfig,
+    written_ahead: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Every update is short and leaves the registry consistent: recover a poisoned lock.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes what a snapshot says of session `id` (metrics: runway, counters, spend).
+    fn note(&self, id: &str, snapshot: &Snapshot, taken_ms: u64) {
+        let stats: livepay_core::Stats = snapshot.funding.stats.into();
+        let mut registry = self.registry();
+        let Some(entry) = registry.by_id.get_mut(id) else {
+            return;
+        };
+        let spend_wei = spend_of(snapshot, &self.config.session_config, &entry.spec);
+        let spec = entry.spec.clone();
+        let before = entry.last.map(|l| (l.stats, l.spend_wei));
+        entry.last = Some(Summary {
+            runway_ms: snapshot.funding.runway_ms,
+            taken_ms,
+            stats,
+            spend_wei,
+        });
+        drop(registry);
+        self.metrics
+            .observe_runway(f64::from(snapshot.funding.runway_ms) / 1e3);
+        let (old_stats, old_wei) = before.unwrap_or_default();
+        self.metrics.observe_stats_growth(&old_stats, &stats);
+        let grown = spend_wei.unwrap_or(0).saturating_sub(old_wei.unwrap_or(0));
+        if grown > 0 {
+            self.metrics.add_spend_wei(grown);
+            if let Some(usd) = usd_of(grown, &spec, self.config.eth_usd) {
+                self.metrics.add_spend_usd(usd);
+            }
+        }
+    }
+}
+
+/// The wei a snapshot's session has cost: the prepay and every delivered bill, at the price its
+/// payments state, or else at the price discovery stated.
+fn spend_of(snapshot: &Snapshot, config: &Config, spec: &SessionSpec) -> Option<u128> {
+    let bought = config.prepay + Duration::from_millis(snapshot.funding.stats.billed_ms);
+    if let Some((per_unit, units)) = snapshot.payment.as_ref().and_then(|p| p.session_price) {
+        let price = livepay_core::tickets::UnitPrice {
+            per_unit,
+            pixels_per_unit: units,
+        };
+        return Some(price.wei_for(bought));
+    }
+    let per_s = spec.discovered_wei_per_s?;
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let wei = (per_s * bought.as_micros() as f64 / 1e6) as u128;
+    Some(wei)
+}
+
+/// US dollars for `wei` of session `spec`: at discovery's USD price when it states one, else at
+/// `eth_usd`.
+fn usd_of(wei: u128, spec: &SessionSpec, eth_usd: Option<f64>) -> Option<f64> {
+    #[allow(clippy::cast_precision_loss)]
+    let wei = wei as f64;
+    match (spec.discovered_usd_per_s, spec.discovered_wei_per_s, eth_usd) {
+        (Some(usd), Some(per_s), _) if per_s > 0.0 => Some(wei / per_s * usd),
+        (_, _, Some(rate)) => Some(wei / 1e18 * rate),
+        _ => None,
+    }
+}
+
+/// The runner's price per second as discovery states it, in wei and in US dollars: for spend
+/// only. Nothing when discovery is unavailable, does not list the runner, or prices it in
+/// another unit.
+async fn discovered_price(
+    http: &HttpClient,
+    runner_url: &str,
+    app: Option<&str>,
+) -> (Option<f64>, Option<f64>) {
+    let Some(origin) = livepay_core::engine::origin(runner_url) else {
+        return (None, None);
+    };
+    let Ok(runners) = livepay_hyper::discover(http, &origin, app).await else {
+        return (None, None);
+    };
+    let Some(runner) = runners.iter().find(|r| r.url.trim_end_matches('/') == runner_url) else {
+        return (None, None);
+    };
+    let per_second = |unit: &str| matches!(unit, "" | "second" | "seconds");
+    let wei = runner
+        .price
+        .as_ref()
+        .filter(|p| per_second(&p.unit) && matches!(p.currency.as_str(), "" | "wei" | "WEI"))
+        .and_then(|p| p.price.parse::<f64>().ok())
+        .filter(|p| p.is_finite() && *p > 0.0);
+    let usd = runner
+        .price_usd
+        .as_deref()
+        .and_then(|p| p.parse::<f64>().ok())
+        .filter(|p| p.is_finite() && *p >= 0.0 && runner.price.as_ref().is_some_and(|p| per_second(&p.unit)));
+    (wei, usd)
+}
+
+/// Unix milliseconds now: the store's timestamps, and how long a snapshot has been waiting.
+pub(crate) fn unix_ms() -> u64 {
+    #[allow(clippy::disallowed_methods)] // The daemon is an adapter: it reads the wall clock.
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The funder's write-ahead: each new signer state, durable before its POST.
+struct Persist(Arc<Shared>);
+
+impl WriteAhead for Persist {
+    fn persist(&self, key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, bool> {
+        let shared = Arc::clone(&self.0);
+        let taken_ms = unix_ms();
+        async move {
+            let Some(id) = shared.registry().by_key.get(&key).cloned() else {
+                return true;
+            };
+            let Ok(text) = serde_json::to_string(&snapshot) else {
+                return false;
+            };
+            let ticket = shared.writer.submit(Write::Snapshot {
+                id: id.clone(),
+                snapshot: text,
+                at_ms: taken_ms,
+            });
+            let durable =
+                tokio::time::timeout(shared.config.write_ahead_timeout, shared.writer.durable(ticket))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+            shared.note(&id, &snapshot, taken_ms);
+            if durable && let Some(n) = shared.config.abort_after_write_ahead {
+                let done = shared
+                    .written_ahead
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                if done >= n {
+                    tracing::warn!("livepay daemon: aborting after {done} states written ahead (test hook)");
+                    std::process::abort();
+                }
+            }
+            durable
+        }
+        .boxed()
+    }
+
+    fn checkpoint(&self, key: SessionKey, snapshot: Snapshot) {
+        let Some(id) = self.0.registry().by_key.get(&key).cloned() else {
+            return;
+        };
+        let taken_ms = unix_ms();
+        if let Ok(text) = serde_json::to_string(&snapshot) {
+            self.0.writer.submit(Write::Snapshot {
+                id: id.clone(),
+                snapshot: text,
+                at_ms: taken_ms,
+            });
+        }
+        self.0.note(&id, &snapshot, taken_ms);
+    }
+}
+
+/// The daemon's sessions. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+    handle: FunderHandle,
+    http: HttpClient,
+    table: StatusTable,
+    rng: Arc<Mutex<SplitMix64>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("sessions", &self.shared.registry().by_id.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Starts the funder, resumes every record not closed, and returns the service with the
+    /// number of sessions resumed. Call from inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The session configuration is invalid.
+    pub fn start(
+        http: HttpClient,
+        writer: WriterHandle,
+        metrics: Arc<Metrics>,
+        config: &ServiceConfig,
+        records: Vec<SessionRecord>,
+    ) -> Result<(Self, usize), livepay_core::ConfigError> {
+        let seed = unix_ms() ^ u64::from(std::process::id());
+        let shared = Arc::new(Shared {
+            registry: Mutex::new(Registry::default()),
+            writer,
+            metrics,
+            config: config.clone(),
+            written_ahead: std::sync::atomic::AtomicU64::new(0),
+        });
+        let mut funder = Funder::new(
+            http.clone(),
+            FunderConfig {
+                seed,
+                session_config: config.session_config,
+                ..FunderConfig::default()
+            },
+        )?
+        .with_write_ahead(Arc::new(Persist(Arc::clone(&shared))));
+        let events = funder.events();
+        let handle = funder.handle();
+        tokio::spawn(funder.run());
+        let service = Self {
+            shared,
+            handle,
+            http,
+            table: StatusTable::new(),
+            rng: Arc::new(Mutex::new(SplitMix64::new(seed))),
+        };
+        if let Some(events) = events {
+            tokio::spawn(service.clone().pump(events));
+        }
+        let resumed = service.resume_all(records);
+        Ok((service, resumed))
+    }
+
+    fn engine_config(&self, spec: &SessionSpec) -> Config {
+        let mut config = spec.config(&self.shared.config.session_config);
+        config.first_payment = FirstPayment::Within(config.interval);
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        config.seed = rng.next_u64();
+        config
+    }
+
+    fn resume_all(&self, records: Vec<SessionRecord>) -> usize {
+        let now_ms = unix_ms();
+        let mut resumed = 0;
+        for record in records {
+            let spec: Result<SessionSpec, _> = serde_json::from_str(&record.spec);
+            let snapshot: Result<Snapshot, _> = serde_json::from_str(&record.snapshot);
+            let (Ok(spec), Ok(snapshot)) = (spec, snapshot) else {
+                tracing::warn!(id = %record.id, "livepay daemon: an unreadable record is left alone");
+                continue;
+            };
+            if let Some(reason) = record.closed {
+                self.shared.registry().by_id.insert(
+                    record.id.clone(),
+                    Entry::new(
+                        spec,
+                        None,
+                        State::Released {
+                            reason: ReleaseReason::ClosedByClient,
+                        },
+                        Some(reason),
+                    ),
+                );
+                continue;
+            }
+            let elapsed = Duration::from_millis(now_ms.saturating_sub(record.updated_ms));
+            match self.add(&record.id, spec, snapshot, elapsed) {
+                Ok(()) => resumed += 1,
+                Err(error) => {
+                    tracing::warn!(id = %record.id, ?error, "livepay daemon: a session could not be resumed");
+                }
+            }
+        }
+        resumed
+    }
+
+    /// Builds the engine of `snapshot` (taken `elapsed` ago) and funds it as `id`.
+    fn add(
+        &self,
+        id: &str,
+        spec: SessionSpec,
+        snapshot: Snapshot,
+        elapsed: Duration,
+    ) -> Result<(), ServiceError> {
+        let config = self.engine_config(&spec);
+        let now = self.handle.clock().now();
+        let engine = Engine::resume(
+            &config,
+            snapshot,
+            spec.signer_headers.clone(),
+            now,
+            elapsed,
+            self.table,
+        )
+        .map_err(|e| ServiceError::Resume(e.to_string()))?;
+        let mut registry = self.shared.registry();
+        if registry.by_id.get(id).is_some_and(|e| e.key.is_some()) {
+            return Err(ServiceError::Duplicate);
+        }
+        // Under the registry's lock: the write-ahead of the first mint finds the id.
+        let key = self
+            .handle
+            .add_engine(engine, None)
+            .map_err(|_| ServiceError::Stopping)?;
+        registry.by_key.insert(key, id.to_owned());
+        registry
+            .by_id
+            .insert(id.to_owned(), Entry::new(spec, Some(key), State::Reserved, None));
+        Ok(())
+    }
+
+    /// Stores `snapshot` of `id` durably (a new or adopted session), then funds it.
+    async fn store_and_add(
+        &self,
+        id: &str,
+        spec: SessionSpec,
+        snapshot: Snapshot,
+        elapsed: Duration,
+    ) -> Result<(), ServiceError> {
+        let texts = serde_json::to_string(&spec).and_then(|s| Ok((s, serde_json::to_string(&snapshot)?)));
+        let (spec_text, snapshot_text) = texts.map_err(|e| ServiceError::Store(e.to_string()))?;
+        let at_ms = unix_ms().saturating_sub(elapsed.as_millis());
+        let ticket = self.shared.writer.submit(Write::Put {
+            id: id.to_owned(),
+            spec: spec_text,
+            snapshot: snapshot_text,
+            at_ms,
+        });
+        self.shared
+            .writer
+            .durable(ticket)
+            .await
+            .map_err(|e| ServiceError::Store(e.to_string()))?;
+        self.add(id, spec, snapshot, elapsed)
+    }
+
+    /// `POST /v1/sessions`: reserves and funds a new session.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError`].
+    pub async fn create(&self, request: &CreateRequest) -> Result<SessionView, ServiceError> {
+        let now_ms = unix_ms();
+        let (options, mut spec) = request
+            .checked(&self.shared.config.session_config, now_ms)
+            .map_err(ServiceError::BadBody)?;
+        (spec.discovered_wei_per_s, spec.discovered_usd_per_s) =
+            discovered_price(&self.http, &options.runner_url, request.app.as_deref()).await;
+        let clock = self.handle.clock();
+        let reserved = reserve(&self.http, &clock, options)
+            .await
+            .map_err(ServiceError::Reserve)?;
+        let id = reserved.session_id.clone();
+        let config = self.engine_config(&spec);
+        let engine =
+            Engine::new(&config, reserved, self.table).map_err(|e| ServiceError::Resume(e.to_string()))?;
+        let snapshot = engine.snapshot(clock.now());
+        self.store_and_add(&id, spec, snapshot, Duration::from_ticks(0))
+            .await?;
+        self.view(&id).await.ok_or(ServiceError::NotFound)
+    }
+
+    /// `POST /v1/sessions` with `adopt` or `snapshot`: funds a session reserved elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError`].
+    pub async fn adopt(&self, request: &AdoptRequest) -> Result<SessionView, ServiceError> {
+        let (snapshot, elapsed_ms, spec) = request
+            .checked(&self.shared.config.session_config, unix_ms())
+            .map_err(ServiceError::BadBody)?;
+        let id = snapshot.session_id.clone();
+        if self.shared.registry().by_id.contains_key(&id) {
+            return Err(ServiceError::Duplicate);
+        }
+        self.store_and_add(&id, spec, snapshot, Duration::from_millis(elapsed_ms))
+            .await?;
+        self.view(&id).await.ok_or(ServiceError::NotFound)
+    }
+
+    /// Every session, in id order.
+    pub async fn list(&self) -> Vec<SessionView> {
+        let ids: Vec<String> = self.shared.registry().by_id.keys().cloned().collect();
+        let mut views = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(view) = self.view(&id).await {
+                views.push(view);
+            }
+        }
+        views
+    }
+
+    /// Session `id` now.
+    pub async fn view(&self, id: &str) -> Option<SessionView> {
+        let key = self.shared.registry().by_id.get(id)?.key;
+        // A live session is asked for its runway and counters; a released one shows the last.
+        if let Some(key) = key
+            && let Ok(reply) = self.handle.snapshot(key)
+            && let Ok(Some(snapshot)) = reply.await
+        {
+            self.shared.note(id, &snapshot, unix_ms());
+        }
+        let registry = self.shared.registry();
+        let entry = registry.by_id.get(id)?;
+        let now_ms = unix_ms();
+        let last = entry.last;
+        let runway_ms = last.map_or(0, |l| {
+            u64::from(l.runway_ms).saturating_sub(now_ms.saturating_sub(l.taken_ms))
+        });
+        let stats = last.map(|l| l.stats).unwrap_or_default();
+        let spend_wei = last.and_then(|l| l.spend_wei);
+        #[allow(clippy::cast_precision_loss)]
+        Some(SessionView {
+            id: id.to_owned(),
+            state: state_name(entry.state),
+            release_reason: entry.release.clone(),
+            runway_s: if entry.state.is_released() {
+                0.0
+            } else {
+                runway_ms as f64 / 1e3
+            },
+            payments_accepted: stats.payments_accepted,
+            cycles_skipped: stats.cycles_skipped,
+            failures: stats.failures,
+            refreshes: stats.refreshes,
+            lost_mints: stats.lost_mints,
+            billed_s: stats.billed.as_millis() as f64 / 1e3,
+            spend: Spend {
+                wei: spend_wei.map(wei_text),
+                usd: spend_wei.and_then(|wei| usd_of(wei, &entry.spec, self.shared.config.eth_usd)),
+            },
+            runner_url: entry.spec.runner_url.clone(),
+            signer_url: entry.spec.signer_url.clone(),
+            created_ms: entry.spec.created_ms,
+        })
+    }
+
+    /// `DELETE /v1/sessions/{id}`: stops funding, then stops the session; the release reason.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::NotFound`], [`ServiceError::CloseTimeout`], [`ServiceError::Stopping`].
+    pub async fn close(&self, id: &str) -> Result<String, ServiceError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut registry = self.shared.registry();
+            let entry = registry.by_id.get_mut(id).ok_or(ServiceError::NotFound)?;
+            if let Some(reason) = &entry.release {
+                return Ok(reason.clone());
+            }
+            entry.closing.push(tx);
+            let key = entry.key.ok_or(ServiceError::NotFound)?;
+            self.handle.close(key).map_err(|_| ServiceError::Stopping)?;
+        }
+        match tokio::time::timeout(self.shared.config.close_timeout, rx).await {
+            Ok(Ok(reason)) => Ok(reason),
+            Ok(Err(_)) => Err(ServiceError::Stopping),
+            Err(_) => Err(ServiceError::CloseTimeout),
+        }
+    }
+
+    /// `POST /v1/sessions/{id}/handoff`: stops funding here (no stop is sent) and returns the
+    /// body another daemon adopts (`snapshot` and `taken_at_ms`).
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::NotFound`] (also once released), [`ServiceError::Stopping`].
+    pub async fn handoff(&self, id: &str) -> Result<serde_json::Value, ServiceError> {
+        let key = {
+            let registry = self.shared.registry();
+            let entry = registry.by_id.get(id).ok_or(ServiceError::NotFound)?;
+            entry
+                .key
+                .filter(|_| entry.release.is_none())
+                .ok_or(ServiceError::NotFound)?
+        };
+        let engine = self
+            .handle
+            .stop(key)
+            .map_err(|_| ServiceError::Stopping)?
+            .await
+            .map_err(|_| ServiceError::NotFound)?;
+        let snapshot = engine.snapshot(self.handle.clock().now());
+        let taken_at_ms = unix_ms();
+        let reason = "handed off".to_owned();
+        let ticket = self.shared.writer.submit(Write::Close {
+            id: id.to_owned(),
+            reason: reason.clone(),
+            at_ms: taken_at_ms,
+        });
+        let _ = self.shared.writer.durable(ticket).await;
+        let mut registry = self.shared.registry();
+        if let Some(entry) = registry.by_id.get_mut(id) {
+            entry.release = Some(reason);
+            entry.state = State::Reserved;
+            entry.key = None;
+        }
+        registry.by_key.remove(&key);
+        Ok(serde_json::json!({ "snapshot": snapshot, "taken_at_ms": taken_at_ms }))
+    }
+
+    /// A stream of session `id`'s event lines (JSON), from now on.
+    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<String>> {
+        let mut registry = self.shared.registry();
+        let entry = registry.by_id.get_mut(id)?;
+        Some(
+            entry
+                .events
+                .get_or_insert_with(|| broadcast::channel(256).0)
+                .subscribe(),
+        )
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The number of sessions known (closed included).
+    pub fn len(&self) -> usize {
+        self.shared.registry().by_id.len()
+    }
+
+    /// Whether no session is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forwards every funder event: state, streams, metrics, and the store on a release.
+    async fn pump(self, mut events: mpsc::Receiver<(SessionKey, Event)>) {
+        while let Some((key, event)) = events.recv().await {
+            self.shared.metrics.observe(&event);
+            let mut registry = self.shared.registry();
+            let Some(id) = registry.by_key.get(&key).cloned() else {
+                continue;
+            };
+            let Some(entry) = registry.by_id.get_mut(&id) else {
+                continue;
+            };
+            if let Some(events) = &entry.events
+                && events.receiver_count() > 0
+            {
+                let _ = events.send(event_line(&event));
+            }
+            if let Event::StateChanged { to, .. } = event {
+                entry.state = to;
+                if let State::Released { reason } = to {
+                    let reason = reason.to_string();
+                    entry.release = Some(reason.clone());
+                    entry.key = None;
+                    for waiter in entry.closing.drain(..) {
+                        let _ = waiter.send(reason.clone());
+                    }
+                    // The stream ends with the release.
+                    entry.events = None;
+                    registry.by_key.remove(&key);
+                    self.shared.writer.submit(Write::Close {
+                        id,
+                        reason,
+                        at_ms: unix_ms(),
+                    });
+                }
+                let counts = SessionCounts::of(registry.by_id.values().map(|e| e.state));
+                drop(registry);
+                self.shared.metrics.set_sessions(counts);
+            }
+        }
+    }
+}
+
+impl Entry {
+    fn new(spec: SessionSpec, key: Option<SessionKey>, state: State, release: Option<String>) -> Self {
+        Self {
+            key,
+            spec,
+            state,
+            release,
+            last: None,
+            events: None,
+            closing: Vec::new(),
+        }
+    }
+}
+
+/// The API's name of `state`.
+pub(crate) const fn state_name(state: State) -> &'static str {
+    match state {
+        State::Reserved => "reserved",
+        State::Funding => "funding",
+        State::Skipped => "skipped",
+        State::Released { .. } => "released",
+    }
+}
+
+/// One event as a JSON line: its kind and its text (which holds no secret).
+fn event_line(event: &Event) -> String {
+    let kind = match event {
+        Event::StateChanged { .. } => "state_changed",
+        Event::PaymentAccepted { .. } => "payment_accepted",
+        Event::CycleSkipped { .. } => "cycle_skipped",
+        Event::PaymentFailed { .. } => "payment_failed",
+        Event::PaymentAbandoned { .. } => "payment_abandoned",
+        Event::RefreshRequired { .. } => "refresh_required",
+        Event::Refreshed { .. } => "refreshed",
+        Event::AtRisk { .. } => "at_risk",
+        Event::Lapsed { .. } => "lapsed",
+        Event::BudgetExhausted { .. } => "budget_exhausted",
+        Event::MintLost { .. } => "mint_lost",
+        Event::FundingNotRequired { .. } => "funding_not_required",
+        Event::StopFailed { .. } => "stop_failed",
+    };
+    let mut line = serde_json::json!({ "type": kind, "text": event.to_string() });
+    if let Event::StateChanged {
+        to: State::Released { reason },
+        ..
+    } = event
+    {
+        line["state"] = "released".into();
+        line["reason"] = reason.to_string().into();
+    } else if let Event::StateChanged { to, .. } = event {
+        line["state"] = state_name(*to).into();
+    }
+    line.to_string()
+}

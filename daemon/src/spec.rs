@@ -1,0 +1,402 @@
+//! The API's request bodies ([`CreateRequest`], [`AdoptRequest`]), what the store keeps of a
+//! session ([`SessionSpec`]), and what the API shows of one ([`SessionView`]).
+//!
+//! Bodies are strict: unknown fields are refused, and every error names the field. Signer
+//! headers are credentials: they are kept in the store (a mode-0600 file) and never shown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use livepay_core::engine::{
+    PaymentSnapshot, ReserveOptions, SNAPSHOT_VERSION, Snapshot, check_signer_header, check_url,
+};
+use livepay_core::{Budget, Config, Duration, PaymentType, ResumePoint};
+use serde::{Deserialize, Serialize};
+
+/// Why a request body was refused: a message naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadBody {
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// What is wrong (never a header value).
+    pub message: String,
+}
+
+impl BadBody {
+    fn field(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_owned()),
+            message: format!("{field}: {}", message.into()),
+        }
+    }
+
+    /// A serde error: the field is the one it quotes in backticks, if any.
+    pub(crate) fn json(error: &serde_json::Error) -> Self {
+        let message = error.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field"))
+            .map(str::to_owned);
+        Self { field, message }
+    }
+}
+
+impl fmt::Display for BadBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Limits on what a session may spend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// Most payments.
+    #[serde(default)]
+    pub max_payments: Option<u32>,
+    /// Most funded time, seconds.
+    #[serde(default)]
+    pub max_funded_s: Option<u64>,
+}
+
+/// `POST /v1/sessions`: reserve and fund a new session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// The reservation URL, `{orchestrator}/apps/{runner}/session`.
+    pub runner_url: String,
+    /// The remote signer's URL.
+    pub signer_url: String,
+    /// Headers for every signer request (credentials).
+    #[serde(default)]
+    pub signer_headers: BTreeMap<String, String>,
+    /// The payment type (default `live`).
+    #[serde(rename = "type", default = "live")]
+    pub payment_type: PaymentType,
+    /// The app name sent to the signer.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Nominal spacing between payments, seconds (default: the daemon's).
+    #[serde(default)]
+    pub interval: Option<f64>,
+    /// Spending limits.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+}
+
+const fn live() -> PaymentType {
+    PaymentType::Live
+}
+
+/// The reservation part of an adopt: what another process (or language) reserved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reservation {
+    /// The session id.
+    pub session_id: String,
+    /// The session's control URL (its stop is `{control_url}/stop`).
+    pub control_url: String,
+    /// Where the app is served.
+    #[serde(default)]
+    pub app_url: String,
+    /// The challenge's payment params (the last refresh's, if any).
+    pub payment_params: String,
+    /// The session-scoped payment URL.
+    pub payment_url: String,
+    /// The manifest id (default: the session id).
+    #[serde(default)]
+    pub manifest_id: Option<String>,
+    /// The payer address.
+    pub sender: String,
+    /// The signer's state, the JSON object as the signer sent it.
+    pub signer_state: serde_json::Value,
+    /// Unix milliseconds of the reservation's mint (its signer call): the runway counts from it.
+    pub reserved_at_ms: u64,
+}
+
+/// `POST /v1/sessions` with `adopt`: fund a session reserved elsewhere.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptRequest {
+    /// The remote signer's URL.
+    pub signer_url: String,
+    /// Headers for every signer request (credentials).
+    #[serde(default)]
+    pub signer_headers: BTreeMap<String, String>,
+    /// The payment type (default `live`).
+    #[serde(rename = "type", default = "live")]
+    pub payment_type: PaymentType,
+    /// The app name sent to the signer.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Nominal spacing between payments, seconds.
+    #[serde(default)]
+    pub interval: Option<f64>,
+    /// Spending limits.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+    /// Either a reservation…
+    #[serde(default)]
+    pub adopt: Option<Reservation>,
+    /// …or a livepay snapshot (`POST /v1/sessions/{id}/handoff` of another daemon), with the
+    /// unix milliseconds it was taken at.
+    #[serde(default)]
+    pub snapshot: Option<Snapshot>,
+    /// With `snapshot`: when it was taken, unix ms.
+    #[serde(default)]
+    pub taken_at_ms: Option<u64>,
+}
+
+/// What the store keeps of a session besides its snapshot: how to fund it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSpec {
+    /// The reservation URL (empty for an adopted session).
+    #[serde(default)]
+    pub runner_url: String,
+    /// The signer's URL.
+    pub signer_url: String,
+    /// Signer headers (credentials; never shown by the API).
+    #[serde(default)]
+    pub signer_headers: Vec<(String, String)>,
+    /// The payment type.
+    pub payment_type: PaymentType,
+    /// Nominal spacing, seconds.
+    #[serde(default)]
+    pub interval: Option<f64>,
+    /// Spending limits.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+    /// Unix ms of its creation here.
+    pub created_ms: u64,
+    /// The runner's price as discovery stated it, wei per second: spend when the payments do not
+    /// state their own.
+    #[serde(default)]
+    pub discovered_wei_per_s: Option<f64>,
+    /// The runner's price in US dollars per second, when discovery states one (`price_usd`).
+    #[serde(default)]
+    pub discovered_usd_per_s: Option<f64>,
+}
+
+impl SessionSpec {
+    /// `base` with this session's interval and budget.
+    pub fn config(&self, base: &Config) -> Config {
+        let mut config = *base;
+        config.payment_type = self.payment_type;
+        if let Some(interval) = self.interval {
+            config.interval = duration_s(interval);
+        }
+        if let Some(budget) = self.budget {
+            config.budget = Budget {
+                max_payments: budget.max_payments,
+                max_funded_time: budget.max_funded_s.map(Duration::from_secs),
+            };
+        }
+        config
+    }
+}
+
+fn duration_s(seconds: f64) -> Duration {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Duration::from_micros((seconds * 1e6) as u64)
+}
+
+fn checked_headers(headers: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, BadBody> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            check_signer_header(name, value)
+                .map(|()| (name.clone(), value.clone()))
+                .map_err(|problem| BadBody::field("signer_headers", format!("{name}: {problem}")))
+        })
+        .collect()
+}
+
+fn checked_url(field: &str, url: &str) -> Result<String, BadBody> {
+    check_url(url)
+        .map(|_| url.trim_end_matches('/').to_owned())
+        .map_err(|problem| BadBody::field(field, format!("the URL {problem}")))
+}
+
+fn check_common(interval: Option<f64>, budget: Option<BudgetSpec>, base: &Config) -> Result<(), BadBody> {
+    if let Some(interval) = interval
+        && !(0.1..=3_600.0).contains(&interval)
+    {
+        return Err(BadBody::field("interval", "out of range (0.1 ≤ seconds ≤ 3600)"));
+    }
+    let mut config = *base;
+    if let Some(interval) = interval {
+        config.interval = duration_s(interval);
+    }
+    if budget.is_some_and(|b| b.max_payments == Some(0) || b.max_funded_s == Some(0)) {
+        return Err(BadBody::field("budget", "limits must be above zero"));
+    }
+    config
+        .validate()
+        .map_err(|e| BadBody::field("interval", e.to_string()))
+}
+
+impl CreateRequest {
+    /// The reservation's options and the spec to store, checked.
+    ///
+    /// # Errors
+    ///
+    /// [`BadBody`] naming the first unusable field.
+    pub fn checked(&self, base: &Config, now_ms: u64) -> Result<(ReserveOptions, SessionSpec), BadBody> {
+        let runner_url = checked_url("runner_url", &self.runner_url)?;
+        let signer_url = checked_url("signer_url", &self.signer_url)?;
+        let signer_headers = checked_headers(&self.signer_headers)?;
+        check_common(self.interval, self.budget, base)?;
+        let mut options =
+            ReserveOptions::new(runner_url.clone(), Some(signer_url.clone()), self.payment_type);
+        for (name, value) in &signer_headers {
+            options = options.with_signer_header(name.clone(), value.clone());
+        }
+        if let Some(app) = &self.app {
+            options = options.with_app(app.clone());
+        }
+        let spec = SessionSpec {
+            runner_url,
+            signer_url,
+            signer_headers,
+            payment_type: self.payment_type,
+            interval: self.interval,
+            budget: self.budget,
+            created_ms: now_ms,
+            discovered_wei_per_s: None,
+            discovered_usd_per_s: None,
+        };
+        Ok((options, spec))
+    }
+}
+
+impl AdoptRequest {
+    /// The snapshot to resume, how long ago it was taken (ms), and the spec to store, checked.
+    ///
+    /// # Errors
+    ///
+    /// [`BadBody`] naming the first unusable field.
+    pub fn checked(&self, base: &Config, now_ms: u64) -> Result<(Snapshot, u64, SessionSpec), BadBody> {
+        let signer_url = checked_url("signer_url", &self.signer_url)?;
+        let signer_headers = checked_headers(&self.signer_headers)?;
+        check_common(self.interval, self.budget, base)?;
+        let spec = SessionSpec {
+            runner_url: String::new(),
+            signer_url: signer_url.clone(),
+            signer_headers,
+            payment_type: self.payment_type,
+            interval: self.interval,
+            budget: self.budget,
+            created_ms: now_ms,
+            discovered_wei_per_s: None,
+            discovered_usd_per_s: None,
+        };
+        let (snapshot, taken_ms) = match (&self.adopt, &self.snapshot) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(BadBody::field("adopt", "give either `adopt` or `snapshot`"));
+            }
+            (Some(r), None) => (self.snapshot_of(r, &signer_url, base)?, r.reserved_at_ms),
+            (None, Some(s)) => {
+                let taken = self
+                    .taken_at_ms
+                    .ok_or_else(|| BadBody::field("taken_at_ms", "required with `snapshot`"))?;
+                (s.clone(), taken)
+            }
+        };
+        if taken_ms > now_ms.saturating_add(60_000) {
+            return Err(BadBody::field("reserved_at_ms", "is in the future"));
+        }
+        Ok((snapshot, now_ms.saturating_sub(taken_ms), spec))
+    }
+
+    fn snapshot_of(&self, r: &Reservation, signer_url: &str, base: &Config) -> Result<Snapshot, BadBody> {
+        for (value, field) in [
+            (&r.session_id, "adopt.session_id"),
+            (&r.payment_params, "adopt.payment_params"),
+            (&r.sender, "adopt.sender"),
+        ] {
+            if value.trim().is_empty() {
+                return Err(BadBody::field(field, "is empty"));
+            }
+        }
+        let control_url = checked_url("adopt.control_url", &r.control_url)?;
+        let payment_url = checked_url("adopt.payment_url", &r.payment_url)?;
+        if !r.signer_state.is_object() {
+            return Err(BadBody::field(
+                "adopt.signer_state",
+                "must be the signer's JSON object",
+            ));
+        }
+        let mut config = *base;
+        config.payment_type = self.payment_type;
+        Ok(Snapshot {
+            version: SNAPSHOT_VERSION,
+            session_id: r.session_id.clone(),
+            app_url: r.app_url.clone(),
+            control_url,
+            payment: Some(PaymentSnapshot {
+                signer_url: signer_url.to_owned(),
+                payment_type: self.payment_type,
+                app: self.app.clone(),
+                max_price: None,
+                manifest_id: r.manifest_id.clone().unwrap_or_else(|| r.session_id.clone()),
+                payment_params: r.payment_params.clone(),
+                payment_url,
+                sender: r.sender.clone(),
+                signer_state: Some(r.signer_state.to_string()),
+                minted: None,
+                session_price: None,
+                last_mint_value: None,
+            }),
+            funding: ResumePoint::reserved(&config),
+        })
+    }
+}
+
+/// Spend so far.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spend {
+    /// Wei (a decimal string: it may not fit a JSON number); `None` until a payment's price was
+    /// read.
+    pub wei: Option<String>,
+    /// US dollars, with `--eth-usd`.
+    pub usd: Option<f64>,
+}
+
+/// What the API shows of a session. Never its signer headers, state or payments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionView {
+    /// The session id.
+    pub id: String,
+    /// `reserved`, `funding`, `skipped` or `released`.
+    pub state: &'static str,
+    /// Why it was released, once it was.
+    pub release_reason: Option<String>,
+    /// The estimated runway, seconds.
+    pub runway_s: f64,
+    /// Payments credited.
+    pub payments_accepted: u32,
+    /// Cycles the signer skipped (482).
+    pub cycles_skipped: u32,
+    /// Transient failures.
+    pub failures: u32,
+    /// Refreshes.
+    pub refreshes: u32,
+    /// Mints given up undelivered.
+    pub lost_mints: u32,
+    /// Service time bought after the reservation, seconds.
+    pub billed_s: f64,
+    /// What it cost.
+    pub spend: Spend,
+    /// The reservation URL (empty when adopted).
+    pub runner_url: String,
+    /// The signer URL.
+    pub signer_url: String,
+    /// Unix ms of its creation here.
+    pub created_ms: u64,
+}
+
+/// `u128` wei as the API shows them.
+pub(crate) fn wei_text(wei: u128) -> String {
+    wei.to_string()
+}

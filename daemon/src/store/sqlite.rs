@@ -1,0 +1,379 @@
+//! The durable store: one SQLite file in WAL mode, private to its owner.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::{SessionRecord, Store, StoreError, Write};
+
+/// The schema version this build writes, and the highest it reads.
+///
+/// Stored in the `meta` table under `schema_version`. A database with a higher version is
+/// refused with [`StoreError::NewerSchema`] rather than misread.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a statement waits for a lock held by another connection before failing with
+/// `SQLITE_BUSY`: long enough to ride out a checkpoint or a second reader (a backup, the CLI),
+/// short enough that a stuck lock surfaces as an error the writer retries.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const CREATE_SCHEMA: &str = "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        id         TEXT PRIMARY KEY NOT NULL,
+        spec       TEXT NOT NULL,
+        snapshot   TEXT NOT NULL,
+        closed     TEXT,
+        updated_ms INTEGER NOT NULL
+    );";
+
+/// A put is a (re)creation: it replaces spec and snapshot and reopens a closed record.
+const PUT: &str = "
+    INSERT INTO sessions (id, spec, snapshot, closed, updated_ms) VALUES (?1, ?2, ?3, NULL, ?4)
+    ON CONFLICT (id) DO UPDATE SET
+        spec = excluded.spec, snapshot = excluded.snapshot, closed = NULL,
+        updated_ms = excluded.updated_ms";
+/// An `UPDATE` of an unknown id changes no row: unknown ids are ignored, as [`Store`] asks.
+const SNAPSHOT: &str = "UPDATE sessions SET snapshot = ?2, updated_ms = ?3 WHERE id = ?1";
+const CLOSE: &str = "UPDATE sessions SET closed = ?2, updated_ms = ?3 WHERE id = ?1";
+const LOAD: &str = "SELECT id, spec, snapshot, closed, updated_ms FROM sessions ORDER BY id";
+
+/// How hard a commit pushes its data to the disk (SQLite's `PRAGMA synchronous`).
+///
+/// Both levels survive the death of the process (`kill -9`, a panic, the OOM killer): a
+/// committed transaction is in the WAL file, which the kernel holds even if the process is
+/// gone. They differ only when the whole machine stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: no fsync per commit (only at checkpoints). Durable against process
+    /// death, which is the daemon's requirement; after a power loss or a kernel crash the last
+    /// commits may be rolled back (the database stays consistent). The default.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: an fsync of the WAL per commit, so a commit also survives power
+    /// loss and kernel crashes, at the cost of one disk flush per batch.
+    Full,
+}
+
+impl Durability {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
+    }
+}
+
+/// The durable [`Store`]: one SQLite database file.
+///
+/// - WAL journal mode, so a commit appends to the `-wal` file instead of rewriting pages, and
+///   readers (a backup, the CLI) do not block the writer;
+/// - [`Durability::Normal`] by default (see there; [`Durability::Full`] for power loss);
+/// - a busy timeout of a few seconds for locks held by other connections;
+/// - on unix, the file is created with mode `0600` (before SQLite sees it) and any group or
+///   other permission bits of an existing file, its `-wal` and its `-shm` are removed, since the
+///   records hold secrets. SQLite creates the `-wal` and `-shm` files with the main file's mode,
+///   so they start private too;
+/// - the schema (a `sessions` table and a `meta` table with the schema version) is created if
+///   missing, and a newer schema version is refused.
+///
+/// Statements are prepared once and cached on the connection.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    durability: Durability,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store at `path` with [`Durability::Normal`].
+    ///
+    /// # Errors
+    ///
+    /// See [`open_with`](SqliteStore::open_with).
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, Durability::Normal)
+    }
+
+    /// Opens (creating if missing) the store at `path` with the given durability.
+    ///
+    /// The parent directory must exist.
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::Open`] if the file cannot be created or opened, its permissions cannot
+    ///   be restricted, or it is not a SQLite database (a corrupt or foreign file);
+    /// - [`StoreError::Schema`] if the schema cannot be created or read, or the database has
+    ///   tables but is not a livepay store;
+    /// - [`StoreError::NewerSchema`] if a newer livepay wrote the database.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
+        let open_error = |detail: String| StoreError::Open {
+            path: path.to_path_buf(),
+            detail,
+        };
+        create_private(path).map_err(|e| open_error(e.to_string()))?;
+        // No URI interpretation (a path is a path), no CREATE (the file exists, private, and a
+        // vanished file should be an error, not a new world-readable one).
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(e.to_string()))?;
+        // The first statement that reads the file: a file that is not a database fails here.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| open_error(e.to_string()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Some file systems (network shares) cannot hold WAL's shared memory. The rollback
+            // journal is still crash-safe, only slower, so this is worth a warning, not a refusal.
+            tracing::warn!(path = %path.display(), journal_mode = %mode, "SQLite refused WAL mode");
+        }
+        conn.pragma_update(None, "synchronous", durability.pragma_value())
+            .map_err(|e| open_error(e.to_string()))?;
+        ensure_schema(&mut conn)?;
+        restrict_sidecars(path).map_err(|e| open_error(e.to_string()))?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            durability,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The durability the store was opened with.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// SQLite's `PRAGMA synchronous` of this connection (1 = NORMAL, 2 = FULL).
+    #[cfg(test)]
+    pub(super) fn synchronous(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Vec<SessionRecord>, StoreError> {
+        let load_error = |e: rusqlite::Error| StoreError::Load {
+            detail: e.to_string(),
+        };
+        let mut statement = self.conn.prepare_cached(LOAD).map_err(load_error)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(SessionRecord {
+                    id: row.get(0)?,
+                    spec: row.get(1)?,
+                    snapshot: row.get(2)?,
+                    closed: row.get(3)?,
+                    updated_ms: ms_from_sql(row.get(4)?),
+                })
+            })
+            .map_err(load_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(load_error)
+    }
+
+    fn commit(&mut self, batch: &[Write]) -> Result<(), StoreError> {
+        let commit_error = |e: rusqlite::Error| StoreError::Commit {
+            detail: e.to_string(),
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // IMMEDIATE takes the write lock up front: a deferred transaction that later upgrades
+        // can fail with SQLITE_BUSY without waiting for the busy timeout.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(commit_error)?;
+        {
+            let mut statements = Statements::new(&tx).map_err(commit_error)?;
+            for write in batch {
+                statements.apply(write).map_err(commit_error)?;
+            }
+        }
+        // Dropping `tx` on any error above rolls the whole batch back.
+        tx.commit().map_err(commit_error)
+    }
+}
+
+/// The three write statements of one commit, taken from the connection's statement cache.
+struct Statements<'conn> {
+    put: CachedStatement<'conn>,
+    snapshot: CachedStatement<'conn>,
+    close: CachedStatement<'conn>,
+}
+
+impl<'conn> Statements<'conn> {
+    fn new(conn: &'conn Connection) -> rusqlite::Result<Statements<'conn>> {
+        Ok(Statements {
+            put: conn.prepare_cached(PUT)?,
+            snapshot: conn.prepare_cached(SNAPSHOT)?,
+            close: conn.prepare_cached(CLOSE)?,
+        })
+    }
+
+    fn apply(&mut self, write: &Write) -> rusqlite::Result<()> {
+        match write {
+            Write::Put {
+                id,
+                spec,
+                snapshot,
+                at_ms,
+            } => {
+                self.put.execute(params![id, spec, snapshot, ms_to_sql(*at_ms)])?;
+            }
+            Write::Snapshot { id, snapshot, at_ms } => {
+                self.snapshot.execute(params![id, snapshot, ms_to_sql(*at_ms)])?;
+            }
+            Write::Close { id, reason, at_ms } => {
+                self.close.execute(params![id, reason, ms_to_sql(*at_ms)])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the schema of a new database, or checks the version of an existing one, in one
+/// IMMEDIATE transaction so two daemons opening the same new file cannot both create it.
+fn ensure_schema(conn: &mut Connection) -> Result<(), StoreError> {
+    let schema_error = |e: rusqlite::Error| StoreError::Schema {
+        detail: e.to_string(),
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(schema_error)?;
+    let table_exists = |name: &str| -> rusqlite::Result<bool> {
+        tx.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|count| count > 0)
+    };
+    if table_exists("meta").map_err(schema_error)? {
+        let version: Option<i64> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(schema_error)?;
+        match version {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(found) if found < 1 => {
+                return Err(StoreError::Schema {
+                    detail: format!("invalid schema version {found}"),
+                });
+            }
+            Some(_) => {}
+            None => {
+                return Err(StoreError::Schema {
+                    detail: "the meta table has no schema_version: not a livepay session store".into(),
+                });
+            }
+        }
+        if !table_exists("sessions").map_err(schema_error)? {
+            // Recreating it would silently forget every session: refuse instead.
+            return Err(StoreError::Schema {
+                detail: "the sessions table is missing".into(),
+            });
+        }
+    } else {
+        let tables: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(schema_error)?;
+        if tables > 0 {
+            // Another application's database: writing our tables into it would be a surprise.
+            return Err(StoreError::Schema {
+                detail: "the database has tables but no meta table: not a livepay session store".into(),
+            });
+        }
+        tx.execute_batch(CREATE_SCHEMA).map_err(schema_error)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION],
+        )
+        .map_err(schema_error)?;
+    }
+    tx.commit().map_err(schema_error)
+}
+
+/// Creates `path` if missing, with mode `0600` on unix, and removes group and other permission
+/// bits of an existing file: the records hold secrets.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    drop(options.open(path)?);
+    restrict_to_owner(path)
+}
+
+/// Removes group and other permission bits of the `-wal` and `-shm` files, if they exist.
+fn restrict_sidecars(path: &Path) -> std::io::Result<()> {
+    for suffix in ["-wal", "-shm"] {
+        let mut sidecar = OsString::from(path.as_os_str());
+        sidecar.push(suffix);
+        match restrict_to_owner(Path::new(&sidecar)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) -> std::io::Result<()> {
+    // No portable mode bits: the file inherits the directory's ACL.
+    Ok(())
+}
+
+/// SQLite integers are `i64`; a timestamp past `i64::MAX` ms (year 292 million) saturates.
+fn ms_to_sql(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// A negative timestamp (written by hand, not by the store) reads as 0.
+fn ms_from_sql(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0)
+}
