@@ -78,8 +78,9 @@ async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Resp
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), api.token.as_bytes()) => next.run(request).await,
         _ => {
@@ -194,14 +195,14 @@ async fn create(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> 
     };
     let adopting = value.get("adopt").is_some() || value.get("snapshot").is_some();
     let result = if adopting {
-        match serde_json::from_value::<AdoptRequest>(value) {
+        match BadBody::parse::<AdoptRequest>(value) {
             Ok(request) => api.service.adopt(&request).await,
-            Err(e) => return bad_body(&BadBody::json(&e)),
+            Err(bad) => return bad_body(&bad),
         }
     } else {
-        match serde_json::from_value::<CreateRequest>(value) {
+        match BadBody::parse::<CreateRequest>(value) {
             Ok(request) => api.service.create(&request).await,
-            Err(e) => return bad_body(&BadBody::json(&e)),
+            Err(bad) => return bad_body(&bad),
         }
     };
     match result {

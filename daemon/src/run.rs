@@ -187,6 +187,11 @@ impl Daemon {
     /// The listener failed.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let router = crate::api::router(self.service.clone(), &self.token);
+        let service = self.service.clone();
+        let shutdown = async move {
+            shutdown.await;
+            service.end_streams();
+        };
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;

@@ -99,6 +99,8 @@ struct Summary {
 struct Registry {
     by_id: BTreeMap<String, Entry>,
     by_key: HashMap<SessionKey, String>,
+    /// Ids being adopted (their record is being written).
+    adopting: std::collections::HashSet<String>,
 }
 
 struct Shared {
@@ -402,6 +404,7 @@ impl Service {
             self.table,
         )
         .map_err(|e| ServiceError::Resume(e.to_string()))?;
+        let metered = engine.session().is_metered();
         let mut registry = self.shared.registry();
         if registry.by_id.get(id).is_some_and(|e| e.key.is_some()) {
             return Err(ServiceError::Duplicate);
@@ -412,9 +415,11 @@ impl Service {
             .add_engine(engine, None)
             .map_err(|_| ServiceError::Stopping)?;
         registry.by_key.insert(key, id.to_owned());
+        // The funder starts it at once; the pump then sees its own state changes.
+        let state = if metered { State::Funding } else { State::Reserved };
         registry
             .by_id
-            .insert(id.to_owned(), Entry::new(spec, Some(key), State::Reserved, None));
+            .insert(id.to_owned(), Entry::new(spec, Some(key), state, None));
         Ok(())
     }
 
@@ -479,11 +484,20 @@ impl Service {
             .checked(&self.shared.config.session_config, unix_ms())
             .map_err(ServiceError::BadBody)?;
         let id = snapshot.session_id.clone();
-        if self.shared.registry().by_id.contains_key(&id) {
-            return Err(ServiceError::Duplicate);
+        {
+            // The id is claimed before its record is written, so that two adopts of one session
+            // cannot both overwrite it; a closed or handed-off session may be adopted back.
+            let mut registry = self.shared.registry();
+            let funded = registry.by_id.get(&id).is_some_and(|e| e.key.is_some());
+            if funded || !registry.adopting.insert(id.clone()) {
+                return Err(ServiceError::Duplicate);
+            }
         }
-        self.store_and_add(&id, spec, snapshot, Duration::from_millis(elapsed_ms))
-            .await?;
+        let added = self
+            .store_and_add(&id, spec, snapshot, Duration::from_millis(elapsed_ms))
+            .await;
+        self.shared.registry().adopting.remove(&id);
+        added?;
         self.view(&id).await.ok_or(ServiceError::NotFound)
     }
 
@@ -618,6 +632,14 @@ impl Service {
                 .get_or_insert_with(|| broadcast::channel(256).0)
                 .subscribe(),
         )
+    }
+
+    /// Ends every open events stream (at shutdown: a graceful shutdown waits for every
+    /// connection, and a stream otherwise lasts until its session's release).
+    pub fn end_streams(&self) {
+        for entry in self.shared.registry().by_id.values_mut() {
+            entry.events = None;
+        }
     }
 
     /// The metrics.

@@ -30,15 +30,44 @@ impl BadBody {
         }
     }
 
-    /// A serde error: the field is the one it quotes in backticks, if any.
-    pub(crate) fn json(error: &serde_json::Error) -> Self {
-        let message = error.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.contains("field"))
-            .map(str::to_owned);
-        Self { field, message }
+    /// A serde error at `path` (`budget.max_payments`; empty at the top): the field is the path,
+    /// or the one the message quotes in backticks (an unknown or missing field). A value of the
+    /// wrong type is described by what was expected, never quoted: it may be a secret (a header
+    /// value given where an object was due).
+    pub(crate) fn json(path: &str, error: &serde_json::Error) -> Self {
+        let text = error.to_string();
+        let text = text.split(" at line ").next().unwrap_or(&text);
+        let quoted = text.split('`').nth(1).filter(|_| text.contains("field"));
+        let field = match (path, quoted) {
+            ("" | ".", Some(name)) => name.to_owned(),
+            ("" | ".", None) => String::new(),
+            (path, Some(name)) if text.contains("unknown field") || text.contains("missing field") => {
+                // An unknown field's path ends with it; a missing one's is its parent's.
+                if path == name || path.ends_with(&format!(".{name}")) {
+                    path.to_owned()
+                } else {
+                    format!("{path}.{name}")
+                }
+            }
+            (path, _) => path.to_owned(),
+        };
+        let message = if text.starts_with("invalid type") || text.starts_with("invalid value") {
+            let expected = text.rsplit("expected ").next().unwrap_or("another type");
+            format!("{field}: wrong type or value (expected {expected})")
+        } else if field.is_empty() || text.contains(&field) {
+            text.to_owned()
+        } else {
+            format!("{field}: {text}")
+        };
+        Self {
+            field: (!field.is_empty()).then_some(field),
+            message,
+        }
+    }
+
+    /// `value` as a `T`, or the error naming the field.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Self> {
+        serde_path_to_error::deserialize(value).map_err(|e| Self::json(&e.path().to_string(), e.inner()))
     }
 }
 

@@ -475,7 +475,7 @@ impl Session {
             return;
         }
         self.set_state(State::Funding);
-        self.next_pay = match self.timing.first_within {
+        let first = match self.timing.first_within {
             ON_SCHEDULE => self.schedule_after(now, true).max(now),
             AFTER_INTERVAL => time::add(now, ms(self.timing.interval)),
             0 => now,
@@ -484,6 +484,11 @@ impl Session {
                 time::add(now, Duration::from_millis(offset))
             }
         };
+        // Never later than the check level of the runway: a session resumed with little runway
+        // left ([`Session::resume`]) pays at once rather than at its phase. (A fresh
+        // reservation's prepay leaves every phase well before it.)
+        let by_runway = time::sub(self.funded_until(), ms(self.timing.check_runway)).max(now);
+        self.next_pay = first.min(by_runway);
         self.advance(now);
     }
 

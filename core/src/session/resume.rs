@@ -259,6 +259,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_session_resumed_with_little_runway_pays_at_once_whatever_its_phase() {
+        let config = Config {
+            first_payment: crate::FirstPayment::Within(Duration::from_secs(3)),
+            seed: 99,
+            ..Config::default()
+        };
+        let point = ResumePoint {
+            runway_ms: 2_000,
+            ..ResumePoint::reserved(&config)
+        };
+        let mut session = Session::resume(&config, at(50), &point, Duration::from_ticks(0)).expect("valid");
+        session.start(at(50));
+        assert!(matches!(session.poll_action(), Some(Action::Pay { .. })), "paid at once");
+    }
+
     #[cfg(feature = "alloc")]
     #[test]
     fn a_point_survives_json_and_keeps_the_counters() {
