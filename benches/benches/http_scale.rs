@@ -31,168 +31,21 @@
 //! `LIVEPAY_SCALE_SESSIONS=1000,5000,10000 cargo bench -p livepay-benches --bench http_scale`.
 #![allow(clippy::print_stdout)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
-use std::sync::Arc;
+#[path = "scale_common/mod.rs"]
+mod scale_common;
+
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use futures::StreamExt;
-use livepay_benches::{process_cpu, record_figure, set_fixed_latency};
+use livepay_benches::{process_cpu, record_figure};
 use livepay_core::PaymentType;
 use livepay_core::engine::ReserveOptions;
 use livepay_hyper::{Funder, FunderConfig, FunderStats, HttpClient, HttpConfig, reserve};
-use livepay_mock::model::ReleaseCause;
-use livepay_mock::serve::{ServeConfig, ServedModel};
+use scale_common::{ModelStats, SERVE_ENV, Server, rss_bytes, serve_child};
 
-const SERVE_ENV: &str = "LIVEPAY_SCALE_SERVE";
 const SESSIONS_ENV: &str = "LIVEPAY_SCALE_SESSIONS";
 const SECS_ENV: &str = "LIVEPAY_SCALE_SECS";
-const LATENCY_ENV: &str = "LIVEPAY_SCALE_LATENCY_MS";
-/// This process's resident set, bytes.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-// ---- the server child ----------------------------------------------------------------------
-
-/// Serves the model; prints `runner_url signer_url`, then answers each `stats` line on stdin with
-/// `releases=<silent releases> stopped=<stops> active=<sessions>`, and exits when stdin closes.
-fn serve_child() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("server runtime");
-    runtime.block_on(async {
-        let mut config = ServeConfig::default();
-        for runner in &mut config.model.runners {
-            runner.capacity = u32::MAX;
-        }
-        let latency_ms: f64 = std::env::var(LATENCY_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        set_fixed_latency(&mut config.plan, latency_ms);
-        let served = Arc::new(ServedModel::start(config).await.expect("served"));
-        println!("{} {}", served.runner_url("live-runner"), served.signer_url());
-        let _ = std::io::stdout().flush();
-        let model = Arc::clone(&served);
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if line.trim() == "stats" {
-                    let (silent, stopped, active) = model.with_world(|w| {
-                        let o = w.orchestrator();
-                        let stopped = o
-                            .releases()
-                            .iter()
-                            .filter(|r| r.reason == ReleaseCause::Stopped)
-                            .count();
-                        (
-                            o.releases().len() - stopped,
-                            stopped,
-                            o.sessions().filter(|s| s.is_active()).count(),
-                        )
-                    });
-                    println!("releases={silent} stopped={stopped} active={active}");
-                    let _ = std::io::stdout().flush();
-                }
-            }
-            std::process::exit(0);
-        });
-        std::future::pending::<()>().await;
-    });
-    ExitCode::SUCCESS
-}
-
-/// The server child, as seen by the bench.
-struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    runner_url: String,
-    signer_url: String,
-}
-
-/// What the model says.
-#[derive(Debug, Default)]
-struct ModelStats {
-    /// Silent releases (insufficient balance).
-    releases: u64,
-    /// Stops by the client.
-    stopped: u64,
-    /// Active sessions.
-    active: u64,
-}
-
-impl Server {
-    fn spawn() -> Self {
-        let mut child = Command::new(std::env::current_exe().expect("this executable"))
-            .env(SERVE_ENV, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("server child");
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("server URLs");
-        let mut urls = line.split_whitespace().map(str::to_owned);
-        let (runner_url, signer_url) = (urls.next().expect("runner"), urls.next().expect("signer"));
-        Self {
-            child,
-            stdin,
-            stdout,
-            runner_url,
-            signer_url,
-        }
-    }
-
-    fn cpu(&self) -> f64 {
-        process_cpu(&self.child.id().to_string())
-    }
-
-    fn stats(&mut self) -> ModelStats {
-        let stdin = self.stdin.as_mut().expect("open");
-        writeln!(stdin, "stats").expect("server alive");
-        stdin.flush().expect("server alive");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("server stats");
-        let mut stats = ModelStats::default();
-        for field in line.split_whitespace() {
-            if let Some((name, value)) = field.split_once('=') {
-                let value = value.parse().unwrap_or(0);
-                match name {
-                    "releases" => stats.releases = value,
-                    "stopped" => stats.stopped = value,
-                    "active" => stats.active = value,
-                    _ => {}
-                }
-            }
-        }
-        stats
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Closing stdin makes the child exit; kill it anyway should it hang.
-        drop(self.stdin.take());
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---- the bench -----------------------------------------------------------------------------
 
 /// Funds `n` sessions for `secs` seconds; `true` when nothing lapsed and the model released nothing.

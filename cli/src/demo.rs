@@ -15,6 +15,7 @@ use livepay_mock::serve::ServeConfig;
 use tokio::sync::mpsc;
 
 use crate::live::{Totals, live_error, routine};
+use crate::spend::{Pricing, RunnerPrice, Spend};
 use crate::{CliError, duration, serve};
 
 /// `livepay demo` options.
@@ -32,8 +33,12 @@ pub(crate) struct DemoArgs {
     /// Seed for the simulated servers.
     #[arg(long, default_value_t = 1, env = "LIVEPAY_SEED")]
     seed: u64,
+    /// ETH in US dollars (a positive number, e.g. 2000): the summary shows the spend in USD too.
+    #[arg(long, value_name = "RATE", env = "LIVEPAY_ETH_USD", value_parser = crate::spend::eth_usd, allow_negative_numbers = true)]
+    eth_usd: Option<f64>,
 }
 
+/// The simulated runner's price, wei per second.
 const PRICE_WEI: u128 = 1_000_000_000;
 
 pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
@@ -63,9 +68,14 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
         Some(served.signer_url()),
         PaymentType::Live,
     );
-    let options = LiveOptions::new(reserve)
-        .with_config(Config::new(PaymentType::Live))
-        .with_client(client);
+    let config = Config::new(PaymentType::Live);
+    // The demo set the model's price: the spend is priced at it when the payments cannot be read.
+    let pricing = Pricing {
+        runner: RunnerPrice::wei_per_second(PRICE_WEI),
+        eth_usd: args.eth_usd,
+        prepay: config.prepay,
+    };
+    let options = LiveOptions::new(reserve).with_config(config).with_client(client);
     let reserved = futures::stream::iter(0..args.sessions)
         .map(|_| LiveSession::reserve(options.clone()))
         .buffer_unordered(32)
@@ -141,6 +151,12 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
     bar.finish_and_clear();
 
     let totals = Totals::of(&sessions);
+    // As of the close, with the counters.
+    let spend = sessions
+        .iter()
+        .map(|s| pricing.spend(s.spend_wei(), s.stats().billed, s.is_metered()))
+        .reduce(Spend::plus)
+        .unwrap_or_default();
     let mut reasons = Vec::new();
     for s in sessions {
         reasons.push(s.close().await.map_err(live_error)?);
@@ -166,7 +182,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
     crate::out(&format!(
         "summary: {} session(s) over {:.1}s · closed cleanly {closed} · released by the server {releases}\n\
          payments accepted {} · skipped {} · failed {} · refreshes {} · risk warnings {}\n\
-         credited {:.1}s of service, debited {:.1}s (the rest is the runway still bought)",
+         credited {:.1}s of service, debited {:.1}s (the rest is the runway still bought)\n\
+         {}",
         args.sessions,
         started.elapsed().as_secs_f64(),
         totals.accepted,
@@ -176,6 +193,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
         totals.at_risk,
         credited as f64 / PRICE_WEI as f64,
         debited as f64 / PRICE_WEI as f64,
+        spend.line(),
     ));
     served.shutdown().await;
     Ok(())

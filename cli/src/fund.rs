@@ -22,6 +22,7 @@ use livepay_daemon::metrics::{Metrics, SessionCounts, serve_metrics};
 use livepay_hyper::{HttpClient, HttpConfig, LiveOptions, LiveSession};
 
 use crate::live::{live_error, release_result};
+use crate::spend::{Pricing, RunnerPrice, Spend};
 use crate::{CliError, duration};
 
 /// The signer `type`.
@@ -96,6 +97,10 @@ pub(crate) struct FundArgs {
     /// The signer is always verified.
     #[arg(long, env = "LIVEPAY_INSECURE_ORCHESTRATOR_TLS", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     insecure_orchestrator_tls: bool,
+    /// ETH in US dollars (a positive number, e.g. 2000): the summary shows the spend in USD too,
+    /// when discovery gives no USD price.
+    #[arg(long, value_name = "RATE", env = "LIVEPAY_ETH_USD", value_parser = crate::spend::eth_usd, allow_negative_numbers = true)]
+    eth_usd: Option<f64>,
     /// Print one JSON event per line.
     #[arg(long, env = "LIVEPAY_JSON", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     json: bool,
@@ -198,32 +203,36 @@ fn prepare(args: &FundArgs) -> Result<(Config, ReserveOptions, HttpConfig), CliE
 /// The runner's discovered price unit must agree with `--type`: a `fixed` reservation of a
 /// per-second runner is released after its first debit while the client thinks it paid for
 /// everything. A runner that discovery does not list (or an orchestrator without discovery)
-/// is not checked.
+/// is not checked. Returns the runner's discovered price per second, to price the spend when
+/// the payments cannot be read (nothing when it is not listed or priced in another unit).
 async fn check_type_against_discovery(
     client: &HttpClient,
     runner_url: &str,
     payment_type: PaymentType,
-) -> Result<(), CliError> {
+) -> Result<RunnerPrice, CliError> {
     let Some(orchestrator) = origin(runner_url) else {
-        return Ok(());
+        return Ok(RunnerPrice::default());
     };
     let runners = match livepay_hyper::discover(client, &orchestrator, None).await {
         Ok(runners) => runners,
         Err(e) => {
             tracing::debug!(error = %e, "livepay: discovery unavailable; --type not checked");
-            return Ok(());
+            return Ok(RunnerPrice::default());
         }
     };
-    let listed = runners
+    let Some(listed) = runners
         .iter()
-        .find(|r| r.url.trim_end_matches('/') == runner_url.trim_end_matches('/'));
-    match listed.and_then(livepay_core::engine::DiscoveredRunner::payment_type) {
+        .find(|r| r.url.trim_end_matches('/') == runner_url.trim_end_matches('/'))
+    else {
+        return Ok(RunnerPrice::default());
+    };
+    match listed.payment_type() {
         Some(discovered) if discovered != payment_type => Err(CliError::BadInput(format!(
             "--type {} contradicts the runner's discovered price unit (use --type {})",
             payment_type.as_str(),
             discovered.as_str()
         ))),
-        _ => Ok(()),
+        _ => Ok(RunnerPrice::discovered(listed)),
     }
 }
 
@@ -246,29 +255,29 @@ async fn start_metrics(addr: SocketAddr) -> Result<Arc<Metrics>, CliError> {
 }
 
 /// What `--metrics-addr` is fed: every event, the session's state, the growth of its counters,
-/// and an estimate of the runway after each accepted payment.
+/// and after each accepted payment the engine's runway and the growth of the spend.
 struct Feed {
     metrics: Arc<Metrics>,
     /// The counters as last fed, for their growth.
     stats: Stats,
-    /// Just before the reservation went out. `LiveSession` exposes no runway, so it is estimated
-    /// as this instant plus the prepay plus the service time billed since: the reservation's mint
-    /// came later than this, so the estimate errs short, never long.
-    reserving: tokio::time::Instant,
-    prepay: Duration,
+    /// How the spend is priced.
+    pricing: Pricing,
+    /// The spend as last fed, for its growth.
+    spent: Spend,
 }
 
 impl Feed {
-    /// Counts `event`; with the live `session`, also its counters' growth and the runway.
+    /// Counts `event`; with the live `session`, also its counters' growth, and after a payment
+    /// its runway and spend.
     fn event(&mut self, event: &Event, session: Option<&LiveSession>) {
         if let Some(session) = session {
             self.sync(session.stats());
             if matches!(event, Event::PaymentAccepted { .. }) {
-                // The counters are published before the event: `billed` includes this payment.
-                let billed = Duration::from_micros(self.stats.billed.as_micros());
-                let credit_ends = self.reserving + self.prepay + billed;
-                let runway = credit_ends.saturating_duration_since(tokio::time::Instant::now());
+                // The runway and spend are published with the counters, before the event: they
+                // include this payment.
+                let runway = Duration::from_micros(session.runway().as_micros());
                 self.metrics.observe_runway(runway.as_secs_f64());
+                self.spend(session);
             }
         }
         if let Event::StateChanged { to, .. } = *event {
@@ -283,6 +292,29 @@ impl Feed {
         self.metrics.observe_stats_growth(&self.stats, &stats);
         self.stats = stats;
     }
+
+    /// Adds the growth of `session`'s spend since the last call.
+    fn spend(&mut self, session: &LiveSession) {
+        let spend = spend_of(&self.pricing, session);
+        self.add_spend(spend);
+    }
+
+    /// Adds the growth of the spend up to `spend`.
+    fn add_spend(&mut self, spend: Spend) {
+        let (wei, usd) = spend.growth_since(&self.spent);
+        if wei > 0 {
+            self.metrics.add_spend_wei(wei);
+        }
+        if usd > 0.0 {
+            self.metrics.add_spend_usd(usd);
+        }
+        self.spent = spend;
+    }
+}
+
+/// `session`'s spend now, priced by `pricing`.
+fn spend_of(pricing: &Pricing, session: &LiveSession) -> Spend {
+    pricing.spend(session.spend_wei(), session.stats().billed, session.is_metered())
 }
 
 pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
@@ -297,10 +329,17 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
     if let Some(metrics) = &metrics {
         client = client.with_observer(Arc::clone(metrics) as Arc<dyn livepay_hyper::Observer>);
     }
-    let prepay = Duration::from_micros(config.prepay.as_micros());
-    if reserve.signer_url.is_some() {
-        check_type_against_discovery(&client, &reserve.runner_url, reserve.payment_type).await?;
-    }
+    // Discovery is asked once: for the --type check, and for the price of the spend.
+    let runner_price = if reserve.signer_url.is_some() {
+        check_type_against_discovery(&client, &reserve.runner_url, reserve.payment_type).await?
+    } else {
+        RunnerPrice::default()
+    };
+    let pricing = Pricing {
+        runner: runner_price,
+        eth_usd: args.eth_usd,
+        prepay: config.prepay,
+    };
     let mut options = LiveOptions::new(reserve).with_config(config).with_client(client);
     if let Some(command) = &args.signer_token_command {
         // Checked once now, so that a broken command is bad input rather than a 401 later.
@@ -309,7 +348,6 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
             .map_err(|why| CliError::BadInput(format!("--signer-token-command: {why}")))?;
         options = options.with_credentials(crate::token::source(command.clone()));
     }
-    let reserving = tokio::time::Instant::now();
     let session = tokio::select! {
         reserved = LiveSession::reserve(options) => reserved.map_err(live_error)?,
         () = crate::shutdown_signal() => {
@@ -323,12 +361,15 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
     let mut events = session.events();
     let mut feed = metrics.map(|metrics| {
         metrics.set_sessions(SessionCounts::of([session.state()]));
-        Feed {
+        let mut feed = Feed {
             metrics,
             stats: Stats::default(),
-            reserving,
-            prepay,
-        }
+            pricing,
+            spent: Spend::default(),
+        };
+        // The reservation's prepay is spent already.
+        feed.spend(&session);
+        feed
     });
     if !args.json {
         crate::out(&format!(
@@ -376,8 +417,12 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
     drain(args.json, &id, started, &mut events, &mut feed, Some(&session)).await;
     let problem = session.last_problem();
     let stats = session.stats();
+    // As of the close: what a payment still in flight buys is not counted.
+    let spend = spend_of(&pricing, &session);
+    let metered = session.is_metered();
     if let Some(feed) = &mut feed {
         feed.sync(stats);
+        feed.add_spend(spend);
     }
     let reason = match released {
         Some(reason) => reason,
@@ -389,10 +434,16 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
         return Err(CliError::OutputClosed);
     }
     if args.json {
-        let line = serde_json::json!({ "t_s": started.elapsed().as_secs_f64(), "session": id, "event": "exit", "release": crate::events::reason(reason) });
+        let mut line = serde_json::json!({ "t_s": started.elapsed().as_secs_f64(), "session": id, "event": "exit", "release": crate::events::reason(reason) });
+        if let (Some(line), serde_json::Value::Object(spend)) = (line.as_object_mut(), spend.json_fields()) {
+            line.extend(spend);
+        }
         crate::out(&line.to_string());
     } else {
         crate::out(&format!("session {}: {reason}", crate::terminal_safe(&id)));
+        if metered {
+            crate::out(&spend.line());
+        }
     }
     release_result(reason, problem.as_ref(), &stats)
 }

@@ -11,6 +11,7 @@ mod live;
 mod plot;
 mod serve;
 mod sim;
+mod spend;
 mod token;
 
 use std::borrow::Cow;

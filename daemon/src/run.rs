@@ -179,6 +179,11 @@ impl Daemon {
         &self.service
     }
 
+    /// The store's writer (its [`stats`](WriterHandle::stats): commits, rows written).
+    pub fn writer(&self) -> WriterHandle {
+        self.writer.clone()
+    }
+
     /// Serves the API until `shutdown` resolves, then flushes the store. Sessions are not
     /// closed: a restart within their runway resumes them.
     ///

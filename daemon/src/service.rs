@@ -375,7 +375,7 @@ impl Service {
                 continue;
             }
             let elapsed = Duration::from_millis(now_ms.saturating_sub(record.updated_ms));
-            match self.add(&record.id, spec, snapshot, elapsed) {
+            match self.add(&record.id, spec, snapshot, elapsed, None) {
                 Ok(()) => resumed += 1,
                 Err(error) => {
                     tracing::warn!(id = %record.id, ?error, "livepay daemon: a session could not be resumed");
@@ -385,25 +385,29 @@ impl Service {
         resumed
     }
 
-    /// Builds the engine of `snapshot` (taken `elapsed` ago) and funds it as `id`.
+    /// Funds `engine` as `id`; without one, builds it from `snapshot` (taken `elapsed` ago).
     fn add(
         &self,
         id: &str,
         spec: SessionSpec,
         snapshot: Snapshot,
         elapsed: Duration,
+        built: Option<Engine>,
     ) -> Result<(), ServiceError> {
         let config = self.engine_config(&spec);
         let now = self.handle.clock().now();
-        let engine = Engine::resume(
-            &config,
-            snapshot,
-            spec.signer_headers.clone(),
-            now,
-            elapsed,
-            self.table,
-        )
-        .map_err(|e| ServiceError::Resume(e.to_string()))?;
+        let engine = match built {
+            Some(engine) => engine,
+            None => Engine::resume(
+                &config,
+                snapshot,
+                spec.signer_headers.clone(),
+                now,
+                elapsed,
+                self.table,
+            )
+            .map_err(|e| ServiceError::Resume(e.to_string()))?,
+        };
         let metered = engine.session().is_metered();
         let mut registry = self.shared.registry();
         if registry.by_id.get(id).is_some_and(|e| e.key.is_some()) {
@@ -423,13 +427,15 @@ impl Service {
         Ok(())
     }
 
-    /// Stores `snapshot` of `id` durably (a new or adopted session), then funds it.
+    /// Stores `snapshot` of `id` durably (a new or adopted session), then funds it (`built`,
+    /// when the engine exists already: a new reservation keeps its exact runway).
     async fn store_and_add(
         &self,
         id: &str,
         spec: SessionSpec,
         snapshot: Snapshot,
         elapsed: Duration,
+        built: Option<Engine>,
     ) -> Result<(), ServiceError> {
         let texts = serde_json::to_string(&spec).and_then(|s| Ok((s, serde_json::to_string(&snapshot)?)));
         let (spec_text, snapshot_text) = texts.map_err(|e| ServiceError::Store(e.to_string()))?;
@@ -445,7 +451,7 @@ impl Service {
             .durable(ticket)
             .await
             .map_err(|e| ServiceError::Store(e.to_string()))?;
-        self.add(id, spec, snapshot, elapsed)
+        self.add(id, spec, snapshot, elapsed, built)
     }
 
     /// `POST /v1/sessions`: reserves and funds a new session.
@@ -469,7 +475,7 @@ impl Service {
         let engine =
             Engine::new(&config, reserved, self.table).map_err(|e| ServiceError::Resume(e.to_string()))?;
         let snapshot = engine.snapshot(clock.now());
-        self.store_and_add(&id, spec, snapshot, Duration::from_ticks(0))
+        self.store_and_add(&id, spec, snapshot, Duration::from_ticks(0), Some(engine))
             .await?;
         self.view(&id).await.ok_or(ServiceError::NotFound)
     }
@@ -494,7 +500,7 @@ impl Service {
             }
         }
         let added = self
-            .store_and_add(&id, spec, snapshot, Duration::from_millis(elapsed_ms))
+            .store_and_add(&id, spec, snapshot, Duration::from_millis(elapsed_ms), None)
             .await;
         self.shared.registry().adopting.remove(&id);
         added?;
@@ -642,6 +648,11 @@ impl Service {
         }
     }
 
+    /// The funder's counters (every session: payments, lapses, in-flight peaks).
+    pub fn funder_stats(&self) -> livepay_hyper::FunderStats {
+        self.handle.stats()
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
@@ -671,7 +682,18 @@ impl Service {
             if let Some(events) = &entry.events
                 && events.receiver_count() > 0
             {
-                let _ = events.send(event_line(&event));
+                let mut line = event_line(&event);
+                // A credited payment's checkpoint came first (the funder notes it before it emits
+                // the event): its spend is the session's, up to this payment.
+                if matches!(event, Event::PaymentAccepted { .. })
+                    && let Some(wei) = entry.last.and_then(|l| l.spend_wei)
+                {
+                    line["spend_wei"] = wei_text(wei).into();
+                    if let Some(usd) = usd_of(wei, &entry.spec, self.shared.config.eth_usd) {
+                        line["spend_usd"] = usd.into();
+                    }
+                }
+                let _ = events.send(line.to_string());
             }
             if let Event::StateChanged { to, .. } = event {
                 entry.state = to;
@@ -723,8 +745,8 @@ pub(crate) const fn state_name(state: State) -> &'static str {
     }
 }
 
-/// One event as a JSON line: its kind and its text (which holds no secret).
-fn event_line(event: &Event) -> String {
+/// One event as a JSON object: its kind and its text (which holds no secret).
+fn event_line(event: &Event) -> serde_json::Value {
     let kind = match event {
         Event::StateChanged { .. } => "state_changed",
         Event::PaymentAccepted { .. } => "payment_accepted",
@@ -751,5 +773,5 @@ fn event_line(event: &Event) -> String {
     } else if let Event::StateChanged { to, .. } = event {
         line["state"] = state_name(*to).into();
     }
-    line.to_string()
+    line
 }

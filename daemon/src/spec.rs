@@ -90,7 +90,7 @@ pub struct BudgetSpec {
 }
 
 /// `POST /v1/sessions`: reserve and fund a new session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// The reservation URL, `{orchestrator}/apps/{runner}/session`.
@@ -119,7 +119,7 @@ const fn live() -> PaymentType {
 }
 
 /// The reservation part of an adopt: what another process (or language) reserved.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reservation {
     /// The session id.
@@ -145,7 +145,7 @@ pub struct Reservation {
 }
 
 /// `POST /v1/sessions` with `adopt`: fund a session reserved elsewhere.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdoptRequest {
     /// The remote signer's URL.
@@ -178,7 +178,7 @@ pub struct AdoptRequest {
 }
 
 /// What the store keeps of a session besides its snapshot: how to fund it again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionSpec {
     /// The reservation URL (empty for an adopted session).
     #[serde(default)]
@@ -428,4 +428,52 @@ pub struct SessionView {
 /// `u128` wei as the API shows them.
 pub(crate) fn wei_text(wei: u128) -> String {
     wei.to_string()
+}
+
+/// Shows the URLs and settings, never a header value or the signer's state.
+macro_rules! debug_without_secrets {
+    ($type:ty, $($field:ident),*) => {
+        impl fmt::Debug for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut out = f.debug_struct(stringify!($type));
+                $(out.field(stringify!($field), &self.$field);)*
+                out.finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+debug_without_secrets!(CreateRequest, payment_type, interval, budget);
+debug_without_secrets!(AdoptRequest, payment_type, interval, budget, taken_at_ms);
+debug_without_secrets!(Reservation, session_id, reserved_at_ms);
+debug_without_secrets!(SessionSpec, payment_type, interval, budget, created_ms);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_header_value_or_state() {
+        let create: CreateRequest = serde_json::from_str(
+            r#"{"runner_url":"http://o/apps/r/session?k=URL-SECRET","signer_url":"http://s","signer_headers":{"Authorization":"Bearer HDR-SECRET"}}"#,
+        )
+        .expect("a body");
+        let spec = create.checked(&Config::default(), 1).expect("valid").1;
+        let adopt: AdoptRequest = serde_json::from_str(
+            r#"{"signer_url":"http://s","signer_headers":{"X":"HDR-SECRET"},"adopt":{"session_id":"s1","control_url":"http://o/c","payment_params":"PARAMS-SECRET","payment_url":"http://o/p","sender":"0x1","signer_state":{"State":"STATE-SECRET"},"reserved_at_ms":1}}"#,
+        )
+        .expect("a body");
+        let shown = format!("{create:?} {spec:?} {adopt:?}");
+        for secret in ["HDR-SECRET", "URL-SECRET", "PARAMS-SECRET", "STATE-SECRET"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_and_never_echoes_the_value() {
+        let body = serde_json::json!({"runner_url": "http://o", "signer_url": "http://s", "signer_headers": "Bearer HDR-SECRET"});
+        let bad = BadBody::parse::<CreateRequest>(body).expect_err("refused");
+        assert_eq!(bad.field.as_deref(), Some("signer_headers"));
+        assert!(!bad.message.contains("HDR-SECRET"), "{}", bad.message);
+    }
 }

@@ -178,6 +178,26 @@ impl LiveSession {
         *self.shared.stats.borrow()
     }
 
+    /// The engine's estimated runway now: the time until the orchestrator's credit for the
+    /// session runs out, as [`Engine::runway`] gives it at this instant (never later than the
+    /// truth, up to the orchestrator's billing tick). The engine's estimate of the credit's end
+    /// ([`Engine::funded_until`]) is published with its counters after every step, so this is a
+    /// cheap read and exact as of that step. Zero once the credit is estimated spent; a released
+    /// session keeps the estimate it had, which no longer buys anything.
+    pub fn runway(&self) -> livepay_core::Duration {
+        let until = self.shared.funding.borrow().funded_until;
+        until.saturating_duration_since(self.shared.http.clock().now())
+    }
+
+    /// What the session has cost so far, in wei, as of the engine's latest step
+    /// ([`Engine::spend_wei`]): the reservation's prepay plus the service time billed since
+    /// ([`Stats::billed`]), at the session price its minted payments state. `None` while that
+    /// price is unknown: an unpriced session, or payments the engine cannot read (then price
+    /// the bought time yourself, e.g. at the runner's discovered price).
+    pub fn spend_wei(&self) -> Option<u128> {
+        self.shared.funding.borrow().spend_wei
+    }
+
     /// The session-scoped payment URL of the challenge (a refresh never changes it); `None` for
     /// an unfunded session.
     pub fn payment_url(&self) -> Option<String> {
@@ -277,6 +297,7 @@ impl LiveSession {
         let sent = matches!(&slot.commands, Some(commands) if commands.send(Command::PlanEnd(at)).is_ok());
         if !sent && let Some(engine) = slot.engine.as_mut() {
             engine.plan_end(now, at);
+            self.shared.publish_funding(engine);
         }
     }
 
@@ -413,6 +434,7 @@ fn signal_released(shared: &Shared) {
     let sent = matches!(&slot.commands, Some(commands) if commands.send(Command::ServerReleased).is_ok());
     if !sent && let Some(engine) = slot.engine.as_mut() {
         engine.handle_release_signal(shared.http.clock().now());
+        shared.publish_funding(engine);
         shared.state.send_replace(engine.state());
     }
 }

@@ -123,6 +123,31 @@ fn tables(criterion: &Path) -> Result<String, String> {
         let cells: Vec<&str> = row.split('|').collect();
         let _ = writeln!(out, "| {n} | {} |", cells.join(" | "));
     }
+    let daemon = figures("daemon_scale")?;
+    out.push_str(
+        "\n`cargo bench -p livepay-benches --bench daemon_scale` (the same load, side by side in one run: the \
+         in-process `Funder`, then the whole daemon — API, funder, SQLite store — with its sessions created \
+         through `POST /v1/sessions` and `GET /v1/sessions/{id}` probed during the window):\n\n\
+         | mode | sessions | lapses | releases by the model | client CPU (one core) | client memory per session | \
+         payments per session-second | control API p50 (ms) | p99 (ms) | store rows written per second |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (key, row) in &daemon {
+        let Some((mode, n)) = key.split_once("_n") else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u64>() else {
+            continue;
+        };
+        let mut cells: Vec<&str> = row.split('|').collect();
+        if mode == "funder" {
+            // No API and no store in process.
+            for cell in cells.iter_mut().skip(5) {
+                *cell = "—";
+            }
+        }
+        let _ = writeln!(out, "| {mode} | {n} | {} |", cells.join(" | "));
+    }
     Ok(out)
 }
 

@@ -89,8 +89,8 @@ impl fmt::Debug for PaymentSnapshot {
     }
 }
 
-/// An [`Engine`] as data ([`Engine::snapshot`], [`Engine::resume`]). See the [module
-/// docs](self).
+/// An [`Engine`] as data ([`Engine::snapshot`], [`Engine::resume`]). See the module
+/// docs of `engine::snapshot` (this file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The format ([`SNAPSHOT_VERSION`]).

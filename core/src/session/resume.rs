@@ -103,7 +103,7 @@ impl From<StatsPoint> for Stats {
 }
 
 /// What a [`Session`] carries into another process ([`Session::resume_point`],
-/// [`Session::resume`]). See the [module docs](self) for what each part assumes.
+/// [`Session::resume`]). See the `session::resume` module docs for what each part assumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumePoint {
     /// The estimated runway when the point was taken, ms (a held mint's credit excluded).
@@ -272,7 +272,10 @@ mod tests {
         };
         let mut session = Session::resume(&config, at(50), &point, Duration::from_ticks(0)).expect("valid");
         session.start(at(50));
-        assert!(matches!(session.poll_action(), Some(Action::Pay { .. })), "paid at once");
+        assert!(
+            matches!(session.poll_action(), Some(Action::Pay { .. })),
+            "paid at once"
+        );
     }
 
     #[cfg(feature = "alloc")]

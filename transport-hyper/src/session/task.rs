@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::stream;
 use livepay_core::Clock as _;
 use livepay_core::engine::{Delivery, Engine, Http, ProtocolError, Request};
-use livepay_core::{Command, Event, Reply, State, Stats};
+use livepay_core::{Command, Event, Instant, Reply, State, Stats};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -22,6 +22,8 @@ pub(super) struct Shared {
     pub(super) events: broadcast::Sender<Event>,
     pub(super) state: watch::Sender<State>,
     pub(super) stats: watch::Sender<Stats>,
+    /// The engine's credit estimate and spend, published with its counters.
+    pub(super) funding: watch::Sender<Funding>,
     /// The number of the latest funding run that has ended.
     pub(super) runs_ended: watch::Sender<u64>,
     pub(super) last_problem: Mutex<Option<WireProblem>>,
@@ -29,6 +31,26 @@ pub(super) struct Shared {
     /// [`events`](super::LiveSession::events) call: it sees every event from the start.
     pub(super) first_events: Mutex<Option<broadcast::Receiver<Event>>>,
     slot: Mutex<Custody>,
+}
+
+/// What the engine estimates of the session's credit and cost, as of its latest step: the
+/// session's [`runway`](super::LiveSession::runway) and
+/// [`spend_wei`](super::LiveSession::spend_wei).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Funding {
+    /// [`Engine::funded_until`]: the runway is the time from now until then.
+    pub(super) funded_until: Instant,
+    /// [`Engine::spend_wei`].
+    pub(super) spend_wei: Option<u128>,
+}
+
+impl Funding {
+    pub(super) fn of(engine: &Engine) -> Self {
+        Self {
+            funded_until: engine.funded_until(),
+            spend_wei: engine.spend_wei(),
+        }
+    }
 }
 
 /// Who holds the engine: the session (idle) or a funding task (running).
@@ -54,6 +76,7 @@ impl Shared {
             events,
             state: watch::Sender::new(engine.state()),
             stats: watch::Sender::new(engine.stats()),
+            funding: watch::Sender::new(Funding::of(engine)),
             runs_ended: watch::Sender::new(0),
             last_problem: Mutex::new(None),
             first_events: Mutex::new(Some(first_events)),
@@ -94,6 +117,12 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
+    /// Publishes the engine's credit estimate and spend, when they changed.
+    pub(super) fn publish_funding(&self, engine: &Engine) {
+        self.funding
+            .send_if_modified(|funding| replace(funding, Funding::of(engine)));
+    }
+
     /// After an input: records what the wire said, publishes the engine's events, state and
     /// counters.
     fn step(&self, engine: &mut Engine, wire: &Watched<'_>, seen: &mut Seen) {
@@ -115,9 +144,11 @@ impl Shared {
         if seen.problem.as_ref() != engine.last_problem() {
             seen.problem = engine.last_problem().cloned();
         }
-        // Counters first: a subscriber that sees an event finds it counted.
+        // Counters first: a subscriber that sees an event finds it counted (and its runway and
+        // spend up to date).
         self.stats
             .send_if_modified(|stats| replace(stats, engine.stats()));
+        self.publish_funding(engine);
         while let Some(event) = engine.poll_event() {
             if let Event::StopFailed { reply } = event {
                 // The stop's answer is this step's input: the problem just recorded is its own.
