@@ -117,8 +117,10 @@ impl Shared {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Notes what a snapshot says of session `id` (metrics: runway, counters, spend).
-    fn note(&self, id: &str, snapshot: &Snapshot, taken_ms: u64) {
+    /// Notes what a snapshot says of session `id` (metrics: counters, spend; the runway
+    /// histogram only for the snapshot after a credited payment, so that API reads and
+    /// write-aheads do not weigh on it).
+    fn note(&self, id: &str, snapshot: &Snapshot, taken_ms: u64, credited: bool) {
         let stats: livepay_core::Stats = snapshot.funding.stats.into();
         let mut registry = self.registry();
         let Some(entry) = registry.by_id.get_mut(id) else {
@@ -134,8 +136,10 @@ impl Shared {
             spend_wei,
         });
         drop(registry);
-        self.metrics
-            .observe_runway(f64::from(snapshot.funding.runway_ms) / 1e3);
+        if credited {
+            self.metrics
+                .observe_runway(f64::from(snapshot.funding.runway_ms) / 1e3);
+        }
         let (old_stats, old_wei) = before.unwrap_or_default();
         self.metrics.observe_stats_growth(&old_stats, &stats);
         let grown = spend_wei.unwrap_or(0).saturating_sub(old_wei.unwrap_or(0));
@@ -244,7 +248,7 @@ impl WriteAhead for Persist {
                 tokio::time::timeout(shared.config.write_ahead_timeout, shared.writer.durable(ticket))
                     .await
                     .is_ok_and(|r| r.is_ok());
-            shared.note(&id, &snapshot, taken_ms);
+            shared.note(&id, &snapshot, taken_ms, false);
             if durable && let Some(n) = shared.config.abort_after_write_ahead {
                 let done = shared
                     .written_ahead
@@ -272,7 +276,7 @@ impl WriteAhead for Persist {
                 at_ms: taken_ms,
             });
         }
-        self.0.note(&id, &snapshot, taken_ms);
+        self.0.note(&id, &snapshot, taken_ms, true);
     }
 }
 
@@ -527,7 +531,7 @@ impl Service {
             && let Ok(reply) = self.handle.snapshot(key)
             && let Ok(Some(snapshot)) = reply.await
         {
-            self.shared.note(id, &snapshot, unix_ms());
+            self.shared.note(id, &snapshot, unix_ms(), false);
         }
         let registry = self.shared.registry();
         let entry = registry.by_id.get(id)?;
