@@ -11,7 +11,7 @@
 //!
 //! Printed per mode: lapses and model releases (both must be 0: the bench fails otherwise),
 //! client CPU as a percentage of one core, client memory per session (`VmRSS` growth / N),
-//! payments per session-second; for the daemon also the control API's p50/p99 and the store's
+//! payments credited per session-second during the window; for the daemon also the control API's p50/p99 and the store's
 //! commits and rows written per second.
 //!
 //! Knobs: `LIVEPAY_DAEMON_SCALE_SESSIONS` (default 10000 under `cargo bench`, 40 under
@@ -42,6 +42,8 @@ const MODE_ENV: &str = "LIVEPAY_DAEMON_SCALE_MODE";
 /// What one mode measured.
 struct Measured {
     stats: FunderStats,
+    /// Payments credited during the window.
+    paid: u64,
     window: f64,
     cpu: f64,
     server_cpu: f64,
@@ -107,11 +109,14 @@ async fn funder_mode(server: &mut Server, n: usize, secs: u64) -> Measured {
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (cpu0, server0) = (process_cpu("self"), server.cpu());
+    let paid0 = handle.stats().payments;
     let started = tokio::time::Instant::now();
     tokio::time::sleep(window_of(secs)).await;
     let window = started.elapsed().as_secs_f64();
+    let stats = handle.stats();
     let measured = Measured {
-        stats: handle.stats(),
+        paid: stats.payments - paid0,
+        stats,
         window,
         cpu: process_cpu("self") - cpu0,
         server_cpu: server.cpu() - server0,
@@ -171,6 +176,7 @@ async fn daemon_mode(server: &mut Server, n: usize, secs: u64) -> Measured {
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (cpu0, server0) = (process_cpu("self"), server.cpu());
+    let paid0 = service.funder_stats().payments;
     let store0 = writer.stats();
     let started = tokio::time::Instant::now();
     let mut api = Vec::new();
@@ -187,8 +193,10 @@ async fn daemon_mode(server: &mut Server, n: usize, secs: u64) -> Measured {
     let window = started.elapsed().as_secs_f64();
     let store1 = writer.stats();
     api.sort_by(f64::total_cmp);
+    let stats = service.funder_stats();
     let measured = Measured {
-        stats: service.funder_stats(),
+        paid: stats.payments - paid0,
+        stats,
         window,
         cpu: process_cpu("self") - cpu0,
         server_cpu: server.cpu() - server0,
@@ -235,7 +243,7 @@ fn run_mode(mode: &str, n: usize, secs: u64) -> bool {
     });
     let cpu = m.cpu / m.window * 100.0;
     let per_session = m.rss_growth as f64 / n as f64;
-    let rate = m.stats.payments as f64 / n as f64 / m.window;
+    let rate = m.paid as f64 / n as f64 / m.window;
     let (p50, p99) = (percentile(&m.api, 0.5) * 1e3, percentile(&m.api, 0.99) * 1e3);
     let (commits, rows) = m
         .store
