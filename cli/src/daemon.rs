@@ -39,6 +39,17 @@ pub(crate) struct DaemonArgs {
     /// Give up a session this long after a lapse with nothing credited since; `0s` never.
     #[arg(long, default_value = "60s", value_parser = duration::parse, env = "LIVEPAY_GIVE_UP_AFTER")]
     give_up_after: Duration,
+    /// A command printing a fresh signer credential for every session (the daemon's signer
+    /// account): `Name: value` on its first line, optionally its lifetime in seconds on the
+    /// second. Run before each reservation, before each credential expires, and when the signer
+    /// refuses one (401, 403). Its output is never shown or stored.
+    #[arg(
+        long,
+        value_name = "CMD",
+        env = "LIVEPAY_SIGNER_TOKEN_COMMAND",
+        hide_env_values = true
+    )]
+    signer_token_command: Option<String>,
     /// ETH in US dollars: spend is also shown in USD.
     #[arg(long, value_name = "RATE", env = "LIVEPAY_ETH_USD")]
     eth_usd: Option<f64>,
@@ -85,12 +96,19 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, CliError> {
             session_config: config,
             eth_usd: args.eth_usd,
             abort_after_write_ahead: args.abort_after_write_ahead,
+            credentials: args.signer_token_command.clone().map(crate::token::source),
             ..ServiceConfig::default()
         },
     })
 }
 
 pub(crate) async fn run(args: &DaemonArgs) -> Result<(), CliError> {
+    if let Some(command) = &args.signer_token_command {
+        // Checked once now, so that a broken command is bad input rather than a 401 later.
+        crate::token::fetch(command)
+            .await
+            .map_err(|why| CliError::BadInput(format!("--signer-token-command: {why}")))?;
+    }
     let daemon = Daemon::start(options(args)?).await.map_err(|e| match e {
         DaemonError::Bind(..)
         | DaemonError::Remote(_)

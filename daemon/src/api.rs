@@ -144,6 +144,12 @@ impl IntoResponse for ServiceError {
                 "the stop did not finish in time; funding has stopped",
                 None,
             ),
+            Self::Credential => error(
+                StatusCode::BAD_GATEWAY,
+                "credential",
+                "the signer token command gave no credential (see the daemon's log)",
+                None,
+            ),
             Self::Stopping => error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "stopping",

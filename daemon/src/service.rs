@@ -38,6 +38,10 @@ pub struct ServiceConfig {
     /// Test hook: abort the process right after the n-th state written ahead, before its POST
     /// (as a `kill -9` between a signer answer and its POST would).
     pub abort_after_write_ahead: Option<u64>,
+    /// Expiring signer credentials for every session (the daemon's signer account): fetched
+    /// before each reservation, then by the funder before each expires and after a signer
+    /// 401/403. Its header replaces a session's own header of the same name. Never stored.
+    pub credentials: Option<livepay_hyper::CredentialSource>,
 }
 
 impl Default for ServiceConfig {
@@ -48,6 +52,7 @@ impl Default for ServiceConfig {
             close_timeout: std::time::Duration::from_secs(15),
             write_ahead_timeout: std::time::Duration::from_secs(2),
             abort_after_write_ahead: None,
+            credentials: None,
         }
     }
 }
@@ -71,6 +76,8 @@ pub enum ServiceError {
     CloseTimeout,
     /// The funder is gone (the daemon is stopping).
     Stopping,
+    /// The credential source gave no credential for the reservation.
+    Credential,
 }
 
 /// One session the daemon knows.
@@ -420,7 +427,7 @@ impl Service {
         // Under the registry's lock: the write-ahead of the first mint finds the id.
         let key = self
             .handle
-            .add_engine(engine, None)
+            .add_engine(engine, self.shared.config.credentials.clone())
             .map_err(|_| ServiceError::Stopping)?;
         registry.by_key.insert(key, id.to_owned());
         // The funder starts it at once; the pump then sees its own state changes.
@@ -465,9 +472,21 @@ impl Service {
     /// [`ServiceError`].
     pub async fn create(&self, request: &CreateRequest) -> Result<SessionView, ServiceError> {
         let now_ms = unix_ms();
-        let (options, mut spec) = request
+        let (mut options, mut spec) = request
             .checked(&self.shared.config.session_config, now_ms)
             .map_err(ServiceError::BadBody)?;
+        if let Some(source) = &self.shared.config.credentials {
+            // The reservation's signer calls need one too; the funder fetches its own later.
+            match source.fetch().await {
+                Some(credential) => {
+                    options
+                        .signer_headers
+                        .retain(|(name, _)| !name.eq_ignore_ascii_case(&credential.name));
+                    options.signer_headers.push((credential.name, credential.value));
+                }
+                None => return Err(ServiceError::Credential),
+            }
+        }
         (spec.discovered_wei_per_s, spec.discovered_usd_per_s) =
             discovered_price(&self.http, &options.runner_url, request.app.as_deref()).await;
         let clock = self.handle.clock();

@@ -308,7 +308,12 @@ pub(crate) struct Running {
 impl Running {
     /// Starts a daemon on `state` and spawns its `serve` with a oneshot shutdown.
     pub(crate) async fn start(state: &Path) -> Self {
-        let daemon = Daemon::start(options(state)).await.expect("the daemon starts");
+        Self::start_with(options(state)).await
+    }
+
+    /// Starts a daemon with `options` and spawns its `serve` with a oneshot shutdown.
+    pub(crate) async fn start_with(options: DaemonOptions) -> Self {
+        let daemon = Daemon::start(options).await.expect("the daemon starts");
         let token = std::fs::read_to_string(&daemon.token_path)
             .expect("the token file")
             .trim()
