@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, builder::BoolishValueParser};
-use livepay_core::{Config, ConfigError, PaymentType};
+use livepay_core::PaymentType;
 use livepay_daemon::run::{Daemon, DaemonError, DaemonOptions};
 use livepay_daemon::service::ServiceConfig;
 use livepay_hyper::HttpConfig;
@@ -59,20 +59,8 @@ pub(crate) struct DaemonArgs {
     abort_after_write_ahead: Option<u64>,
 }
 
-fn to_core(d: Duration) -> livepay_core::Duration {
-    livepay_core::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
 fn options(args: &DaemonArgs) -> Result<DaemonOptions, CliError> {
-    let mut config = Config::new(PaymentType::Live);
-    config.interval = to_core(args.interval);
-    config.give_up_after_lapse = (!args.give_up_after.is_zero()).then(|| to_core(args.give_up_after));
-    config.validate().map_err(|e| match e {
-        ConfigError::IntervalNotBelowPrepay { .. } => {
-            CliError::BadInput(format!("--interval {:?} is too long: {e}", args.interval))
-        }
-        other => CliError::BadInput(format!("--interval: {other}")),
-    })?;
+    let config = crate::fund::session_config(PaymentType::Live, args.interval, args.give_up_after)?;
     if args.timeout.is_zero() {
         return Err(CliError::BadInput("--timeout must be above zero".into()));
     }

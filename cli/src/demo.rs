@@ -193,7 +193,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<(), CliError> {
         totals.at_risk,
         credited as f64 / PRICE_WEI as f64,
         debited as f64 / PRICE_WEI as f64,
-        spend.line(),
+        crate::spend::line(&spend),
     ));
     served.shutdown().await;
     Ok(())

@@ -158,19 +158,29 @@ fn to_core(d: Duration) -> livepay_core::Duration {
 
 /// Everything checked before any request: the funding configuration, the reservation options
 /// and the HTTP client's.
-fn prepare(args: &FundArgs) -> Result<(Config, ReserveOptions, HttpConfig), CliError> {
-    let payment_type = PaymentType::from(args.payment_type);
+/// The funding configuration of `--interval` and `--give-up-after` (`0s`: never), checked;
+/// errors name the flag. Shared by `fund` and `daemon`.
+pub(crate) fn session_config(
+    payment_type: PaymentType,
+    interval: Duration,
+    give_up_after: Duration,
+) -> Result<Config, CliError> {
     let mut config = Config::new(payment_type);
-    config.interval = to_core(args.interval);
-    config.give_up_after_lapse = (!args.give_up_after.is_zero()).then(|| to_core(args.give_up_after));
+    config.interval = to_core(interval);
+    config.give_up_after_lapse = (!give_up_after.is_zero()).then(|| to_core(give_up_after));
     config.validate().map_err(|e| match e {
         ConfigError::IntervalNotBelowPrepay { limit } => CliError::BadInput(format!(
-            "--interval {:?} is too long: it must stay under {:?} (the prepay less the safety margin)",
-            args.interval,
+            "--interval {interval:?} is too long: it must stay under {:?} (the prepay less the safety margin)",
             Duration::from_micros(limit.as_micros())
         )),
         other => CliError::BadInput(format!("--interval: {other}")),
     })?;
+    Ok(config)
+}
+
+fn prepare(args: &FundArgs) -> Result<(Config, ReserveOptions, HttpConfig), CliError> {
+    let payment_type = PaymentType::from(args.payment_type);
+    let config = session_config(payment_type, args.interval, args.give_up_after)?;
     let runner_url = checked_url("--runner-url", &args.runner_url)?;
     let signer = args
         .signer
@@ -435,14 +445,16 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
     }
     if args.json {
         let mut line = serde_json::json!({ "t_s": started.elapsed().as_secs_f64(), "session": id, "event": "exit", "release": crate::events::reason(reason) });
-        if let (Some(line), serde_json::Value::Object(spend)) = (line.as_object_mut(), spend.json_fields()) {
+        if let (Some(line), serde_json::Value::Object(spend)) =
+            (line.as_object_mut(), crate::spend::json_fields(&spend))
+        {
             line.extend(spend);
         }
         crate::out(&line.to_string());
     } else {
         crate::out(&format!("session {}: {reason}", crate::terminal_safe(&id)));
         if metered {
-            crate::out(&spend.line());
+            crate::out(&crate::spend::line(&spend));
         }
     }
     release_result(reason, problem.as_ref(), &stats)

@@ -5,7 +5,8 @@
 //! released for want of payment, and its signer never refused a stale state.
 //!
 //! The model runs in real time (5 s ticks, 10 s prepay); the daemon pays every 3 s. Kill points
-//! are drawn from a seeded generator.
+//! are counts of credited payments drawn from a seeded generator: the test waits on what the
+//! model saw, never on a sleep.
 
 mod common;
 
@@ -20,6 +21,28 @@ use livepay_mock::model::orchestrator::ReleaseCause;
 
 const SESSIONS: usize = 1_000;
 const KILLS: usize = 20;
+
+/// Payments the model has credited so far.
+fn accepted(served: &common::Served) -> u64 {
+    served
+        .model
+        .with_world(|w| w.orchestrator().stats().payments_accepted)
+}
+
+/// Polls `condition` until it holds; [`GUARD`] only turns a hang into a failure.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    const POLL: Duration = Duration::from_millis(20);
+    for _ in 0..GUARD.as_millis() / POLL.as_millis() {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(POLL);
+    }
+    panic!("{what}: not within {GUARD:?}");
+}
+
+/// The upper bound on any wait: a failure guard, never a synchronisation.
+const GUARD: Duration = Duration::from_secs(60);
 
 /// One HTTP/1.1 exchange with the daemon: the status and the body.
 fn call(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
@@ -155,7 +178,9 @@ fn a_thousand_sessions_survive_twenty_kill_9s_without_a_release_or_a_stale_state
                 "kill {kill}: the daemon aborted after {n} write-aheads: {status:?} {said}"
             );
         } else {
-            std::thread::sleep(Duration::from_millis(300 + rng.below_or_eq(2_200)));
+            // The kill point: after a seeded number of payments the model credits.
+            let target = accepted(&served) + 30 + rng.below_or_eq(770);
+            wait_for("payments before the kill", || accepted(&served) >= target);
             running.child.kill().expect("kill -9");
             let _ = running.child.wait();
         }
@@ -185,8 +210,11 @@ fn a_thousand_sessions_survive_twenty_kill_9s_without_a_release_or_a_stale_state
             );
         }
     }
-    // Funded on for two more server ticks after the last restart.
-    std::thread::sleep(Duration::from_secs(10));
+    // Every session paid twice more after the last restart.
+    let target = accepted(&served) + 2 * SESSIONS as u64;
+    wait_for("two payments per session after the last restart", || {
+        accepted(&served) >= target
+    });
     let (summary, releases, signer_400s, accepted) = served.model.with_world(|w| {
         let summary = format!(
             "{SESSIONS} sessions, {KILLS} kills: orchestrator {:?}; signer {:?}",

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
+use livepay_core::engine::spend::{Pricing, RunnerPrice, Spend};
 use livepay_core::engine::{Engine, Snapshot};
 use livepay_core::rng::SplitMix64;
 use livepay_core::{Clock as _, Config, Duration, Event, FirstPayment, ReleaseReason, State, StatusTable};
@@ -21,7 +22,7 @@ use livepay_hyper::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::metrics::{Metrics, SessionCounts};
-use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView, Spend, wei_text};
+use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView, SpendView, wei_text};
 use crate::store::{SessionRecord, Write, WriterHandle};
 
 /// How the daemon funds its sessions.
@@ -99,7 +100,7 @@ struct Summary {
     runway_ms: u32,
     taken_ms: u64,
     stats: livepay_core::Stats,
-    spend_wei: Option<u128>,
+    spend: Spend,
 }
 
 #[derive(Default)]
@@ -133,95 +134,65 @@ impl Shared {
         let Some(entry) = registry.by_id.get_mut(id) else {
             return;
         };
-        let spend_wei = spend_of(snapshot, &self.config.session_config, &entry.spec);
-        let spec = entry.spec.clone();
-        let before = entry.last.map(|l| (l.stats, l.spend_wei));
+        let spend = spend_of(
+            snapshot,
+            &self.config.session_config,
+            &entry.spec,
+            self.config.eth_usd,
+        );
+        let before = entry.last.map(|l| (l.stats, l.spend));
         entry.last = Some(Summary {
             runway_ms: snapshot.funding.runway_ms,
             taken_ms,
             stats,
-            spend_wei,
+            spend,
         });
         drop(registry);
         if credited {
             self.metrics
                 .observe_runway(f64::from(snapshot.funding.runway_ms) / 1e3);
         }
-        let (old_stats, old_wei) = before.unwrap_or_default();
+        let (old_stats, old_spend) = before.unwrap_or_default();
         self.metrics.observe_stats_growth(&old_stats, &stats);
-        let grown = spend_wei.unwrap_or(0).saturating_sub(old_wei.unwrap_or(0));
-        if grown > 0 {
-            self.metrics.add_spend_wei(grown);
-            if let Some(usd) = usd_of(grown, &spec, self.config.eth_usd) {
-                self.metrics.add_spend_usd(usd);
-            }
+        let (wei, usd) = spend.growth_since(&old_spend);
+        if wei > 0 {
+            self.metrics.add_spend_wei(wei);
+        }
+        if usd > 0.0 {
+            self.metrics.add_spend_usd(usd);
         }
     }
 }
 
-/// The wei a snapshot's session has cost: the prepay and every delivered bill, at the price its
-/// payments state, or else at the price discovery stated.
-fn spend_of(snapshot: &Snapshot, config: &Config, spec: &SessionSpec) -> Option<u128> {
-    let bought = config.prepay + Duration::from_millis(snapshot.funding.stats.billed_ms);
-    if let Some((per_unit, units)) = snapshot.payment.as_ref().and_then(|p| p.session_price) {
-        let price = livepay_core::tickets::UnitPrice {
-            per_unit,
-            pixels_per_unit: units,
-        };
-        return Some(price.wei_for(bought));
-    }
-    let per_s = spec.discovered_wei_per_s?;
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let wei = (per_s * bought.as_micros() as f64 / 1e6) as u128;
-    Some(wei)
+/// What a snapshot's session has cost ([`Pricing::spend`], the core's reading).
+fn spend_of(snapshot: &Snapshot, config: &Config, spec: &SessionSpec, eth_usd: Option<f64>) -> Spend {
+    let pricing = Pricing {
+        runner: spec.runner_price,
+        eth_usd,
+        prepay: config.prepay,
+    };
+    let billed = Duration::from_millis(snapshot.funding.stats.billed_ms);
+    pricing.spend(
+        snapshot.spend_wei(config.prepay),
+        billed,
+        snapshot.payment.is_some(),
+    )
 }
 
-/// US dollars for `wei` of session `spec`: at discovery's USD price when it states one, else at
-/// `eth_usd`.
-fn usd_of(wei: u128, spec: &SessionSpec, eth_usd: Option<f64>) -> Option<f64> {
-    #[allow(clippy::cast_precision_loss)]
-    let wei = wei as f64;
-    match (spec.discovered_usd_per_s, spec.discovered_wei_per_s, eth_usd) {
-        (Some(usd), Some(per_s), _) if per_s > 0.0 => Some(wei / per_s * usd),
-        (_, _, Some(rate)) => Some(wei / 1e18 * rate),
-        _ => None,
-    }
-}
-
-/// The runner's price per second as discovery states it, in wei and in US dollars: for spend
-/// only. Nothing when discovery is unavailable, does not list the runner, or prices it in
-/// another unit.
-async fn discovered_price(
-    http: &HttpClient,
-    runner_url: &str,
-    app: Option<&str>,
-) -> (Option<f64>, Option<f64>) {
+/// The runner's price per second as discovery states it ([`RunnerPrice::discovered`]): for
+/// spend only. Nothing when discovery is unavailable or does not list the runner.
+async fn discovered_price(http: &HttpClient, runner_url: &str, app: Option<&str>) -> RunnerPrice {
     let Some(origin) = livepay_core::engine::origin(runner_url) else {
-        return (None, None);
+        return RunnerPrice::default();
     };
     let Ok(runners) = livepay_hyper::discover(http, &origin, app).await else {
-        return (None, None);
+        return RunnerPrice::default();
     };
-    let Some(runner) = runners.iter().find(|r| r.url.trim_end_matches('/') == runner_url) else {
-        return (None, None);
-    };
-    let per_second = |unit: &str| matches!(unit, "" | "second" | "seconds");
-    let wei = runner
-        .price
-        .as_ref()
-        .filter(|p| per_second(&p.unit) && matches!(p.currency.as_str(), "" | "wei" | "WEI"))
-        .and_then(|p| p.price.parse::<f64>().ok())
-        .filter(|p| p.is_finite() && *p > 0.0);
-    let usd = runner
-        .price_usd
-        .as_deref()
-        .and_then(|p| p.parse::<f64>().ok())
-        .filter(|p| p.is_finite() && *p >= 0.0 && runner.price.as_ref().is_some_and(|p| per_second(&p.unit)));
-    (wei, usd)
+    runners
+        .iter()
+        .find(|r| r.url.trim_end_matches('/') == runner_url)
+        .map(RunnerPrice::discovered)
+        .unwrap_or_default()
 }
 
 /// Unix milliseconds now: the store's timestamps, and how long a snapshot has been waiting.
@@ -487,8 +458,7 @@ impl Service {
                 None => return Err(ServiceError::Credential),
             }
         }
-        (spec.discovered_wei_per_s, spec.discovered_usd_per_s) =
-            discovered_price(&self.http, &options.runner_url, request.app.as_deref()).await;
+        spec.runner_price = discovered_price(&self.http, &options.runner_url, request.app.as_deref()).await;
         let clock = self.handle.clock();
         let reserved = reserve(&self.http, &clock, options)
             .await
@@ -560,7 +530,7 @@ impl Service {
             u64::from(l.runway_ms).saturating_sub(now_ms.saturating_sub(l.taken_ms))
         });
         let stats = last.map(|l| l.stats).unwrap_or_default();
-        let spend_wei = last.and_then(|l| l.spend_wei);
+        let spend = last.map(|l| l.spend).unwrap_or_default();
         #[allow(clippy::cast_precision_loss)]
         Some(SessionView {
             id: id.to_owned(),
@@ -577,9 +547,9 @@ impl Service {
             refreshes: stats.refreshes,
             lost_mints: stats.lost_mints,
             billed_s: stats.billed.as_millis() as f64 / 1e3,
-            spend: Spend {
-                wei: spend_wei.map(wei_text),
-                usd: spend_wei.and_then(|wei| usd_of(wei, &entry.spec, self.shared.config.eth_usd)),
+            spend: SpendView {
+                wei: spend.wei.map(wei_text),
+                usd: spend.usd,
             },
             runner_url: entry.spec.runner_url.clone(),
             signer_url: entry.spec.signer_url.clone(),
@@ -709,10 +679,11 @@ impl Service {
                 // A credited payment's checkpoint came first (the funder notes it before it emits
                 // the event): its spend is the session's, up to this payment.
                 if matches!(event, Event::PaymentAccepted { .. })
-                    && let Some(wei) = entry.last.and_then(|l| l.spend_wei)
+                    && let Some(spend) = entry.last.map(|l| l.spend)
+                    && let Some(wei) = spend.wei
                 {
                     line["spend_wei"] = wei_text(wei).into();
-                    if let Some(usd) = usd_of(wei, &entry.spec, self.shared.config.eth_usd) {
+                    if let Some(usd) = spend.usd {
                         line["spend_usd"] = usd.into();
                     }
                 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use livepay_core::engine::spend::RunnerPrice;
 use livepay_core::engine::{
     PaymentSnapshot, ReserveOptions, SNAPSHOT_VERSION, Snapshot, check_signer_header, check_url,
 };
@@ -198,13 +199,10 @@ pub struct SessionSpec {
     pub budget: Option<BudgetSpec>,
     /// Unix ms of its creation here.
     pub created_ms: u64,
-    /// The runner's price as discovery stated it, wei per second: spend when the payments do not
+    /// The runner's price per second as discovery stated it: spend when the payments do not
     /// state their own.
     #[serde(default)]
-    pub discovered_wei_per_s: Option<f64>,
-    /// The runner's price in US dollars per second, when discovery states one (`price_usd`).
-    #[serde(default)]
-    pub discovered_usd_per_s: Option<f64>,
+    pub runner_price: RunnerPrice,
 }
 
 impl SessionSpec {
@@ -292,8 +290,7 @@ impl CreateRequest {
             interval: self.interval,
             budget: self.budget,
             created_ms: now_ms,
-            discovered_wei_per_s: None,
-            discovered_usd_per_s: None,
+            runner_price: RunnerPrice::default(),
         };
         Ok((options, spec))
     }
@@ -317,8 +314,7 @@ impl AdoptRequest {
             interval: self.interval,
             budget: self.budget,
             created_ms: now_ms,
-            discovered_wei_per_s: None,
-            discovered_usd_per_s: None,
+            runner_price: RunnerPrice::default(),
         };
         let (snapshot, taken_ms) = match (&self.adopt, &self.snapshot) {
             (Some(_), Some(_)) | (None, None) => {
@@ -384,7 +380,7 @@ impl AdoptRequest {
 
 /// Spend so far.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Spend {
+pub struct SpendView {
     /// Wei (a decimal string: it may not fit a JSON number); `None` until a payment's price was
     /// read.
     pub wei: Option<String>,
@@ -416,7 +412,7 @@ pub struct SessionView {
     /// Service time bought after the reservation, seconds.
     pub billed_s: f64,
     /// What it cost.
-    pub spend: Spend,
+    pub spend: SpendView,
     /// The reservation URL (empty when adopted).
     pub runner_url: String,
     /// The signer URL.

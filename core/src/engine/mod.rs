@@ -72,6 +72,7 @@ mod release_watch;
 mod request;
 mod reserve;
 mod snapshot;
+pub mod spend;
 #[cfg(test)]
 mod tests;
 

@@ -108,6 +108,23 @@ pub struct Snapshot {
     pub funding: ResumePoint,
 }
 
+impl Snapshot {
+    /// What the session had cost when the snapshot was taken, in wei, as
+    /// [`Engine::spend_wei`] counts it (`prepay`: [`Config::prepay`]); `None` when its payments
+    /// did not state a price.
+    pub fn spend_wei(&self, prepay: Duration) -> Option<u128> {
+        let (per_unit, pixels_per_unit) = self.payment.as_ref()?.session_price?;
+        let billed = Duration::from_millis(self.funding.stats.billed_ms);
+        Some(
+            UnitPrice {
+                per_unit,
+                pixels_per_unit,
+            }
+            .wei_for(prepay + billed),
+        )
+    }
+}
+
 /// Why a [`Snapshot`] cannot be resumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
