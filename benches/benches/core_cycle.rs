@@ -12,8 +12,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use livepay_core::engine::{Engine, Response, doc_reserved};
-use livepay_core::{Config, Duration, Instant, Outcome, Session, StatusTable};
+use livepay_core::engine::{Engine, Output, Response, doc_reserved};
+use livepay_core::{Config, Duration, Endpoint, Instant, Outcome, Session, StatusTable};
 
 /// What the signer answers a `generate-live-payment`: tickets, segment credentials, new state.
 const SIGNER_ANSWER: &[u8] = br#"{"payment":"cA==","segCreds":"cw==","state":{"State":"eA==","Sig":"eQ=="}}"#;
@@ -42,21 +42,29 @@ fn engine_cycles(engine: &mut Engine, now: &mut Instant, cycles: u64) {
         let due = engine.poll_timeout().expect("funding sessions have a timer");
         *now = due;
         engine.handle_timeout(due);
-        while let Some(request) = engine.poll_request(*now) {
-            let body = match request.what {
-                "signer" => SIGNER_ANSWER,
-                _ => b"",
-            };
-            black_box(&request);
-            *now += Duration::from_millis(10);
-            engine
-                .handle_response(*now, request.id, &Response::new(200, body))
-                .expect("in flight");
+        // The pump: every output until the timer.
+        while let Some(output) = engine.poll_output(*now) {
+            match output {
+                Output::Transmit(request) => {
+                    let body = match request.endpoint {
+                        Endpoint::Signer => SIGNER_ANSWER,
+                        _ => b"",
+                    };
+                    black_box(&request);
+                    *now += Duration::from_millis(10);
+                    engine
+                        .handle_response(*now, request.id, &Response::new(200, body))
+                        .expect("in flight");
+                }
+                Output::Timeout(at) => {
+                    black_box(at);
+                    break;
+                }
+                other => {
+                    black_box(other);
+                }
+            }
         }
-        while let Some(event) = engine.poll_event() {
-            black_box(event);
-        }
-        black_box(engine.poll_timeout());
     }
 }
 

@@ -33,7 +33,7 @@ use std::time::Duration as StdDuration;
 
 use criterion::Criterion;
 use livepay_benches::{process_cpu, record_figure, set_fixed_latency, thread_cpu_at};
-use livepay_core::engine::{Engine, Request, ReserveOptions};
+use livepay_core::engine::{Engine, Output, Request, ReserveOptions};
 use livepay_core::{Clock as _, Config, Instant, PaymentType, Peer, StatusTable};
 use livepay_hyper::{HttpClient, HttpConfig, TokioClock, reserve};
 use livepay_mock::serve::{ServeConfig, ServedModel};
@@ -122,18 +122,22 @@ impl Funded {
     /// The engine's next request; virtual time jumps to the engine's next timer until it has one.
     fn next_request(&mut self) -> Request {
         loop {
-            if let Some(request) = self.engine.poll_request(self.now) {
-                return request;
+            match self.engine.poll_output(self.now) {
+                Some(Output::Transmit(request)) => return request,
+                Some(Output::Timeout(at)) => {
+                    self.now = at;
+                    self.engine.handle_timeout(self.now);
+                }
+                Some(Output::NeedCredential) => self.engine.handle_credential(self.now, None),
+                Some(_) => {}
+                None => panic!("a funding session has a timer"),
             }
-            while self.engine.poll_event().is_some() {}
-            self.now = self.engine.poll_timeout().expect("a funding session has a timer");
-            self.engine.handle_timeout(self.now);
         }
     }
 
     /// Sends `request` and hands the answer to the engine.
     async fn send(&mut self, request: Request) {
-        let (id, what) = (request.id, request.what);
+        let (id, what) = (request.id, request.endpoint);
         let response = self
             .http
             .execute_owned(request)
@@ -151,12 +155,15 @@ impl Funded {
 async fn cycle(funded: &mut Funded) {
     let credited = funded.engine.stats().payments_accepted;
     let mint = funded.next_request();
-    assert_eq!(mint.peer, Peer::Signer, "{mint:?}");
+    assert_eq!(mint.peer(), Peer::Signer, "{mint:?}");
     funded.send(mint).await;
-    let payment = funded
-        .engine
-        .poll_request(funded.now)
-        .unwrap_or_else(|| panic!("signer: {:?}", funded.engine.last_problem()));
+    let payment = funded.next_request();
+    assert_eq!(
+        payment.peer(),
+        Peer::Orchestrator,
+        "signer: {:?}",
+        funded.engine.last_problem()
+    );
     funded.send(payment).await;
     assert_eq!(
         funded.engine.stats().payments_accepted,

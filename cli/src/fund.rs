@@ -264,8 +264,9 @@ async fn start_metrics(addr: SocketAddr) -> Result<Arc<Metrics>, CliError> {
     Ok(metrics)
 }
 
-/// What `--metrics-addr` is fed: every event, the session's state, the growth of its counters,
-/// and after each accepted payment the engine's runway and the growth of the spend.
+/// What `--metrics-addr` is fed: the session's state, the growth of its counters (the core's
+/// `Stats`, never events), its release, and after each accepted payment the engine's runway and
+/// the growth of the spend.
 struct Feed {
     metrics: Arc<Metrics>,
     /// The counters as last fed, for their growth.
@@ -293,8 +294,6 @@ impl Feed {
         if let Event::StateChanged { to, .. } = *event {
             self.metrics.set_sessions(SessionCounts::of([to]));
         }
-        // Last, so that a scrape that sees the event counted also sees its runway and state.
-        self.metrics.observe(event);
     }
 
     /// Adds the growth of the counters since the last call.
@@ -438,6 +437,13 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
         Some(reason) => reason,
         None => session.close().await.map_err(live_error)?,
     };
+    // The release is counted from its one lossless source, once; the counters from the
+    // session's own.
+    if let Some(feed) = &mut feed {
+        feed.metrics.observe_release(reason);
+        feed.metrics
+            .set_sessions(SessionCounts::of([livepay_core::State::Released { reason }]));
+    }
     // The session is gone: its last events (the release) still count.
     drain(args.json, &id, started, &mut events, &mut feed, None).await;
     if crate::output_closed() {

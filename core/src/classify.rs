@@ -3,10 +3,16 @@
 //! Adapters never interpret a status themselves: the [`Sequencer`](crate::Sequencer) (and the
 //! `engine::Engine` on top of it) hands the [`Reply`] of each request to
 //! [`StatusTable::next`], which says what follows: another request of the same action, or the
-//! [`Outcome`] for the [`Session`](crate::Session). Callers can override single rows, e.g. to treat
-//! a proxy's 401 as terminal, or to retry TLS failures.
+//! [`Outcome`] for the [`Session`](crate::Session). The reservation (`engine::ReserveFlow`) reads
+//! its answers through the same table ([`StatusTable::verdict`]). Callers can override single
+//! rows, e.g. to treat a proxy's 401 as terminal, or to retry TLS failures.
+//!
+//! This module is the only place that knows what a status means: no other module of the
+//! workspace compares a status number to decide anything.
 
 use core::fmt;
+
+use crate::event::ReleaseReason;
 
 /// The request a [`Reply`] answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,10 +30,35 @@ pub enum Endpoint {
     Refresh,
     /// Orchestrator `POST {control_url}/stop`.
     Stop,
+    /// The reservation's signer `POST /sign-orchestrator-info` (the payer address).
+    OrchestratorInfo,
+    /// The reservation's first `POST {runner_url}`, answered by a 402 challenge (or a 200 for an
+    /// unpriced runner).
+    Reservation,
+    /// The reservation's paid retry of `POST {runner_url}`, with the first payment.
+    PaidReservation,
+    /// The orchestrator's runner discovery (`GET`), outside the payment path.
+    Discovery,
+    /// A job's events URL (`GET`), watched for a release, outside the payment path.
+    Events,
 }
 
 impl Endpoint {
-    /// A short lowercase name for logs.
+    /// Every endpoint, in declaration order.
+    pub const ALL: [Self; 10] = [
+        Self::Signer,
+        Self::Payment,
+        Self::Repost,
+        Self::Refresh,
+        Self::Stop,
+        Self::OrchestratorInfo,
+        Self::Reservation,
+        Self::PaidReservation,
+        Self::Discovery,
+        Self::Events,
+    ];
+
+    /// A short lowercase name for logs and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Signer => "signer",
@@ -35,7 +66,33 @@ impl Endpoint {
             Self::Repost => "repost",
             Self::Refresh => "refresh",
             Self::Stop => "stop",
+            Self::OrchestratorInfo => "sign-orchestrator-info",
+            Self::Reservation => "reservation",
+            Self::PaidReservation => "paid-reservation",
+            Self::Discovery => "discovery",
+            Self::Events => "events",
         }
+    }
+
+    /// The server a request to this endpoint goes to.
+    pub const fn peer(self) -> Peer {
+        match self {
+            Self::Signer | Self::OrchestratorInfo => Peer::Signer,
+            Self::Payment
+            | Self::Repost
+            | Self::Refresh
+            | Self::Stop
+            | Self::Reservation
+            | Self::PaidReservation
+            | Self::Discovery
+            | Self::Events => Peer::Orchestrator,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -154,6 +211,19 @@ pub enum Verdict {
     /// A replayed payment was refused (400, 403): most likely because its tickets were credited
     /// already, possibly because they expired. Nothing new was credited; not terminal.
     ReplayRefused,
+    /// The signer refused the credential (401, 403): worth retrying once a fresh credential is
+    /// in place (the engine asks for one first). During a reservation: terminal.
+    CredentialRefused,
+    /// The signer's account has no credit left (pymthouse's 483): terminal, released as
+    /// [`ReleaseReason::SignerCreditExhausted`].
+    CreditExhausted,
+    /// The orchestrator refused a payment because the runner's price changed (livepeer/node's
+    /// 409 "runner price changed"): terminal, released as [`ReleaseReason::PriceChanged`].
+    PriceChanged,
+    /// The reservation's 402: the orchestrator asks for payment (a challenge follows).
+    Challenge,
+    /// A success of a request outside the funding cycle (the reservation's, discovery's).
+    Success,
 }
 
 /// What follows a reply within an action: [`StatusTable::next`].
@@ -189,6 +259,10 @@ pub enum Outcome {
         endpoint: Endpoint,
         /// What came back: a status, or an unusable answer ([`Reply::Malformed`], …).
         reply: Reply,
+        /// The release it leads to: [`ReleaseReason::Rejected`] with the same endpoint and
+        /// reply, or a reason of its own row ([`Verdict::CreditExhausted`],
+        /// [`Verdict::PriceChanged`]).
+        reason: ReleaseReason,
     },
     /// A replayed payment ([`Endpoint::Repost`]) was refused: its tickets were most likely
     /// credited already (the first POST's answer was lost), or expired. Nothing new was credited,
@@ -299,33 +373,80 @@ impl StatusTable {
 
     /// The meaning of `reply` to a request to `endpoint`.
     pub fn verdict(&self, endpoint: Endpoint, reply: Reply) -> Verdict {
-        self.overrides
+        self.verdict_with(endpoint, reply, "")
+    }
+
+    /// The meaning of `reply` to a request to `endpoint` whose body gave `message` (the error
+    /// text the protocol layer read from it, empty for none): one row reads the message, a
+    /// payment 409 that says "price changed" (livepeer/node). An override of the row's status
+    /// replaces that reading too.
+    pub fn verdict_with(&self, endpoint: Endpoint, reply: Reply, message: &str) -> Verdict {
+        if let Some(row) = self
+            .overrides
             .iter()
             .flatten()
             .find(|o| o.endpoint == endpoint && o.reply == reply)
-            .map_or_else(|| default_verdict(endpoint, reply), |o| o.verdict)
+        {
+            return row.verdict;
+        }
+        let price_changed = matches!(
+            (endpoint, reply),
+            (Endpoint::Payment | Endpoint::Repost, Reply::Status(409))
+        ) && contains_ignore_case(message, "price changed");
+        if price_changed {
+            Verdict::PriceChanged
+        } else {
+            default_verdict(endpoint, reply)
+        }
     }
 
     /// What follows `reply` to `endpoint` within an action: the next request (only the payment
     /// POST, after a signer 200), or the outcome that answers the action. The
     /// [`Sequencer`](crate::Sequencer) follows this; adapters never need to.
     pub fn next(&self, endpoint: Endpoint, reply: Reply) -> Next {
-        let outcome = match self.verdict(endpoint, reply) {
+        self.next_with(endpoint, reply, "")
+    }
+
+    /// [`next`](Self::next) for an answer whose body gave `message` ([`verdict_with`](Self::verdict_with)).
+    pub fn next_with(&self, endpoint: Endpoint, reply: Reply, message: &str) -> Next {
+        let rejected = |reason| Outcome::Rejected {
+            endpoint,
+            reply,
+            reason,
+        };
+        let outcome = match self.verdict_with(endpoint, reply, message) {
             Verdict::Minted if endpoint == Endpoint::Signer => return Next::Request(Endpoint::Payment),
             // An override that marks a non-signer answer "minted" can only mean success there.
-            Verdict::Minted | Verdict::Paid | Verdict::Refreshed | Verdict::Stopped => match endpoint {
-                Endpoint::Signer | Endpoint::Payment | Endpoint::Repost => Outcome::Paid,
-                Endpoint::Refresh => Outcome::Refreshed,
-                Endpoint::Stop => Outcome::Stopped,
-            },
+            Verdict::Minted | Verdict::Paid | Verdict::Refreshed | Verdict::Stopped | Verdict::Success => {
+                match endpoint {
+                    Endpoint::Refresh => Outcome::Refreshed,
+                    Endpoint::Stop => Outcome::Stopped,
+                    _ => Outcome::Paid,
+                }
+            }
             Verdict::Skipped => Outcome::Skipped,
             Verdict::RefreshRequired => Outcome::RefreshRequired,
             Verdict::Gone => Outcome::Gone { endpoint },
-            Verdict::Rejected => Outcome::Rejected { endpoint, reply },
-            Verdict::Transient => Outcome::Transient { endpoint, reply },
+            Verdict::Rejected | Verdict::Challenge => rejected(ReleaseReason::Rejected { endpoint, reply }),
+            Verdict::CreditExhausted => rejected(ReleaseReason::SignerCreditExhausted),
+            Verdict::PriceChanged => rejected(ReleaseReason::PriceChanged),
+            Verdict::Transient | Verdict::CredentialRefused => Outcome::Transient { endpoint, reply },
             Verdict::ReplayRefused => Outcome::ReplayRefused,
         };
         Next::Done(outcome)
+    }
+}
+
+/// Whether `haystack` contains `needle`, ASCII case-insensitively (no allocation).
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+const fn transient_or_rejected(status: u16) -> Verdict {
+    match status {
+        408 | 429 | 500..=599 => Verdict::Transient,
+        _ => Verdict::Rejected,
     }
 }
 
@@ -342,16 +463,20 @@ const fn default_verdict(endpoint: Endpoint, reply: Reply) -> Verdict {
         (Endpoint::Signer, 200) => Verdict::Minted,
         (Endpoint::Signer, 482) => Verdict::Skipped,
         (Endpoint::Signer, 480) => Verdict::RefreshRequired,
-        // 413: a request the signer will never take (retrying sends the same); 483: the
-        // account's credit is exhausted (pymthouse).
-        (Endpoint::Signer, 400 | 413 | 481 | 483) => Verdict::Rejected,
+        // An expired or revoked token (pymthouse's JWTs live 300 s): a fresh one, then again.
+        (Endpoint::Signer, 401 | 403) => Verdict::CredentialRefused,
+        // The account's credit is exhausted (pymthouse).
+        (Endpoint::Signer, 483) => Verdict::CreditExhausted,
+        // 413: a request the signer will never take (retrying sends the same).
+        (Endpoint::Signer, 400 | 413 | 481) => Verdict::Rejected,
         // Signer 5xx and anything else (auth webhook failures, proxies) is transient.
         (Endpoint::Signer, _) => Verdict::Transient,
 
         (Endpoint::Payment, 200..=299) => Verdict::Paid,
         (Endpoint::Payment, 404) => Verdict::Gone,
         (Endpoint::Payment, 408 | 429) => Verdict::Transient,
-        // 400 tickets, 402 header encoding, 403 seg-creds, 409 fixed price, and any other 4xx.
+        // 400 tickets, 402 header encoding, 403 seg-creds, 409 fixed price (or, with "price
+        // changed" in the body, `PriceChanged`: `verdict_with`), and any other 4xx.
         (Endpoint::Payment, 400..=499) => Verdict::Rejected,
         (Endpoint::Payment, _) => Verdict::Transient,
 
@@ -373,6 +498,23 @@ const fn default_verdict(endpoint: Endpoint, reply: Reply) -> Verdict {
         (Endpoint::Stop, 200..=299) => Verdict::Stopped,
         (Endpoint::Stop, 404) => Verdict::Gone,
         (Endpoint::Stop, _) => Verdict::Transient,
+
+        // The reservation (`docs/protocol.md` §2.1, §2.3): a transient failure is retried after
+        // a backoff; anything else ends it.
+        (Endpoint::OrchestratorInfo, 200..=299) => Verdict::Success,
+        (Endpoint::OrchestratorInfo, 401 | 403) => Verdict::CredentialRefused,
+        (Endpoint::Reservation, 200..=299) => Verdict::Success,
+        (Endpoint::Reservation, 402) => Verdict::Challenge,
+        (Endpoint::PaidReservation, 200..=299) => Verdict::Success,
+        (Endpoint::Discovery | Endpoint::Events, 200..=299) => Verdict::Success,
+        (
+            Endpoint::OrchestratorInfo
+            | Endpoint::Reservation
+            | Endpoint::PaidReservation
+            | Endpoint::Discovery
+            | Endpoint::Events,
+            _,
+        ) => transient_or_rejected(status),
     }
 }
 
@@ -395,9 +537,11 @@ mod tests {
     }
 
     fn rejected(endpoint: Endpoint, status: u16) -> Next {
+        let reply = Reply::Status(status);
         done(Outcome::Rejected {
             endpoint,
-            reply: Reply::Status(status),
+            reply,
+            reason: ReleaseReason::Rejected { endpoint, reply },
         })
     }
 
@@ -412,9 +556,23 @@ mod tests {
         check(Signer, Reply::Status(480), done(Outcome::RefreshRequired));
         check(Signer, Reply::Status(481), rejected(Signer, 481));
         check(Signer, Reply::Status(400), rejected(Signer, 400));
-        for s in [500, 502, 503, 401] {
+        for s in [500, 502, 503, 401, 403] {
             check(Signer, Reply::Status(s), transient(Signer, Reply::Status(s)));
         }
+        let t = StatusTable::new();
+        assert_eq!(t.verdict(Signer, Reply::Status(401)), Verdict::CredentialRefused);
+        assert_eq!(t.verdict(Signer, Reply::Status(403)), Verdict::CredentialRefused);
+        let exhausted = t.next(Signer, Reply::Status(483));
+        assert!(
+            matches!(
+                exhausted,
+                Next::Done(Outcome::Rejected {
+                    reason: ReleaseReason::SignerCreditExhausted,
+                    ..
+                })
+            ),
+            "{exhausted:?}"
+        );
     }
 
     #[test]
@@ -494,7 +652,16 @@ mod tests {
     fn failures_retrying_cannot_mend_are_terminal_everywhere() {
         for endpoint in [Signer, Payment, Repost, Refresh, Stop] {
             for reply in [Reply::BadUrl, Reply::Tls, Reply::TooLarge, Reply::Malformed] {
-                check(endpoint, reply, done(Outcome::Rejected { endpoint, reply }));
+                let reason = ReleaseReason::Rejected { endpoint, reply };
+                check(
+                    endpoint,
+                    reply,
+                    done(Outcome::Rejected {
+                        endpoint,
+                        reply,
+                        reason,
+                    }),
+                );
             }
         }
     }
@@ -532,5 +699,89 @@ mod tests {
             t.next(Payment, Reply::Timeout),
             transient(Payment, Reply::Timeout)
         );
+    }
+
+    #[test]
+    fn a_payment_409_that_says_the_price_changed_is_its_own_row() {
+        let t = StatusTable::new();
+        for endpoint in [Payment, Repost] {
+            let said = t.next_with(
+                endpoint,
+                Reply::Status(409),
+                "Runner Price Changed; request a new challenge",
+            );
+            assert!(
+                matches!(
+                    said,
+                    Next::Done(Outcome::Rejected {
+                        reason: ReleaseReason::PriceChanged,
+                        ..
+                    })
+                ),
+                "{said:?}"
+            );
+            assert_eq!(
+                t.next_with(endpoint, Reply::Status(409), "fixed price"),
+                rejected(endpoint, 409)
+            );
+        }
+        // The signer's 409 means nothing of the kind.
+        assert_eq!(
+            t.verdict_with(Signer, Reply::Status(409), "price changed"),
+            Verdict::Transient
+        );
+        // An override of the status replaces the reading of the message too.
+        let o = StatusTable::new().with(Payment, 409, Verdict::Transient).unwrap();
+        assert_eq!(
+            o.verdict_with(Payment, Reply::Status(409), "price changed"),
+            Verdict::Transient
+        );
+    }
+
+    #[test]
+    fn reservation_rows() {
+        let t = StatusTable::new();
+        assert_eq!(t.verdict(Reservation, Reply::Status(402)), Verdict::Challenge);
+        assert_eq!(t.verdict(Reservation, Reply::Status(200)), Verdict::Success);
+        assert_eq!(t.verdict(PaidReservation, Reply::Status(200)), Verdict::Success);
+        assert_eq!(t.verdict(OrchestratorInfo, Reply::Status(200)), Verdict::Success);
+        assert_eq!(
+            t.verdict(OrchestratorInfo, Reply::Status(401)),
+            Verdict::CredentialRefused
+        );
+        for endpoint in [OrchestratorInfo, Reservation, PaidReservation] {
+            for s in [408, 429, 500, 503] {
+                assert_eq!(
+                    t.verdict(endpoint, Reply::Status(s)),
+                    Verdict::Transient,
+                    "{endpoint} {s}"
+                );
+            }
+            for s in [400, 404, 409] {
+                assert_eq!(
+                    t.verdict(endpoint, Reply::Status(s)),
+                    Verdict::Rejected,
+                    "{endpoint} {s}"
+                );
+            }
+            assert_eq!(t.verdict(endpoint, Reply::Timeout), Verdict::Transient);
+            assert_eq!(t.verdict(endpoint, Reply::Tls), Verdict::Rejected);
+        }
+        // Overridable like any row: a reservation 404 retried.
+        let o = StatusTable::new()
+            .with(Reservation, 404, Verdict::Transient)
+            .unwrap();
+        assert_eq!(o.verdict(Reservation, Reply::Status(404)), Verdict::Transient);
+    }
+
+    #[test]
+    fn every_endpoint_names_its_peer_and_a_distinct_label() {
+        for (i, a) in Endpoint::ALL.iter().enumerate() {
+            for b in &Endpoint::ALL[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+            }
+        }
+        assert_eq!(OrchestratorInfo.peer(), Peer::Signer);
+        assert_eq!(PaidReservation.peer(), Peer::Orchestrator);
     }
 }

@@ -16,7 +16,7 @@ use futures::{pin_mut, select_biased};
 use crate::classify::{Endpoint, Reply, StatusTable};
 use crate::event::{Event, ReleaseReason, State};
 use crate::sequencer::{Call, Sequencer};
-use crate::session::{Action, Session};
+use crate::session::{Action, Session, Stats};
 use crate::{Duration, Instant};
 
 /// The requests a session needs, as an adapter performs them. Each method returns what came
@@ -85,14 +85,48 @@ impl Command {
     }
 }
 
-/// Why [`run`] returned.
+/// How a funding run ended, with the session's final counters: what [`run`] and
+/// `engine::Engine::run` return, and what the engine's `Output::Done` carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// The session is released; no further action will ever be produced.
-    Released(ReleaseReason),
+    Released {
+        /// Why.
+        reason: ReleaseReason,
+        /// The counters at the end.
+        stats: Stats,
+    },
     /// The session is reserved and idle: stopped by [`Command::Stop`], or nothing to fund.
     /// It can be started again.
-    Stopped,
+    Stopped {
+        /// The counters at the end.
+        stats: Stats,
+    },
+}
+
+impl Exit {
+    /// The exit of a machine in `state` with `stats`: released, or stopped.
+    pub const fn of(state: State, stats: Stats) -> Self {
+        match state {
+            State::Released { reason } => Self::Released { reason, stats },
+            _ => Self::Stopped { stats },
+        }
+    }
+
+    /// The release reason; `None` when stopped.
+    pub const fn reason(&self) -> Option<ReleaseReason> {
+        match self {
+            Self::Released { reason, .. } => Some(*reason),
+            Self::Stopped { .. } => None,
+        }
+    }
+
+    /// The counters at the end.
+    pub const fn stats(&self) -> Stats {
+        match self {
+            Self::Released { stats, .. } | Self::Stopped { stats } => *stats,
+        }
+    }
 }
 
 /// Makes the request of `call`.
@@ -104,6 +138,16 @@ async fn execute<T: Transport>(transport: &T, call: Call) -> Reply {
         (Endpoint::Signer | Endpoint::Payment | Endpoint::Repost, _) => transport.send_payment().await,
         (Endpoint::Refresh, _) => transport.refresh().await,
         (Endpoint::Stop, _) => transport.stop().await,
+        // The sequencer carries out funding actions only; the reservation's and discovery's
+        // requests are never its calls.
+        (
+            Endpoint::OrchestratorInfo
+            | Endpoint::Reservation
+            | Endpoint::PaidReservation
+            | Endpoint::Discovery
+            | Endpoint::Events,
+            _,
+        ) => Reply::BadUrl,
     }
 }
 
@@ -139,15 +183,17 @@ where
         while let Some(event) = calls.machine_mut().poll_event() {
             on_event(event);
         }
-        if let State::Released { reason } = calls.machine().state() {
-            return Exit::Released(reason);
+        if calls.machine().state().is_released() {
+            return Exit::of(calls.machine().state(), calls.machine().stats());
         }
         if in_flight.is_terminated() {
             if let Some(call) = calls.poll_call() {
                 call_in_flight = Some(call.id);
+                // The bytes leave now: the billing estimate and the latency count from here.
+                let _ = calls.handle_sent(clock.now(), call.id);
                 in_flight.set(execute(transport, call).fuse());
             } else if calls.machine().state() == State::Reserved {
-                return Exit::Stopped;
+                return Exit::of(State::Reserved, calls.machine().stats());
             }
         }
         let sleep = match calls.machine().poll_timeout() {

@@ -33,8 +33,22 @@ pub use sequencer::{Call, CallError, RequestId, Sequencer};
 pub use session::{Action, Machine, OutcomeError, ResumePoint, Session, Stats};
 pub use virtual_clock::VirtualClock;
 
+/// The most bytes a [`Session`] takes.
+///
 /// `size_of::<Session>()` is part of the contract: it fits in a small static on a microcontroller.
 /// The bound was 256 bytes until rejections carried a [`Reply`] (a malformed or oversized answer,
 /// not only a status) and the runway model kept delivered credit, a 482's floor, a held payment
-/// for reposts and a planned end (336 bytes now).
-const _: () = assert!(core::mem::size_of::<Session>() <= 384);
+/// for reposts and a planned end. Checked at compile time; the README states it (a test checks).
+pub const SESSION_SIZE_BOUND: usize = 384;
+const _: () = assert!(core::mem::size_of::<Session>() <= SESSION_SIZE_BOUND);
+
+#[cfg(test)]
+mod readme {
+    /// The README's feature table states the bound the compiler checks.
+    #[test]
+    fn the_readme_states_the_session_size_bound() {
+        let readme = include_str!("../../README.md");
+        let stated = std::format!("{}-byte session", super::SESSION_SIZE_BOUND);
+        assert!(readme.contains(&stated), "README.md must say `{stated}`");
+    }
+}

@@ -238,8 +238,25 @@ impl<M: Machine> Sequencer<M> {
         id: RequestId,
         reply: Reply,
     ) -> Result<Option<Outcome>, CallError> {
+        self.handle_answer(now, id, reply, "")
+    }
+
+    /// [`handle_reply`](Self::handle_reply) for an answer whose body gave `message` (its error
+    /// text, read by the protocol layer): the table reads it for the one row that depends on it
+    /// ([`StatusTable::verdict_with`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`handle_reply`](Self::handle_reply).
+    pub fn handle_answer(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        reply: Reply,
+        message: &str,
+    ) -> Result<Option<Outcome>, CallError> {
         let current = self.check(id)?;
-        match self.table.next(current.endpoint, reply) {
+        match self.table.next_with(current.endpoint, reply, message) {
             // Only the first request of an action continues it; anything else would loop.
             Next::Request(endpoint) if current.endpoint == current.action.first_request() => {
                 // Only a signer 200 continues an action: the signer minted, and anchored its

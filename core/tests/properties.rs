@@ -44,9 +44,13 @@ fn outcome() -> impl Strategy<Value = Outcome> {
         1 => Just(Outcome::Refreshed),
         1 => Just(Outcome::Stopped),
         1 => endpoint().prop_map(|endpoint| Outcome::Gone { endpoint }),
-        1 => (endpoint(), 400u16..500).prop_map(|(endpoint, status)| Outcome::Rejected {
-            endpoint,
-            reply: Reply::Status(status),
+        1 => (endpoint(), 400u16..500).prop_map(|(endpoint, status)| {
+            let reply = Reply::Status(status);
+            Outcome::Rejected {
+                endpoint,
+                reply,
+                reason: livepay_core::ReleaseReason::Rejected { endpoint, reply },
+            }
         }),
         3 => (endpoint(), reply()).prop_map(|(endpoint, reply)| Outcome::Transient { endpoint, reply }),
     ]

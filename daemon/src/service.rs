@@ -15,7 +15,9 @@ use futures::future::BoxFuture;
 use livepay_core::engine::spend::{Pricing, RunnerPrice, Spend};
 use livepay_core::engine::{Engine, Snapshot};
 use livepay_core::rng::SplitMix64;
-use livepay_core::{Clock as _, Config, Duration, Event, FirstPayment, ReleaseReason, State, StatusTable};
+use livepay_core::{
+    Clock as _, Config, Duration, Event, Exit, FirstPayment, ReleaseReason, State, StatusTable,
+};
 use livepay_hyper::{
     Funder, FunderConfig, FunderHandle, HttpClient, LiveError, SessionKey, WriteAhead, reserve,
 };
@@ -43,6 +45,10 @@ pub struct ServiceConfig {
     /// before each reservation, then by the funder before each expires and after a signer
     /// 401/403. Its header replaces a session's own header of the same name. Never stored.
     pub credentials: Option<livepay_hyper::CredentialSource>,
+    /// Capacity of the funder's event channel ([`FunderConfig::event_capacity`]): what feeds
+    /// the events streams. A full channel drops events; nothing that decides a session's end,
+    /// its storage or a metric depends on them.
+    pub event_capacity: usize,
 }
 
 impl Default for ServiceConfig {
@@ -54,6 +60,7 @@ impl Default for ServiceConfig {
             write_ahead_timeout: std::time::Duration::from_secs(2),
             abort_after_write_ahead: None,
             credentials: None,
+            event_capacity: FunderConfig::default().event_capacity,
         }
     }
 }
@@ -129,6 +136,12 @@ impl Shared {
     /// histogram only for the snapshot after a credited payment, so that API reads and
     /// write-aheads do not weigh on it).
     fn note(&self, id: &str, snapshot: &Snapshot, taken_ms: u64, credited: bool) {
+        self.note_counting(id, snapshot, taken_ms, credited, true);
+    }
+
+    /// [`note`](Self::note); `count: false` only sets the baseline (a resumed or adopted
+    /// session's counters were counted by the process that funded it before).
+    fn note_counting(&self, id: &str, snapshot: &Snapshot, taken_ms: u64, credited: bool, count: bool) {
         let stats: livepay_core::Stats = snapshot.funding.stats.into();
         let mut registry = self.registry();
         let Some(entry) = registry.by_id.get_mut(id) else {
@@ -148,6 +161,9 @@ impl Shared {
             spend,
         });
         drop(registry);
+        if !count {
+            return;
+        }
         if credited {
             self.metrics
                 .observe_runway(f64::from(snapshot.funding.runway_ms) / 1e3);
@@ -303,11 +319,13 @@ impl Service {
             FunderConfig {
                 seed,
                 session_config: config.session_config,
+                event_capacity: config.event_capacity,
                 ..FunderConfig::default()
             },
         )?
         .with_write_ahead(Arc::new(Persist(Arc::clone(&shared))));
         let events = funder.events();
+        let exits = funder.exits();
         let handle = funder.handle();
         tokio::spawn(funder.run());
         let service = Self {
@@ -318,7 +336,10 @@ impl Service {
             rng: Arc::new(Mutex::new(SplitMix64::new(seed))),
         };
         if let Some(events) = events {
-            tokio::spawn(service.clone().pump(events));
+            tokio::spawn(service.clone().pump_events(events));
+        }
+        if let Some(exits) = exits {
+            tokio::spawn(service.clone().pump_exits(exits));
         }
         let resumed = service.resume_all(records);
         Ok((service, resumed))
@@ -334,7 +355,7 @@ impl Service {
 
     fn resume_all(&self, records: Vec<SessionRecord>) -> usize {
         let now_ms = unix_ms();
-        let mut resumed = 0;
+        let mut open = Vec::with_capacity(records.len());
         for record in records {
             let spec: Result<SessionSpec, _> = serde_json::from_str(&record.spec);
             let snapshot: Result<Snapshot, _> = serde_json::from_str(&record.snapshot);
@@ -356,11 +377,26 @@ impl Service {
                 );
                 continue;
             }
-            let elapsed = Duration::from_millis(now_ms.saturating_sub(record.updated_ms));
-            match self.add(&record.id, spec, snapshot, elapsed, None) {
+            let elapsed_ms = now_ms.saturating_sub(record.updated_ms);
+            let left_ms = u64::from(snapshot.funding.runway_ms).saturating_sub(elapsed_ms);
+            open.push((
+                left_ms,
+                record.id,
+                spec,
+                snapshot,
+                Duration::from_millis(elapsed_ms),
+            ));
+        }
+        // The shortest runway first: the funder's lanes serve requests in the order they come,
+        // so a restart never leaves the same sessions at the back of the queue every time (a
+        // daemon restarted again and again would starve them).
+        open.sort_by_key(|(left_ms, ..)| *left_ms);
+        let mut resumed = 0;
+        for (_, id, spec, snapshot, elapsed) in open {
+            match self.add(&id, spec, &snapshot, elapsed, None) {
                 Ok(()) => resumed += 1,
                 Err(error) => {
-                    tracing::warn!(id = %record.id, ?error, "livepay daemon: a session could not be resumed");
+                    tracing::warn!(%id, ?error, "livepay daemon: a session could not be resumed");
                 }
             }
         }
@@ -372,7 +408,7 @@ impl Service {
         &self,
         id: &str,
         spec: SessionSpec,
-        snapshot: Snapshot,
+        snapshot: &Snapshot,
         elapsed: Duration,
         built: Option<Engine>,
     ) -> Result<(), ServiceError> {
@@ -382,7 +418,7 @@ impl Service {
             Some(engine) => engine,
             None => Engine::resume(
                 &config,
-                snapshot,
+                snapshot.clone(),
                 spec.signer_headers.clone(),
                 now,
                 elapsed,
@@ -406,6 +442,9 @@ impl Service {
         registry
             .by_id
             .insert(id.to_owned(), Entry::new(spec, Some(key), state, None));
+        drop(registry);
+        // Counted from here on: what the snapshot's counters say was counted where it was made.
+        self.shared.note_counting(id, snapshot, unix_ms(), false, false);
         Ok(())
     }
 
@@ -433,7 +472,7 @@ impl Service {
             .durable(ticket)
             .await
             .map_err(|e| ServiceError::Store(e.to_string()))?;
-        self.add(id, spec, snapshot, elapsed, built)
+        self.add(id, spec, &snapshot, elapsed, built)
     }
 
     /// `POST /v1/sessions`: reserves and funds a new session.
@@ -661,10 +700,11 @@ impl Service {
         self.len() == 0
     }
 
-    /// Forwards every funder event: state, streams, metrics, and the store on a release.
-    async fn pump(self, mut events: mpsc::Receiver<(SessionKey, Event)>) {
+    /// Forwards the funder's events to the events streams, and live state changes to the view.
+    /// Events may be dropped under back-pressure: nothing here decides the session's end, its
+    /// storage or a metric (those come from [`pump_exits`](Self::pump_exits)).
+    async fn pump_events(self, mut events: mpsc::Receiver<(SessionKey, Event)>) {
         while let Some((key, event)) = events.recv().await {
-            self.shared.metrics.observe(&event);
             let mut registry = self.shared.registry();
             let Some(id) = registry.by_key.get(&key).cloned() else {
                 continue;
@@ -676,7 +716,7 @@ impl Service {
                 && events.receiver_count() > 0
             {
                 let mut line = event_line(&event);
-                // A credited payment's checkpoint came first (the funder notes it before it emits
+                // A credited payment's checkpoint came first (the funder stores it before it emits
                 // the event): its spend is the session's, up to this payment.
                 if matches!(event, Event::PaymentAccepted { .. })
                     && let Some(spend) = entry.last.map(|l| l.spend)
@@ -689,29 +729,72 @@ impl Service {
                 }
                 let _ = events.send(line.to_string());
             }
-            if let Event::StateChanged { to, .. } = event {
+            if let Event::StateChanged { to, .. } = event
+                && !to.is_released()
+                && !entry.state.is_released()
+            {
                 entry.state = to;
-                if let State::Released { reason } = to {
-                    let reason = reason.to_string();
-                    entry.release = Some(reason.clone());
-                    entry.key = None;
-                    for waiter in entry.closing.drain(..) {
-                        let _ = waiter.send(reason.clone());
-                    }
-                    // The stream ends with the release.
-                    entry.events = None;
-                    registry.by_key.remove(&key);
-                    self.shared.writer.submit(Write::Close {
-                        id,
-                        reason,
-                        at_ms: unix_ms(),
-                    });
-                }
                 let counts = SessionCounts::of(registry.by_id.values().map(|e| e.state));
                 drop(registry);
                 self.shared.metrics.set_sessions(counts);
             }
         }
+    }
+
+    /// Every session's end, from the funder's lossless exits: the view, `DELETE`'s waiters, the
+    /// events stream's last line, the store's close record and the metrics.
+    async fn pump_exits(self, mut exits: mpsc::UnboundedReceiver<(SessionKey, Exit)>) {
+        while let Some((key, exit)) = exits.recv().await {
+            self.on_exit(key, exit);
+        }
+    }
+
+    fn on_exit(&self, key: SessionKey, exit: Exit) {
+        let mut registry = self.shared.registry();
+        let Some(id) = registry.by_key.remove(&key) else {
+            return;
+        };
+        let Some(entry) = registry.by_id.get_mut(&id) else {
+            return;
+        };
+        let before = entry.last.map(|l| l.stats).unwrap_or_default();
+        if let Some(last) = &mut entry.last {
+            last.stats = exit.stats();
+        }
+        match exit {
+            Exit::Released { reason, .. } => {
+                entry.state = State::Released { reason };
+                entry.key = None;
+                let text = reason.to_string();
+                entry.release = Some(text.clone());
+                for waiter in entry.closing.drain(..) {
+                    let _ = waiter.send(text.clone());
+                }
+                // The stream ends with the release, its last line saying why.
+                if let Some(events) = entry.events.take() {
+                    let line = event_line(&Event::StateChanged {
+                        from: State::Funding,
+                        to: State::Released { reason },
+                    });
+                    let _ = events.send(line.to_string());
+                }
+                self.shared.writer.submit(Write::Close {
+                    id,
+                    reason: text,
+                    at_ms: unix_ms(),
+                });
+                self.shared.metrics.observe_release(reason);
+            }
+            Exit::Stopped { .. } => {
+                // Handed off (the handoff records it), or nothing to fund: funded no more here.
+                entry.state = State::Reserved;
+                entry.key = None;
+            }
+        }
+        let counts = SessionCounts::of(registry.by_id.values().map(|e| e.state));
+        drop(registry);
+        self.shared.metrics.observe_stats_growth(&before, &exit.stats());
+        self.shared.metrics.set_sessions(counts);
     }
 }
 

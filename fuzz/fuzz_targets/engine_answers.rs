@@ -6,7 +6,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use livepay_core::engine::{Engine, ReserveFlow, ReserveOptions, Response};
+use livepay_core::engine::{Engine, Output, ReserveFlow, ReserveOptions, Response};
 use livepay_core::{Config, Duration, Failure, Instant, PaymentType, StatusTable};
 
 #[derive(Debug, Arbitrary)]
@@ -40,47 +40,89 @@ fuzz_target!(|answers: Vec<Input>| {
     let mut now = Instant::from_secs(0);
     let mut answers = answers.into_iter();
     let mut requests = 0;
-    loop {
-        let Some(request) = flow.poll_request(now) else {
-            match flow.poll_timeout() {
-                Some(at) => {
-                    now = now.max(at);
-                    continue;
+    let reserved = loop {
+        match flow.poll_output(now) {
+            Some(Output::Transmit(request)) => {
+                requests += 1;
+                assert!(requests <= 64, "the reservation flow must end");
+                match answers.next() {
+                    Some(Input::Http { status, body }) => {
+                        flow.handle_response(now, request.id, &Response::new(status, &body));
+                    }
+                    Some(Input::Failed(kind)) => flow.handle_failure(now, request.id, failure(kind)),
+                    Some(Input::Wait(ms)) => now += Duration::from_millis(u64::from(ms)),
+                    Some(Input::Close) | None => flow.handle_failure(now, request.id, Failure::Network),
                 }
-                None => break,
             }
-        };
-        requests += 1;
-        assert!(requests <= 64, "the reservation flow must end");
-        match answers.next() {
-            Some(Input::Http { status, body }) => {
-                flow.handle_response(now, request.id, &Response::new(status, &body));
-            }
-            Some(Input::Failed(kind)) => flow.handle_failure(now, request.id, failure(kind)),
-            Some(Input::Wait(ms)) => now += Duration::from_millis(u64::from(ms)),
-            Some(Input::Close) | None => flow.handle_failure(now, request.id, Failure::Network),
+            Some(Output::Timeout(at)) => now = now.max(at),
+            Some(Output::Done(result)) => break result,
+            Some(other) => panic!("a reservation asked for {other:?}"),
+            None => return,
         }
-    }
-    let Ok(reserved) = flow.result() else {
+    };
+    let Ok(reserved) = reserved else {
         return;
     };
-    let Ok(mut engine) = Engine::new(&Config::default(), reserved, StatusTable::new()) else {
+    let Ok(engine) = Engine::new(&Config::default(), reserved, StatusTable::new()) else {
         return;
     };
+    // With a store: every new state is held until persisted, every credit checkpointed.
+    let mut engine = engine.with_write_ahead();
     engine.start(now);
+    let mut in_flight = None;
+    let mut held = None;
+    let mut ended = false;
     for answer in answers {
-        while engine.poll_event().is_some() {}
-        let released = engine.state().is_released();
-        let request = engine.poll_request(now);
-        assert!(!(released && request.is_some()), "a request after the release");
-        let id = request.map(|r| r.id).or(engine.in_flight());
-        assert!(engine.poll_request(now).is_none(), "two requests in flight");
-        match (answer, id) {
+        // The pump: drain every output; it must settle.
+        let mut wake = None;
+        let mut outputs = 0;
+        while let Some(output) = engine.poll_output(now) {
+            outputs += 1;
+            assert!(outputs < 10_000, "poll_output must settle");
+            match output {
+                Output::Transmit(request) => {
+                    assert!(!ended, "a request after the end of the run");
+                    assert!(in_flight.is_none(), "two requests in flight");
+                    assert!(held.is_none(), "a request while a new state is not yet durable");
+                    in_flight = Some(request.id);
+                }
+                Output::Persist { id, snapshot } => {
+                    assert!(
+                        snapshot.payment.is_some_and(|p| p.minted.is_some()),
+                        "a persist holds its mint"
+                    );
+                    held = Some(id);
+                }
+                Output::Checkpoint(snapshot) => {
+                    assert!(
+                        snapshot.payment.is_none_or(|p| p.minted.is_none()),
+                        "a checkpoint holds no mint"
+                    );
+                }
+                Output::Cancel(id) => {
+                    assert_eq!(in_flight, Some(id), "only the request in flight is cancelled");
+                    in_flight = None;
+                }
+                Output::NeedCredential => engine.handle_credential(now, None),
+                Output::Event(_) => {}
+                Output::Done(_) => {
+                    assert!(in_flight.is_none(), "the run ended with a request in flight");
+                    ended = true;
+                }
+                Output::Timeout(at) => {
+                    wake = Some(at);
+                    break;
+                }
+            }
+        }
+        match (answer, in_flight) {
             (Input::Http { status, body }, Some(id)) => {
+                in_flight = None;
                 let answered = engine.handle_response(now, id, &Response::new(status, &body));
                 assert!(answered.is_ok(), "{answered:?}");
             }
             (Input::Failed(kind), Some(id)) => {
+                in_flight = None;
                 let answered = engine.handle_failure(now, id, failure(kind));
                 assert!(answered.is_ok(), "{answered:?}");
             }
@@ -88,9 +130,17 @@ fuzz_target!(|answers: Vec<Input>| {
                 now += Duration::from_millis(u64::from(ms));
                 engine.handle_timeout(now);
             }
-            (Input::Close, _) => engine.close(now),
+            (Input::Close, _) => {
+                engine.close(now);
+                ended = false;
+            }
+            (Input::Http { status, .. }, None) if held.is_some() => {
+                let answered =
+                    engine.handle_persisted(held.take().unwrap_or_else(|| unreachable!()), status % 2 == 0);
+                assert!(answered.is_ok(), "{answered:?}");
+            }
             (_, None) => {
-                if let Some(at) = engine.poll_timeout() {
+                if let Some(at) = wake {
                     assert!(at >= now, "a timeout in the past");
                     now = at;
                     engine.handle_timeout(now);

@@ -33,6 +33,10 @@ fn outcome(kind: u8, endpoint: u8, status: u16) -> Outcome {
         6 => Outcome::Rejected {
             endpoint,
             reply: Reply::Status(status),
+            reason: livepay_core::ReleaseReason::Rejected {
+                endpoint,
+                reply: Reply::Status(status),
+            },
         },
         _ => Outcome::Transient {
             endpoint,

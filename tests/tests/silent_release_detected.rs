@@ -1,7 +1,7 @@
 //! The orchestrator can release a session silently; the next payment POST then answers 404 and
 //! the session is reported `Released(Gone)` at once, within one cycle of the release.
 
-use livepay_core::{Endpoint, Event, Exit, ReleaseReason, Reply};
+use livepay_core::{Endpoint, Event, ReleaseReason, Reply};
 use livepay_tests::{Commands, Script, TransportCall, drive, secs};
 
 #[test]
@@ -12,7 +12,7 @@ fn the_first_404_after_successful_cycles_releases_the_session() {
     let config = livepay_tests::live_config();
     let report = drive(config, script, Commands::new(), secs(60));
 
-    report.assert_exit(Some(Exit::Released(ReleaseReason::Gone)));
+    report.assert_exit(Some(Some(ReleaseReason::Gone)));
     let accepted = report.events_where(|e| matches!(e, Event::PaymentAccepted { .. }));
     assert!(accepted.len() >= 4, "{}", report.timeline());
     assert!(accepted.iter().all(|&(t, _)| t < released_by_orchestrator));

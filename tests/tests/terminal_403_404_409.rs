@@ -2,7 +2,7 @@
 //! 404 means the orchestrator already released the session (`Gone`, no stop request), while
 //! 403 and 409 are rejections: the session is stopped, then reported released with the reason.
 
-use livepay_core::{Endpoint, Event, Exit, ReleaseReason, Reply, State};
+use livepay_core::{Endpoint, Event, ReleaseReason, Reply, State};
 use livepay_tests::{Commands, Report, START, Script, TransportCall, at_ms, drive, secs};
 
 fn first_payment_answers(status: u16) -> Report {
@@ -14,7 +14,7 @@ fn first_payment_answers(status: u16) -> Report {
 fn payment_404_is_gone_without_a_stop_request() {
     let report = first_payment_answers(404);
 
-    report.assert_exit(Some(Exit::Released(ReleaseReason::Gone)));
+    report.assert_exit(Some(Some(ReleaseReason::Gone)));
     assert_eq!(
         report.calls,
         [
@@ -36,7 +36,7 @@ fn assert_rejected_after_a_stop(status: u16) {
         reply: Reply::Status(status),
     };
 
-    report.assert_exit(Some(Exit::Released(reason)));
+    report.assert_exit(Some(Some(reason)));
     assert_eq!(
         report.calls,
         [

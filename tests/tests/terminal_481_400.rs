@@ -2,7 +2,7 @@
 //! payment 400 (ticket processing failed), each met mid-session. Funding stops at once, the
 //! session is stopped, and the release names the endpoint and the status; nothing is minted after.
 
-use livepay_core::{Endpoint, Exit, ReleaseReason, Reply};
+use livepay_core::{Endpoint, ReleaseReason, Reply};
 use livepay_tests::{Commands, Script, TransportCall, drive, secs};
 
 #[track_caller]
@@ -19,7 +19,7 @@ fn terminal_after_two_cycles(endpoint: Endpoint, status: u16) {
         endpoint,
         reply: Reply::Status(status),
     };
-    report.assert_exit(Some(Exit::Released(reason)));
+    report.assert_exit(Some(Some(reason)));
     assert_eq!(report.pay_requests().len(), 3, "{}", report.timeline());
     let stops = report.times_of(TransportCall::Stop);
     assert_eq!(stops.len(), 1, "{}", report.timeline());

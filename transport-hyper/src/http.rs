@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use livepay_core::engine::{Method, PayerCache, Request, Response};
-use livepay_core::{Failure, Peer, redact};
+use livepay_core::{Endpoint, Failure, Peer, redact};
 use rustls::pki_types::CertificateDer;
 
 use crate::tls::{self, TlsConfigError, TlsFailure, TlsProblem};
@@ -251,12 +251,12 @@ pub struct HttpClient {
     observer: Option<Arc<dyn Observer>>,
 }
 
-/// Told of every exchange an [`HttpClient`] makes (for metrics): what it was (the core's
-/// [`Request::what`]: `"signer"`, `"payment"`, `"refresh"`, `"stop"`, …), how long it took, and
-/// the status, if an answer came. Called on the client's task: keep it cheap and never block.
+/// Told of every exchange an [`HttpClient`] makes (for metrics): which request it was (the
+/// core's [`Request::endpoint`]), how long it took, and the status, if an answer came (a label,
+/// never read for its meaning). Called on the client's task: keep it cheap and never block.
 pub trait Observer: Send + Sync {
     /// One exchange ended after `latency`; `status` is `None` when no answer came.
-    fn on_exchange(&self, what: &'static str, latency: std::time::Duration, status: Option<u16>);
+    fn on_exchange(&self, endpoint: Endpoint, latency: std::time::Duration, status: Option<u16>);
 }
 
 impl fmt::Debug for HttpClient {
@@ -314,16 +314,16 @@ impl HttpClient {
         self
     }
 
-    /// Tells the observer, if any, of an exchange of `what` that started at `started`.
+    /// Tells the observer, if any, of an exchange with `endpoint` that started at `started`.
     pub(crate) fn observe(
         &self,
-        what: &'static str,
+        endpoint: Endpoint,
         started: tokio::time::Instant,
         result: &Result<HttpResponse, HttpError>,
     ) {
         if let Some(observer) = &self.observer {
             let status = result.as_ref().ok().map(|r| r.status);
-            observer.on_exchange(what, started.elapsed(), status);
+            observer.on_exchange(endpoint, started.elapsed(), status);
         }
     }
 
@@ -352,7 +352,7 @@ impl HttpClient {
         &self.config
     }
 
-    /// Sends `request` to `request.peer` and reads the whole answer, under the request timeout
+    /// Sends `request` to `request.peer()` and reads the whole answer, under the request timeout
     /// and the body cap. Copies the body; [`execute_owned`](Self::execute_owned) does not.
     ///
     /// # Errors
@@ -361,8 +361,8 @@ impl HttpClient {
     pub async fn execute(&self, request: &Request) -> Result<HttpResponse, HttpError> {
         let prepared = self.prepare(request, Bytes::copy_from_slice(&request.body))?;
         let started = tokio::time::Instant::now();
-        let result = self.exchange(request.peer, prepared).await;
-        self.observe(request.what, started, &result);
+        let result = self.exchange(request.peer(), prepared).await;
+        self.observe(request.endpoint, started, &result);
         result
     }
 
@@ -372,11 +372,11 @@ impl HttpClient {
     ///
     /// As [`execute`](Self::execute).
     pub async fn execute_owned(&self, request: Request) -> Result<HttpResponse, HttpError> {
-        let (peer, what) = (request.peer, request.what);
+        let endpoint = request.endpoint;
         let prepared = self.prepare_owned(request)?;
         let started = tokio::time::Instant::now();
-        let result = self.exchange(peer, prepared).await;
-        self.observe(what, started, &result);
+        let result = self.exchange(endpoint.peer(), prepared).await;
+        self.observe(endpoint, started, &result);
         result
     }
 

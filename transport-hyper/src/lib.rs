@@ -6,14 +6,15 @@ mod clock;
 mod discovery;
 mod funder;
 pub mod http;
+mod hyper_http;
 mod session;
 mod tls;
-mod transport;
 
 pub use clock::TokioClock;
 pub use discovery::discover;
 pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey, WriteAhead};
 pub use http::{HttpClient, HttpConfig, HttpError, HttpResponse, Observer};
+pub use hyper_http::{Exchange, HyperHttp, reserve};
 /// Which server a request goes to, the core's ([`livepay_core::Peer`]).
 pub use livepay_core::Peer;
 /// The discovery types, the core's ([`livepay_core::engine`]).
@@ -24,4 +25,3 @@ pub use session::{
     CredentialSource, DEFAULT_EVENT_CAPACITY, LiveError, LiveOptions, LiveSession, WireProblem,
 };
 pub use tls::{TlsConfigError, TlsFailure, TlsProblem};
-pub use transport::{Exchange, HyperHttp, reserve};

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::TokioClock;
 use crate::http::HttpClient;
-use crate::transport::{HyperHttp, reserve};
+use crate::hyper_http::{HyperHttp, reserve};
 
 mod error;
 mod options;
@@ -336,19 +336,15 @@ impl LiveSession {
                     return;
                 }
                 let request = livepay_core::engine::Request::get(
-                    livepay_core::Peer::Orchestrator,
-                    "events",
+                    livepay_core::Endpoint::Events,
                     url.clone(),
                 );
                 let client = alive.http.client().clone();
                 drop(alive);
                 let announced = match client.execute_owned(request).await {
-                    Ok(answer) if (200..300).contains(&answer.status) => {
-                        livepay_core::engine::release_announced(&answer.body)
-                    }
                     Ok(answer) => {
                         tracing::debug!(status = answer.status, "livepay: events URL answered");
-                        false
+                        livepay_core::engine::release_announced(answer.status, &answer.body)
                     }
                     Err(error) => {
                         tracing::debug!(%error, "livepay: events URL unreachable");

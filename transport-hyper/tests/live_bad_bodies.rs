@@ -4,8 +4,9 @@
 mod common;
 
 use common::{canned_server, guarded, http_response};
+use livepay_core::Endpoint;
 use livepay_core::PaymentType;
-use livepay_core::engine::{ReserveEndpoint, ReserveError, ReserveOptions};
+use livepay_core::engine::{ReserveError, ReserveOptions};
 use livepay_hyper::{HttpConfig, HttpError, LiveError, LiveOptions, LiveSession};
 
 /// Reserves against a server answering `response` to everything. With `paid`, a signer is
@@ -50,7 +51,7 @@ async fn an_oversized_body_is_refused_at_the_cap() {
     assert_eq!(
         error,
         LiveError::Unreachable {
-            endpoint: ReserveEndpoint::Reserve,
+            endpoint: Endpoint::Reservation,
             error: HttpError::BodyTooLarge { limit: 1024 }
         }
     );
@@ -67,7 +68,7 @@ async fn malformed_json_is_a_typed_error() {
         matches!(
             error,
             LiveError::Reserve(ReserveError::Malformed {
-                endpoint: ReserveEndpoint::Reserve,
+                endpoint: Endpoint::Reservation,
                 ..
             })
         ),
@@ -108,7 +109,7 @@ async fn non_json_bodies_are_typed_errors() {
         matches!(
             error,
             LiveError::Reserve(ReserveError::Malformed {
-                endpoint: ReserveEndpoint::Reserve,
+                endpoint: Endpoint::Reservation,
                 ..
             })
         ),
@@ -154,7 +155,7 @@ async fn truncated_bodies_and_non_http_answers_are_io_errors() {
         matches!(
             error,
             LiveError::Unreachable {
-                endpoint: ReserveEndpoint::Reserve,
+                endpoint: Endpoint::Reservation,
                 error: HttpError::Io(_)
             }
         ),
@@ -165,7 +166,7 @@ async fn truncated_bodies_and_non_http_answers_are_io_errors() {
         matches!(
             error,
             LiveError::Unreachable {
-                endpoint: ReserveEndpoint::Reserve,
+                endpoint: Endpoint::Reservation,
                 error: HttpError::Io(_)
             }
         ),
@@ -177,7 +178,7 @@ async fn truncated_bodies_and_non_http_answers_are_io_errors() {
         matches!(
             error,
             LiveError::Unreachable {
-                endpoint: ReserveEndpoint::Reserve,
+                endpoint: Endpoint::Reservation,
                 error: HttpError::Io(_)
             }
         ),

@@ -10,7 +10,7 @@ use common::{
     collect_until, count, drain, fast_model, guarded, hanging_server, is_accepted, live_options,
     live_pricing, serve,
 };
-use livepay_core::engine::{ReserveEndpoint, ReserveOptions};
+use livepay_core::engine::ReserveOptions;
 use livepay_core::{Endpoint, Event, PaymentType, Reply};
 use livepay_hyper::{HttpConfig, HttpError, LiveError, LiveOptions, LiveSession, WireProblem};
 use livepay_mock::faults::FaultPlan;
@@ -37,7 +37,7 @@ async fn a_silent_orchestrator_times_out_the_reservation() {
     assert_eq!(
         error,
         LiveError::Unreachable {
-            endpoint: ReserveEndpoint::Reserve,
+            endpoint: Endpoint::Reservation,
             error: HttpError::Timeout
         }
     );
@@ -63,7 +63,7 @@ async fn a_silent_signer_times_out_the_reservation() {
     assert_eq!(
         error,
         LiveError::Unreachable {
-            endpoint: ReserveEndpoint::SignOrchestratorInfo,
+            endpoint: Endpoint::OrchestratorInfo,
             error: HttpError::Timeout
         }
     );
@@ -92,7 +92,7 @@ async fn a_stop_that_never_answers_fails_the_close_at_the_timeout() {
         LiveError::StopFailed {
             reply: Reply::Timeout,
             problem: Some(WireProblem::Http {
-                what: Endpoint::Stop.as_str(),
+                endpoint: Endpoint::Stop,
                 error: HttpError::Timeout
             })
         }

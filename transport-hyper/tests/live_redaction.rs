@@ -152,8 +152,8 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
     };
     let mut engine = Engine::new(&config, reserved.clone(), StatusTable::new()).expect("engine");
     engine.start(clock.now());
-    let signer_request = engine.poll_request(clock.now()).expect("the first mint");
-    assert_eq!(signer_request.peer, Peer::Signer);
+    let signer_request = transmit(&mut engine, clock.now()).expect("the first mint");
+    assert_eq!(signer_request.peer(), Peer::Signer);
     secrets.push(json_string(&signer_request.body, "State"));
     secrets.push(json_string(&signer_request.body, "Sig"));
     assert_debug_hidden(&secrets, "Reserved", &reserved);
@@ -170,7 +170,7 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
         .handle_response(clock.now(), signer_request.id, &response.as_response(&headers))
         .expect("in flight");
     let with_mint = engine.clone();
-    let payment_request = engine.poll_request(clock.now()).expect("the payment POST");
+    let payment_request = transmit(&mut engine, clock.now()).expect("the payment POST");
     secrets.push(
         payment_request
             .header(header::PAYMENT)
@@ -282,4 +282,15 @@ async fn secrets_stay_out_of_debug_errors_and_logs() {
     );
     assert_hidden(&secrets, "the tracing log", &log);
     assert_hidden(&handmade_secrets, "the tracing log", &log);
+}
+
+/// The next request `engine` produces at `now`, past its events.
+fn transmit(engine: &mut Engine, now: livepay_core::Instant) -> Option<livepay_core::engine::Request> {
+    loop {
+        match engine.poll_output(now)? {
+            livepay_core::engine::Output::Transmit(request) => return Some(request),
+            livepay_core::engine::Output::Timeout(_) => return None,
+            _ => {}
+        }
+    }
 }

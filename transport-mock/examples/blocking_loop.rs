@@ -6,8 +6,8 @@
 //! `cargo run -p livepay-mock --example blocking_loop`
 #![allow(clippy::print_stdout)]
 
-use livepay_core::engine::{Engine, Response};
-use livepay_core::{Config, Duration, Event, PaymentType, StatusTable};
+use livepay_core::engine::{Engine, Output, Response};
+use livepay_core::{Config, Duration, PaymentType, StatusTable};
 use livepay_mock::memory::{MemoryNet, reserve};
 use livepay_mock::model::{self, World};
 
@@ -22,32 +22,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let close_at = clock.now() + Duration::from_secs(30);
     let mut closing = false;
     loop {
-        // (1) Send what the engine asks for, and hand back what came back.
-        while let Some(request) = engine.poll_request(clock.now()) {
-            match net.execute(&request) {
-                Ok(answer) => {
-                    let response = Response::new(answer.status, &answer.body);
-                    engine.handle_response(clock.now(), request.id, &response)?;
+        // The pump: carry out each output until the engine asks to wait.
+        let next = loop {
+            match engine.poll_output(clock.now()) {
+                // (1) Send what the engine asks for, and hand back what came back.
+                Some(Output::Transmit(request)) => match net.execute(&request) {
+                    Ok(answer) => {
+                        let response = Response::new(answer.status, &answer.body);
+                        engine.handle_response(clock.now(), request.id, &response)?;
+                    }
+                    Err(failure) => engine.handle_failure(clock.now(), request.id, failure)?,
+                },
+                // (2) Report what happened.
+                Some(Output::Event(event)) => {
+                    let ms = clock.now().as_millis();
+                    println!("{:>3}.{:03}s  {event}", ms / 1000, ms % 1000);
                 }
-                Err(failure) => engine.handle_failure(clock.now(), request.id, failure)?,
+                // (3) The run is over: the engine says why, with its final counters.
+                Some(Output::Done(exit)) => {
+                    let world = net.world();
+                    // The model records the client's stop as a release too; its reason says which.
+                    println!("model: {:?}", world.orchestrator().releases());
+                    println!("exit: {exit:?}");
+                    return Ok(());
+                }
+                // No credential source here: the static headers stay.
+                Some(Output::NeedCredential) => engine.handle_credential(clock.now(), None),
+                Some(Output::Timeout(at)) => break at,
+                // Nothing is stored or cancelled in this loop.
+                Some(_) => {}
+                None => break close_at,
             }
-        }
-        // (2) Report what happened.
-        while let Some(event) = engine.poll_event() {
-            let ms = clock.now().as_millis();
-            println!("{:>3}.{:03}s  {event}", ms / 1000, ms % 1000);
-            if let Event::StateChanged { to, .. } = event
-                && to.is_released()
-            {
-                let world = net.world();
-                // The model records the client's stop as a release too; its reason says which.
-                println!("model: {:?}", world.orchestrator().releases());
-                println!("stats: {:?}", engine.stats());
-                return Ok(());
-            }
-        }
-        // (3) Sleep until the next timer (virtual time: jump there), or close when it is time.
-        let next = engine.poll_timeout().unwrap_or(close_at);
+        };
+        // (4) Sleep until the next timer (virtual time: jump there), or close when it is time.
         if !closing && next >= close_at {
             clock.advance_to(close_at);
             closing = true;

@@ -574,9 +574,15 @@ impl FaultPlan {
 
     fn endpoint(&self, endpoint: Endpoint) -> &EndpointFaults {
         match endpoint {
-            Endpoint::Signer => &self.signer,
-            // A replay is a payment POST like any other, to the server.
-            Endpoint::Payment | Endpoint::Repost => &self.payment,
+            Endpoint::Signer | Endpoint::OrchestratorInfo => &self.signer,
+            // A replay is a payment POST like any other, to the server; the reservation's POSTs
+            // and the orchestrator's other reads meet the same server as the payments.
+            Endpoint::Payment
+            | Endpoint::Repost
+            | Endpoint::Reservation
+            | Endpoint::PaidReservation
+            | Endpoint::Discovery
+            | Endpoint::Events => &self.payment,
             Endpoint::Refresh => &self.refresh,
             Endpoint::Stop => &self.stop,
         }

@@ -17,11 +17,11 @@
 //!
 //! # Example: reserve, then fund for a minute, by hand
 //!
-//! Every request over the net completes at once, so a plain loop drives the engine: send what
+//! Every request over the net completes at once, so a plain loop pumps the engine: send what
 //! it asks for, hand back what came back, sleep (jump) to its next timer.
 //!
 //! ```
-//! use livepay_core::engine::{Engine, Response};
+//! use livepay_core::engine::{Engine, Output, Response};
 //! use livepay_core::{Config, Duration, PaymentType, StatusTable};
 //! use livepay_mock::memory::{MemoryNet, reserve};
 //! use livepay_mock::model::{self, World};
@@ -33,21 +33,22 @@
 //! engine.start(net.now());
 //! let until = net.now() + Duration::from_secs(60);
 //! while net.now() < until {
-//!     while let Some(request) = engine.poll_request(net.now()) {
-//!         match net.execute(&request) {
+//!     match engine.poll_output(net.now()) {
+//!         Some(Output::Transmit(request)) => match net.execute(&request) {
 //!             Ok(answer) => {
 //!                 let response = Response::new(answer.status, &answer.body);
 //!                 engine.handle_response(net.now(), request.id, &response)?;
 //!             }
 //!             Err(failure) => engine.handle_failure(net.now(), request.id, failure)?,
+//!         },
+//!         Some(Output::Timeout(at)) => {
+//!             net.clock().advance_to(at);
+//!             engine.handle_timeout(net.now());
 //!         }
+//!         Some(Output::NeedCredential) => engine.handle_credential(net.now(), None),
+//!         Some(_) => {} // events: log them, react to them
+//!         None => break,
 //!     }
-//!     while let Some(event) = engine.poll_event() {
-//!         let _ = event; // log it, react to it
-//!     }
-//!     net.clock()
-//!         .advance_to(engine.poll_timeout().expect("a funding session has a timer"));
-//!     engine.handle_timeout(net.now());
 //! }
 //! assert!(engine.stats().payments_accepted >= 19);
 //! let world = net.world();
@@ -62,7 +63,7 @@ use std::rc::Rc;
 
 use embassy_time::{Duration, Instant};
 use livepay_core::engine::{
-    Answered, Delivery, Http, Method, PayerCache, Request, ReserveError, ReserveFlow, ReserveOptions,
+    Answered, Delivery, Http, Method, Output, PayerCache, Request, ReserveError, ReserveFlow, ReserveOptions,
     Reserved, Response, origin,
 };
 use livepay_core::{Failure, PaymentType, VirtualClock};
@@ -320,8 +321,7 @@ impl Http for MemoryHttp {
 /// Why the reservation failed, as [`ReserveFlow`] reports it.
 pub fn reserve(net: &MemoryNet, options: ReserveOptions) -> Result<Reserved, ReserveError> {
     let mut flow = ReserveFlow::new(options)?;
-    carry_out(net, &mut flow);
-    flow.result()
+    carry_out(net, &mut flow)
 }
 
 /// [`reserve`] with a payer-address cache: a signer already in `cache` is not asked for its
@@ -336,35 +336,33 @@ pub fn reserve_with_cache(
     cache: &mut PayerCache,
 ) -> Result<Reserved, ReserveError> {
     let mut flow = ReserveFlow::with_cache(options, cache)?;
-    carry_out(net, &mut flow);
+    let result = carry_out(net, &mut flow);
     flow.update_cache(cache);
-    flow.result()
+    result
 }
 
-/// Sends every request `flow` asks for over `net` and hands back each answer; waits (moves the
-/// net's virtual clock) when the flow holds a retry back.
-fn carry_out(net: &MemoryNet, flow: &mut ReserveFlow) {
+/// The reservation's pump over `net`: sends every request `flow` produces, hands back each
+/// answer, waits (moves the net's virtual clock) until a timeout, and returns the result.
+fn carry_out(net: &MemoryNet, flow: &mut ReserveFlow) -> Result<Reserved, ReserveError> {
     loop {
-        let Some(request) = flow.poll_request(net.now()) else {
-            match flow.poll_timeout() {
-                Some(at) => {
-                    net.clock().advance_to(at);
-                    continue;
+        match flow.poll_output(net.now()) {
+            Some(Output::Transmit(request)) => match net.execute(&request) {
+                Ok(answer) => {
+                    let headers: Vec<(&str, &str)> = answer
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    let response = Response::new(answer.status, &answer.body).with_headers(&headers);
+                    flow.handle_response(net.now(), request.id, &response);
                 }
-                None => return,
-            }
-        };
-        match net.execute(&request) {
-            Ok(answer) => {
-                let headers: Vec<(&str, &str)> = answer
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                let response = Response::new(answer.status, &answer.body).with_headers(&headers);
-                flow.handle_response(net.now(), request.id, &response);
-            }
-            Err(failure) => flow.handle_failure(net.now(), request.id, failure),
+                Err(failure) => flow.handle_failure(net.now(), request.id, failure),
+            },
+            Some(Output::Timeout(at)) => net.clock().advance_to(at),
+            Some(Output::Done(result)) => return result,
+            // A reservation persists nothing, asks for no credential and cancels nothing.
+            Some(_) => {}
+            None => return Err(ReserveError::Unfinished),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration as StdDuration;
 
-use livepay_core::engine::{Engine, Request, ReserveFlow, ReserveOptions, Reserved, Response};
+use livepay_core::engine::{Engine, Output, Request, ReserveFlow, ReserveOptions, Reserved, Response};
 use livepay_core::{
     Config, Duration, Event, Failure, Instant, PaymentType, ReleaseReason, State, StatusTable,
 };
@@ -159,42 +159,54 @@ fn as_response<R>(answer: &RawAnswer, deliver: impl FnOnce(&Response<'_>) -> R) 
     deliver(&Response::new(answer.status, &answer.body).with_headers(&headers))
 }
 
-/// The reservation, through the core's flow.
+/// The reservation, through the core's flow: a pump over its outputs.
 fn reserve(clock: WallClock, options: ReserveOptions) -> Reserved {
     let mut flow = ReserveFlow::new(options).expect("valid options");
-    while let Some(request) = flow.poll_request(clock.now()) {
-        flow.handle_sent(clock.now(), request.id);
-        match exchange(&request) {
-            Ok(answer) => as_response(&answer, |r| flow.handle_response(clock.now(), request.id, r)),
-            Err(failure) => flow.handle_failure(clock.now(), request.id, failure),
+    loop {
+        match flow.poll_output(clock.now()) {
+            Some(Output::Transmit(request)) => {
+                flow.handle_sent(clock.now(), request.id);
+                match exchange(&request) {
+                    Ok(answer) => as_response(&answer, |r| flow.handle_response(clock.now(), request.id, r)),
+                    Err(failure) => flow.handle_failure(clock.now(), request.id, failure),
+                }
+            }
+            Some(Output::Timeout(at)) => clock.sleep_until(at),
+            Some(Output::Done(result)) => return result.expect("reserved"),
+            Some(_) => {}
+            None => panic!("a reservation ends with its result"),
         }
     }
-    flow.result().expect("reserved")
 }
 
-/// Drives `engine` on real time until it is released or `until` (if any) passes: sends every
+/// Pumps `engine` on real time until its run ends or `until` (if any) passes: sends every
 /// request it asks for, sleeps to its next timer. Returns the events seen.
 fn drive(engine: &mut Engine, clock: WallClock, until: Option<Instant>) -> Vec<Event> {
     let mut events = Vec::new();
     loop {
-        while let Some(request) = engine.poll_request(clock.now()) {
-            engine.handle_sent(clock.now(), request.id);
-            let answered = match exchange(&request) {
-                Ok(answer) => as_response(&answer, |r| engine.handle_response(clock.now(), request.id, r)),
-                Err(failure) => engine.handle_failure(clock.now(), request.id, failure),
-            };
-            answered.expect("the answer names the request in flight");
+        match engine.poll_output(clock.now()) {
+            Some(Output::Transmit(request)) => {
+                engine.handle_sent(clock.now(), request.id);
+                let answered = match exchange(&request) {
+                    Ok(answer) => {
+                        as_response(&answer, |r| engine.handle_response(clock.now(), request.id, r))
+                    }
+                    Err(failure) => engine.handle_failure(clock.now(), request.id, failure),
+                };
+                answered.expect("the answer names the request in flight");
+            }
+            Some(Output::Event(event)) => events.push(event),
+            Some(Output::NeedCredential) => engine.handle_credential(clock.now(), None),
+            Some(Output::Timeout(next)) => {
+                if until.is_some_and(|end| next >= end) {
+                    return events;
+                }
+                clock.sleep_until(next);
+                engine.handle_timeout(clock.now());
+            }
+            Some(Output::Done(_)) | None => return events,
+            Some(_) => {}
         }
-        events.extend(std::iter::from_fn(|| engine.poll_event()));
-        if engine.state().is_released() {
-            return events;
-        }
-        let next = engine.poll_timeout().expect("a funding session has a timer");
-        if until.is_some_and(|end| next >= end) {
-            return events;
-        }
-        clock.sleep_until(next);
-        engine.handle_timeout(clock.now());
     }
 }
 

@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use super::protocol::{MaxPrice, is_decimal, origin};
 use super::request::{Method, Request, Response};
-use crate::classify::{Failure, Peer};
+use crate::classify::{Endpoint, Failure, Reply, StatusTable, Verdict};
 use crate::config::PaymentType;
 use crate::sequencer::RequestId;
 
@@ -156,8 +156,7 @@ impl DiscoveryQuery {
         }
         Request {
             id: RequestId::new(1),
-            peer: Peer::Orchestrator,
-            what: "discovery",
+            endpoint: Endpoint::Discovery,
             method: Method::Get,
             url,
             headers: vec![(Cow::Borrowed("Accept"), String::from("application/json"))],
@@ -173,7 +172,8 @@ impl DiscoveryQuery {
     /// [`DiscoveryError::Status`] for an answer other than 2xx; [`DiscoveryError::Malformed`]
     /// when the body is not a JSON array.
     pub fn parse(&self, response: &Response<'_>) -> Result<Vec<DiscoveredRunner>, DiscoveryError> {
-        if !(200..300).contains(&response.status) {
+        let verdict = StatusTable::new().verdict(Endpoint::Discovery, Reply::Status(response.status));
+        if verdict != Verdict::Success {
             return Err(DiscoveryError::Status(response.status, message_of(response.body)));
         }
         let runners = parse(response.body, &self.base)?;

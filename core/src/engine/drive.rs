@@ -5,15 +5,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use embassy_time::Instant;
-use futures::future::{Either, FusedFuture, FutureExt};
+use futures::future::{Either, FutureExt};
 use futures::stream::{Stream, StreamExt};
 use futures::{pin_mut, select_biased};
 
 use super::Engine;
+use super::output::Output;
 use super::request::{Request, Response};
 use crate::classify::Failure;
 use crate::driver::{Clock, Command, Exit};
-use crate::event::State;
 
 /// An adapter that moves bytes: sends a [`Request`] and hands back what came back. It decides
 /// nothing: no status is read, no request is built, no retry is made here.
@@ -27,7 +27,7 @@ pub trait Http {
     /// The body of an answer (a `Vec<u8>`, `bytes::Bytes`, …).
     type Body: AsRef<[u8]>;
 
-    /// Sends `request` to `request.peer` and waits for the whole answer (under the adapter's own
+    /// Sends `request` to `request.peer()` and waits for the whole answer (under the adapter's own
     /// deadline and body cap).
     async fn send(&self, request: Request) -> Delivery<Self::Body>;
 
@@ -112,23 +112,23 @@ impl Engine {
         debug_assert!(answered.is_ok(), "engine: answered a request not in flight");
     }
 
-    /// Drives the engine until the session is released ([`Exit::Released`]) or reserved and
-    /// idle ([`Exit::Stopped`]): sends every request over `http`, sleeps on `clock`, applies
-    /// `commands` as they arrive, and calls `on_step` after every input so that the caller can
-    /// drain events and read the state (events it does not drain are dropped oldest first and
-    /// counted in [`Stats::events_dropped`](crate::Stats::events_dropped)).
+    /// The pump: drives the engine until the run ends ([`Output::Done`]: released, or reserved
+    /// and idle), carrying out every [`Output`]: sends each request over `http`, fetches a
+    /// credential when asked, drops a cancelled request, sleeps on `clock` until the next
+    /// timer, and applies `commands` as they arrive. `on_output` sees every output first (log
+    /// the events, publish the counters, store a snapshot): a [`Output::Persist`] counts as
+    /// durable once `on_output` returns, so a store that writes synchronously there keeps the
+    /// write-ahead rule.
     ///
     /// Like [`run`](crate::run), it never starts funding on its own: call
     /// [`start`](Engine::start) (or [`close`](Engine::close)) first. At most one request is in
-    /// flight; a command arriving meanwhile is applied at once. A close cancels a funding request
-    /// in flight (it is dropped, and counts as a [`Failure::Network`]: it may have arrived), so
-    /// that the stop goes out at once instead of after the request's timeout.
+    /// flight; a command arriving meanwhile is applied at once.
     pub async fn run<H, C, S>(
         &mut self,
         http: &H,
         clock: &C,
         commands: S,
-        mut on_step: impl FnMut(&mut Engine),
+        mut on_output: impl FnMut(&Engine, &Output),
     ) -> Exit
     where
         H: Http,
@@ -140,25 +140,38 @@ impl Engine {
         pin_mut!(in_flight);
         let mut request_in_flight = None;
         loop {
-            on_step(self);
-            if let State::Released { reason } = self.state() {
-                return Exit::Released(reason);
-            }
-            if in_flight.is_terminated() && self.wants_credential(clock.now()) {
-                // Before the signer is asked again: a credential that expires soon, or one the
-                // signer refused (401, 403), is replaced first.
-                let fresh = http.refresh_credential().await;
-                self.handle_credential(clock.now(), fresh.as_ref());
-            }
-            if in_flight.is_terminated() {
-                if let Some(request) = self.poll_request(clock.now()) {
-                    request_in_flight = Some((request.id, request.what));
-                    in_flight.set(http.send(request).fuse());
-                } else if self.state() == State::Reserved {
-                    return Exit::Stopped;
+            let mut wake = None;
+            while let Some(output) = self.poll_output(clock.now()) {
+                on_output(self, &output);
+                match output {
+                    Output::Transmit(request) => {
+                        request_in_flight = Some(request.id);
+                        in_flight.set(http.send(request).fuse());
+                    }
+                    Output::Persist { id, .. } => {
+                        let _ = self.handle_persisted(id, true);
+                    }
+                    Output::NeedCredential => {
+                        let fresh = http.refresh_credential().await;
+                        self.handle_credential(clock.now(), fresh.as_ref());
+                    }
+                    Output::Cancel(id) => {
+                        if request_in_flight == Some(id) {
+                            // Dropping the future abandons the request (the adapter closes its
+                            // connection).
+                            in_flight.set(futures::future::Fuse::terminated());
+                            request_in_flight = None;
+                        }
+                    }
+                    Output::Checkpoint(_) | Output::Event(_) => {}
+                    Output::Timeout(at) => {
+                        wake = Some(at);
+                        break;
+                    }
+                    Output::Done(exit) => return exit,
                 }
             }
-            let sleep = match self.poll_timeout() {
+            let sleep = match wake {
                 Some(at) => Either::Left(clock.sleep_until(at)),
                 None => Either::Right(futures::future::pending::<()>()),
             }
@@ -166,23 +179,11 @@ impl Engine {
             pin_mut!(sleep);
             select_biased! {
                 delivery = in_flight => {
-                    if let Some((id, _)) = request_in_flight.take() {
+                    if let Some(id) = request_in_flight.take() {
                         self.deliver(clock.now(), id, &delivery);
                     }
                 }
-                command = commands.select_next_some() => {
-                    self.apply(command, clock.now());
-                    if (self.is_closing() || self.state().is_released())
-                        && let Some((id, what)) = request_in_flight
-                        && what != crate::Endpoint::Stop.as_str()
-                    {
-                        // Dropping the future abandons the request (the adapter closes its
-                        // connection); the stop is next.
-                        in_flight.set(futures::future::Fuse::terminated());
-                        request_in_flight = None;
-                        let _ = self.handle_failure(clock.now(), id, Failure::Network);
-                    }
-                }
+                command = commands.select_next_some() => self.apply(command, clock.now()),
                 () = sleep => self.handle_timeout(clock.now()),
             }
         }

@@ -1,31 +1,30 @@
 //! The protocol engine (feature `alloc`): every byte of the protocol, built and read in one
-//! place, so that an adapter only moves bytes.
+//! place, and every decision made in one place, so that a driver is a pump.
 //!
 //! An [`Engine`] owns a reserved session's funding machine ([`Session`]), its
 //! [`Sequencer`] (which request of an action follows which answer) and its [`ProtocolState`]
 //! (URLs, payment params, signer state, the payment minted but not yet posted). Its shape is
-//! quinn-proto's `poll_transmit`:
+//! str0m's: one output, [`poll_output`](Engine::poll_output), drained after every input:
 //!
-//! - [`poll_request`](Engine::poll_request) gives the next [`Request`] to send, with an id, the
-//!   [`Peer`] it goes to, and its method, URL, headers and body;
-//! - [`handle_sent`](Engine::handle_sent) says when its bytes actually left (so that a queue in
-//!   the adapter never skews billing or latency);
-//! - [`handle_response`](Engine::handle_response) or [`handle_failure`](Engine::handle_failure)
-//!   answers it;
-//! - [`poll_timeout`](Engine::poll_timeout), [`handle_timeout`](Engine::handle_timeout),
-//!   [`poll_event`](Engine::poll_event), [`stats`](Engine::stats) and the commands
-//!   ([`start`](Engine::start), [`stop`](Engine::stop), [`close`](Engine::close),
-//!   [`payment_due`](Engine::payment_due)) are the machine's.
+//! - [`Output::Transmit`]: a [`Request`] to send to its peer, answered by id with
+//!   [`handle_response`](Engine::handle_response) or [`handle_failure`](Engine::handle_failure)
+//!   ([`handle_sent`](Engine::handle_sent) says when its bytes actually left, so that a queue in
+//!   the driver never skews billing or latency);
+//! - [`Output::Persist`] and [`Output::Checkpoint`]: the session as data, when a store must (or
+//!   may) keep it ([`with_write_ahead`](Engine::with_write_ahead));
+//! - [`Output::NeedCredential`], [`Output::Cancel`], [`Output::Event`];
+//! - [`Output::Timeout`] (the last output of a drain) and [`Output::Done`] (once per run).
 //!
-//! The reservation is its sibling of the same shape, [`ReserveFlow`]; its [`Reserved`] result
-//! is what an engine funds. [`Engine::run`] is the whole loop as an `async fn` over any [`Http`]
-//! and [`Clock`](crate::Clock).
+//! The engine never reads a clock: every input carries `now`. The reservation is its sibling of
+//! the same shape and the same outputs, [`ReserveFlow`]; its [`Reserved`] result is what an
+//! engine funds. [`Engine::run`] is the whole pump as an `async fn` over any [`Http`] and
+//! [`Clock`](crate::Clock).
 //!
-//! ## The run loop, by hand
+//! ## The pump, by hand
 //!
 //! ```
-//! use livepay_core::engine::{Engine, Reserved, Response};
-//! use livepay_core::{Config, Duration, Instant, StatusTable};
+//! use livepay_core::engine::{Engine, Output, Reserved, Response};
+//! use livepay_core::{Config, Duration, Endpoint, Instant, StatusTable};
 //! # use livepay_core::engine::doc_reserved as reserved_by_hand;
 //!
 //! let mut now = Instant::from_secs(0);
@@ -33,21 +32,26 @@
 //! let mut engine = Engine::new(&Config::default(), reserved, StatusTable::new())?;
 //! engine.start(now);
 //! while now < Instant::from_secs(30) {
-//!     while let Some(request) = engine.poll_request(now) {
-//!         // Send `request.method`, `request.url`, `request.headers`, `request.body` to
-//!         // `request.peer`; this example's signer and orchestrator answer after 10 ms.
-//!         now += Duration::from_millis(10);
-//!         let body: &[u8] = match request.what {
-//!             "signer" => br#"{"payment":"cA==","segCreds":"cw==","state":{"State":"eA==","Sig":"eQ=="}}"#,
-//!             _ => b"",
-//!         };
-//!         engine.handle_response(now, request.id, &Response::new(200, body))?;
+//!     match engine.poll_output(now) {
+//!         Some(Output::Transmit(request)) => {
+//!             // Send `request.method`, `request.url`, `request.headers`, `request.body` to
+//!             // `request.peer()`; this example's signer and orchestrator answer after 10 ms.
+//!             now += Duration::from_millis(10);
+//!             let body: &[u8] = match request.endpoint {
+//!                 Endpoint::Signer => br#"{"payment":"cA==","segCreds":"cw==","state":{"State":"eA==","Sig":"eQ=="}}"#,
+//!                 _ => b"",
+//!             };
+//!             engine.handle_response(now, request.id, &Response::new(200, body))?;
+//!         }
+//!         Some(Output::Timeout(at)) => {
+//!             now = at;
+//!             engine.handle_timeout(now);
+//!         }
+//!         Some(Output::NeedCredential) => engine.handle_credential(now, None),
+//!         Some(Output::Event(event)) => drop(event), // log it, count it, react to it
+//!         Some(other) => unreachable!("nothing else without a store or a close: {other:?}"),
+//!         None => break,
 //!     }
-//!     while let Some(event) = engine.poll_event() {
-//!         let _ = event; // log it, count it, react to it
-//!     }
-//!     now = engine.poll_timeout().expect("a funding session has a timer");
-//!     engine.handle_timeout(now);
 //! }
 //! assert!(engine.stats().payments_accepted >= 9);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -57,16 +61,17 @@ use alloc::string::String;
 
 use embassy_time::{Duration, Instant};
 
-use crate::classify::{Endpoint, Failure, Peer, Reply, StatusTable};
+use crate::classify::{Endpoint, Failure, Outcome, Peer, Reply, StatusTable, Verdict};
 use crate::config::{Config, ConfigError, PaymentType};
-use crate::driver::Command;
-use crate::event::{Event, ReleaseReason, State};
+use crate::driver::{Command, Exit};
+use crate::event::{Event, State};
 use crate::sequencer::{CallError, RequestId, Sequencer};
 use crate::session::{Session, Stats};
 
 mod checks;
 mod discovery;
 mod drive;
+mod output;
 mod protocol;
 mod release_watch;
 mod request;
@@ -79,10 +84,11 @@ mod tests;
 pub use checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 pub use discovery::{DiscoveredPrice, DiscoveredRunner, DiscoveryError, DiscoveryQuery};
 pub use drive::{Answered, Credential, Delivery, Http};
+pub use output::Output;
 pub use protocol::{Answer, MaxPrice, ProtocolError, ProtocolState, origin};
 pub use release_watch::release_announced;
 pub use request::{Method, Request, Response, header};
-pub use reserve::{PayerCache, ReserveEndpoint, ReserveError, ReserveFlow, ReserveOptions, Reserved};
+pub use reserve::{PayerCache, ReserveError, ReserveFlow, ReserveOptions, Reserved};
 pub use snapshot::{MaxPriceSnapshot, PaymentSnapshot, ResumeError, SNAPSHOT_VERSION, Snapshot};
 
 /// Funds one reserved session: builds every request, reads every answer, decides nothing an
@@ -94,12 +100,11 @@ pub use snapshot::{MaxPriceSnapshot, PaymentSnapshot, ResumeError, SNAPSHOT_VERS
 /// [`deadline`](Self::deadline), [`session_id`](Self::session_id), [`protocol`](Self::protocol),
 /// [`last_problem`](Self::last_problem), [`peek_peer`](Self::peek_peer), …;
 /// (B) inputs: [`handle_timeout`](Self::handle_timeout), [`handle_sent`](Self::handle_sent),
-/// [`handle_response`](Self::handle_response), [`handle_failure`](Self::handle_failure);
+/// [`handle_response`](Self::handle_response), [`handle_failure`](Self::handle_failure),
+/// [`handle_persisted`](Self::handle_persisted), [`handle_credential`](Self::handle_credential);
 /// (C) commands: [`start`](Self::start), [`stop`](Self::stop), [`close`](Self::close),
-/// [`payment_due`](Self::payment_due);
-/// (D) outputs, drained after every (B) or (C) call in this order:
-/// [`poll_request`](Self::poll_request), [`poll_timeout`](Self::poll_timeout),
-/// [`poll_event`](Self::poll_event).
+/// [`payment_due`](Self::payment_due), …;
+/// (D) the one output, drained after every (B) or (C) call: [`poll_output`](Self::poll_output).
 ///
 /// At most one request is in flight; each is answered once, by id. `Debug` redacts every secret.
 #[derive(Debug, Clone)]
@@ -109,6 +114,8 @@ pub struct Engine {
     session_id: String,
     app_url: String,
     last_problem: Option<ProtocolError>,
+    /// How many problems were recorded ([`problems`](Self::problems)).
+    problems: u64,
     /// [`Config::stop_timeout`], put on every stop request.
     stop_timeout: embassy_time::Duration,
     /// When the signer credential should be replaced: its expiry less a margin; `None`: no
@@ -118,6 +125,30 @@ pub struct Engine {
     credential_refused: bool,
     /// [`Config::prepay`]: what the reservation bought, for [`spend_wei`](Self::spend_wei).
     prepay: embassy_time::Duration,
+    /// Whether a store keeps this session ([`with_write_ahead`](Self::with_write_ahead)).
+    write_ahead: bool,
+    /// A new signer state and the POST it holds.
+    persist: Hold,
+    /// A credited payment asks for a checkpoint.
+    checkpoint_due: bool,
+    /// [`Output::NeedCredential`] was produced and not yet answered.
+    credential_asked: bool,
+    /// A request abandoned by a close, for [`Output::Cancel`].
+    cancelled: Option<RequestId>,
+    /// [`Output::Done`] was produced in this run.
+    done: bool,
+}
+
+/// A write-ahead hold: the signer state minted by request `id` must be durable before the POST
+/// that carries its tickets leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Nothing held.
+    Clear,
+    /// [`Output::Persist`] is due.
+    Due(RequestId),
+    /// Produced; waiting for [`Engine::handle_persisted`].
+    Awaiting(RequestId),
 }
 
 impl Engine {
@@ -152,11 +183,33 @@ impl Engine {
             session_id: reserved.session_id,
             app_url: reserved.app_url,
             last_problem: None,
+            problems: 0,
             stop_timeout: config.stop_timeout,
             prepay: config.prepay,
             credential_due: None,
             credential_refused: false,
+            write_ahead: false,
+            persist: Hold::Clear,
+            checkpoint_due: false,
+            credential_asked: false,
+            cancelled: None,
+            done: false,
         })
+    }
+
+    /// The same engine, kept by a store: every new signer state is produced as
+    /// [`Output::Persist`] and the POST that carries its tickets is held until
+    /// [`handle_persisted`](Self::handle_persisted); every credited payment is produced as
+    /// [`Output::Checkpoint`]. Without it (the default) neither is produced.
+    #[must_use]
+    pub fn with_write_ahead(mut self) -> Self {
+        self.write_ahead = true;
+        self
+    }
+
+    /// [`with_write_ahead`](Self::with_write_ahead), on a held engine.
+    pub fn set_write_ahead(&mut self, on: bool) {
+        self.write_ahead = on;
     }
 
     // ---- (A) getters ---------------------------------------------------------------------
@@ -231,43 +284,53 @@ impl Engine {
         self.last_problem.as_ref()
     }
 
+    /// How many problems the engine has recorded so far ([`last_problem`](Self::last_problem)
+    /// is the latest): a driver that reports problems tells a new one from the same one again
+    /// by this count, never by reading a status.
+    pub fn problems(&self) -> u64 {
+        self.problems
+    }
+
     /// The request in flight, if any.
     pub fn in_flight(&self) -> Option<RequestId> {
         self.calls.in_flight().map(|c| c.id)
     }
 
-    /// The peer the request [`poll_request`](Self::poll_request) would return goes to, without
-    /// taking it: an adapter with a concurrency limit per peer polls only when it has room.
+    /// The peer the next [`Output::Transmit`] would go to, without taking it (for inspection;
+    /// a pump takes the request and queues it itself).
     pub fn peek_peer(&self) -> Option<Peer> {
-        self.calls.peek_call().map(peer_of)
+        self.calls.peek_call().map(Endpoint::peer)
     }
 
     // ---- (C) commands --------------------------------------------------------------------
 
     /// Starts funding ([`Session::start`]).
     pub fn start(&mut self, now: Instant) {
-        self.calls.machine_mut().start(now);
+        self.apply(Command::Start, now);
     }
 
-    /// Stops funding without releasing ([`Session::stop`]).
+    /// Stops funding without releasing ([`Session::stop`]): a request in flight is answered
+    /// first.
     pub fn stop(&mut self, now: Instant) {
-        self.calls.machine_mut().stop(now);
+        self.apply(Command::Stop, now);
     }
 
-    /// Stops funding, then stops the session ([`Session::close`]).
+    /// Stops funding, then stops the session ([`Session::close`]). A funding request in flight
+    /// is abandoned ([`Output::Cancel`]; it counts as a [`Failure::Network`]: it may have
+    /// arrived), so that the stop goes out at once instead of after the request's timeout.
     pub fn close(&mut self, now: Instant) {
-        self.calls.machine_mut().close(now);
+        self.apply(Command::Close, now);
     }
 
     /// A payment is due now ([`Session::payment_due`]).
     pub fn payment_due(&mut self, now: Instant) {
-        self.calls.machine_mut().payment_due(now);
+        self.apply(Command::PaymentDue, now);
     }
 
     /// The session will be closed at `at` ([`Session::plan_end`]): stop building runway and let
     /// the credit run out then.
     pub fn plan_end(&mut self, now: Instant, at: Instant) {
-        self.calls.machine_mut().plan_end(now, at);
+        self.apply(Command::PlanEnd(at), now);
     }
 
     /// Whether the session is being closed: nothing but the stop will be sent again
@@ -284,11 +347,18 @@ impl Engine {
         due && self.peek_peer() == Some(Peer::Signer)
     }
 
+    /// The credential in hand may be stale (a source of fresh ones was just attached): the next
+    /// signer request waits for a fresh one ([`Output::NeedCredential`]).
+    pub fn request_credential(&mut self) {
+        self.credential_refused = true;
+    }
+
     /// A fresh signer credential (or `None`: the source had none): it replaces the header of the
     /// same name on every later signer request. A credential with an expiry is due again a tenth
     /// of its life (at most 30 s) before it ends.
     pub fn handle_credential(&mut self, now: Instant, credential: Option<&Credential>) {
         self.credential_refused = false;
+        self.credential_asked = false;
         let Some(credential) = credential else {
             self.credential_due = None;
             return;
@@ -302,14 +372,27 @@ impl Engine {
     }
 
     /// The server released the session, as something outside the payment path says
-    /// ([`Session::handle_release_signal`]): funding stops at once, no stop is sent.
+    /// ([`Session::handle_release_signal`]): funding stops at once, no stop is sent, and a
+    /// request in flight is abandoned ([`Output::Cancel`]).
     pub fn handle_release_signal(&mut self, now: Instant) {
-        self.calls.machine_mut().handle_release_signal(now);
+        self.apply(Command::ServerReleased, now);
     }
 
-    /// Applies `command` at `now`.
+    /// Applies `command` at `now`: a new run starts (its [`Output::Done`] is produced again when
+    /// it ends). A close or a release abandons a funding request in flight.
     pub fn apply(&mut self, command: Command, now: Instant) {
         command.apply(self.calls.machine_mut(), now);
+        self.done = false;
+        if !(self.is_closing() || self.state().is_released()) {
+            return;
+        }
+        if let Some(call) = self.calls.in_flight()
+            && call.endpoint != Endpoint::Stop
+        {
+            // The driver drops the request; what it may have done is what a lost answer does.
+            let _ = self.calls.handle_reply(now, call.id, Reply::Network);
+            self.cancelled = Some(call.id);
+        }
     }
 
     // ---- (B) inputs ----------------------------------------------------------------------
@@ -320,7 +403,7 @@ impl Engine {
     }
 
     /// Request `id`'s bytes left at `at`. Optional: without it the instant of
-    /// [`poll_request`](Self::poll_request) counts. Ignored for a request not in flight.
+    /// [`Output::Transmit`] was produced counts. Ignored for a request not in flight.
     pub fn handle_sent(&mut self, at: Instant, id: RequestId) {
         let _ = self.calls.handle_sent(at, id);
     }
@@ -347,23 +430,43 @@ impl Engine {
             Endpoint::Payment | Endpoint::Repost => self.protocol.on_payment_response(status, body),
             Endpoint::Refresh => self.protocol.on_refresh_response(status, body),
             Endpoint::Stop => self.protocol.on_stop_response(status, body),
+            // Never a funding call (the reservation is `ReserveFlow`'s).
+            Endpoint::OrchestratorInfo
+            | Endpoint::Reservation
+            | Endpoint::PaidReservation
+            | Endpoint::Discovery
+            | Endpoint::Events => return Err(CallError::Unknown(id)),
         };
-        if call.endpoint == Endpoint::Signer && matches!(status, 401 | 403) {
+        let message = match &answer.error {
+            Some(ProtocolError::Status { message, .. }) => message.as_str(),
+            _ => "",
+        };
+        if self
+            .calls
+            .table()
+            .verdict_with(call.endpoint, answer.reply, message)
+            == Verdict::CredentialRefused
+        {
             // The table retries it (transient); the credential is replaced before the retry.
             self.credential_refused = true;
         }
-        if let Some(reason) = refined_rejection(call.endpoint, answer.error.as_ref()) {
-            self.calls.machine_mut().set_rejection_reason(reason);
-        }
+        let outcome = self.calls.handle_answer(now, id, answer.reply, message)?;
         if answer.error.is_some() {
             self.last_problem = answer.error;
+            self.problems = self.problems.wrapping_add(1);
         }
-        self.calls.handle_reply(now, id, answer.reply)?;
-        if call.endpoint == Endpoint::Signer
-            && answer.reply == Reply::Status(200)
-            && let Some(value) = self.protocol.last_mint_value()
-        {
-            self.calls.machine_mut().handle_ticket_value(value);
+        match outcome {
+            // The action goes on: the signer minted, and the POST of its tickets is next.
+            None => {
+                if let Some(value) = self.protocol.last_mint_value() {
+                    self.calls.machine_mut().handle_ticket_value(value);
+                }
+                if self.write_ahead {
+                    self.persist = Hold::Due(id);
+                }
+            }
+            Some(Outcome::Paid) if self.write_ahead => self.checkpoint_due = true,
+            Some(_) => {}
         }
         Ok(())
     }
@@ -377,10 +480,83 @@ impl Engine {
         self.calls.handle_reply(now, id, Reply::from(failure)).map(|_| ())
     }
 
-    // ---- (D) outputs ---------------------------------------------------------------------
+    /// The state minted by request `id` is durable ([`Output::Persist`]): the POST it held may
+    /// go. `durable: false` says the store gave up (a failing disk): the POST goes all the same
+    /// (availability over crash safety), and a crash before the next durable state resumes from
+    /// the one before.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Unknown`] when no state minted by `id` is held; nothing changes then.
+    pub fn handle_persisted(&mut self, id: RequestId, durable: bool) -> Result<(), CallError> {
+        let _ = durable;
+        match self.persist {
+            Hold::Due(held) | Hold::Awaiting(held) if held == id => {
+                self.persist = Hold::Clear;
+                Ok(())
+            }
+            _ => Err(CallError::Unknown(id)),
+        }
+    }
 
-    /// The next request to send, if any; taking it at `now` puts it in flight.
-    pub fn poll_request(&mut self, now: Instant) -> Option<Request> {
+    // ---- (D) the output ------------------------------------------------------------------
+
+    /// The next thing to do at `now` ([`Output`]), in this order: an abandoned request to
+    /// cancel, an event, a state to persist, a checkpoint, a credential to fetch, a request to
+    /// send, the end of the run, and last the instant of the next timer. `None` when there is
+    /// nothing to do and no timer (a request in flight, or a credential or persist awaited).
+    ///
+    /// Drain it after every input, until [`Output::Timeout`] or `None`.
+    pub fn poll_output(&mut self, now: Instant) -> Option<Output> {
+        if let Some(id) = self.cancelled.take() {
+            return Some(Output::Cancel(id));
+        }
+        if let Some(event) = self.poll_event() {
+            return Some(Output::Event(event));
+        }
+        if let Hold::Due(id) = self.persist {
+            self.persist = Hold::Awaiting(id);
+            return Some(Output::Persist {
+                id,
+                snapshot: alloc::boxed::Box::new(self.snapshot(now)),
+            });
+        }
+        if core::mem::take(&mut self.checkpoint_due) && self.state().is_funding() {
+            return Some(Output::Checkpoint(alloc::boxed::Box::new(self.snapshot(now))));
+        }
+        if !self.credential_asked && self.wants_credential(now) {
+            self.credential_asked = true;
+            return Some(Output::NeedCredential);
+        }
+        if self.persist == Hold::Clear && !self.credential_asked {
+            if let Some(request) = self.poll_request(now) {
+                return Some(Output::Transmit(request));
+            }
+            // A POST with nothing minted is answered inside `poll_request`, with events.
+            if let Some(event) = self.poll_event() {
+                return Some(Output::Event(event));
+            }
+        }
+        if !self.done && self.in_flight().is_none() && self.has_ended() {
+            self.done = true;
+            return Some(Output::Done(Exit::of(self.state(), self.stats())));
+        }
+        self.poll_timeout().map(Output::Timeout)
+    }
+
+    /// Whether the run is over: released, or reserved with nothing left to send.
+    fn has_ended(&self) -> bool {
+        match self.state() {
+            State::Released { .. } => true,
+            State::Reserved => self.persist == Hold::Clear && self.peek_peer().is_none(),
+            State::Funding | State::Skipped => false,
+        }
+    }
+
+    /// The next request to send, if any; taking it at `now` puts it in flight. Part of
+    /// [`poll_output`](Self::poll_output), which holds it back while a state is persisted or a
+    /// credential fetched.
+    pub(crate) fn poll_request(&mut self, now: Instant) -> Option<Request> {
         // Each turn answers an action, so this ends: a payment POST with nothing minted (which
         // the sequence never asks for) is answered as malformed, which stops the session.
         loop {
@@ -399,31 +575,31 @@ impl Engine {
                     stop.deadline = Some(self.stop_timeout);
                     Some(stop)
                 }
+                // The sequencer carries out funding actions only.
+                Endpoint::OrchestratorInfo
+                | Endpoint::Reservation
+                | Endpoint::PaidReservation
+                | Endpoint::Discovery
+                | Endpoint::Events => None,
             };
             if let Some(request) = request {
                 return Some(request);
             }
             self.last_problem = Some(ProtocolError::NothingMinted);
+            self.problems = self.problems.wrapping_add(1);
             let _ = self.calls.handle_reply(now, call.id, Reply::Malformed);
         }
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called (the instant
+    /// [`Output::Timeout`] gives).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.session().poll_timeout()
     }
 
-    /// The next event, oldest first.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    /// The next event, oldest first. Part of [`poll_output`](Self::poll_output).
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.calls.machine_mut().poll_event()
-    }
-}
-
-/// The server a request to `endpoint` goes to.
-const fn peer_of(endpoint: Endpoint) -> Peer {
-    match endpoint {
-        Endpoint::Signer => Peer::Signer,
-        Endpoint::Payment | Endpoint::Repost | Endpoint::Refresh | Endpoint::Stop => Peer::Orchestrator,
     }
 }
 
@@ -444,28 +620,17 @@ pub fn doc_reserved(now: Instant) -> Reserved {
     ];
     let statuses = [200, 402, 200, 200];
     let mut turn = 0;
-    while let Some(request) = flow.poll_request(now) {
-        let (status, body) = (statuses[turn % 4], answers[turn % 4]);
-        flow.handle_response(now, request.id, &Response::new(status, body));
-        turn += 1;
-    }
-    flow.result()
-        .unwrap_or_else(|_| unreachable!("the scripted reservation succeeds"))
-}
-
-/// What a rejection means when its status or body says more than "rejected": livepeer/node's
-/// 409 "runner price changed" on a payment, pymthouse's signer 483 (credit exhausted).
-fn refined_rejection(endpoint: Endpoint, error: Option<&ProtocolError>) -> Option<ReleaseReason> {
-    let Some(ProtocolError::Status { status, message, .. }) = error else {
-        return None;
-    };
-    match (endpoint, *status) {
-        (Endpoint::Payment | Endpoint::Repost, 409)
-            if message.to_ascii_lowercase().contains("price changed") =>
-        {
-            Some(ReleaseReason::PriceChanged)
+    loop {
+        match flow.poll_output(now) {
+            Some(Output::Transmit(request)) => {
+                let (status, body) = (statuses[turn % 4], answers[turn % 4]);
+                flow.handle_response(now, request.id, &Response::new(status, body));
+                turn += 1;
+            }
+            Some(Output::Done(result)) => {
+                return result.unwrap_or_else(|_| unreachable!("the scripted reservation succeeds"));
+            }
+            _ => unreachable!("the scripted reservation neither waits nor fails"),
         }
-        (Endpoint::Signer, 483) => Some(ReleaseReason::SignerCreditExhausted),
-        _ => None,
     }
 }

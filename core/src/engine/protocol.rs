@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::request::{Request, header};
-use crate::classify::{Endpoint, Peer, Reply};
+use crate::classify::{Endpoint, Reply};
 use crate::config::PaymentType;
 use crate::redact::{self, Len, Redacted};
 use crate::sequencer::RequestId;
@@ -341,7 +341,7 @@ impl ProtocolState {
         let body = write_vec(hint, |out| body.write(out)).unwrap_or_default();
         signer_post(
             id,
-            Endpoint::Signer.as_str(),
+            Endpoint::Signer,
             &self.signer_url,
             &self.signer_headers,
             "generate-live-payment",
@@ -426,14 +426,9 @@ impl ProtocolState {
     fn post_minted(&self, id: RequestId, endpoint: Endpoint) -> Option<Request> {
         let minted = self.minted.as_ref()?;
         Some(
-            Request::post(
-                id,
-                Peer::Orchestrator,
-                endpoint.as_str(),
-                self.payment_url.clone(),
-            )
-            .with_header(header::PAYMENT, minted.payment.clone())
-            .with_header(header::SEGMENT, minted.seg_creds.clone()),
+            Request::post(id, endpoint, self.payment_url.clone())
+                .with_header(header::PAYMENT, minted.payment.clone())
+                .with_header(header::SEGMENT, minted.seg_creds.clone()),
         )
     }
 
@@ -469,13 +464,7 @@ impl ProtocolState {
         };
         let body =
             write_vec(self.sender.len() + self.manifest_id.len(), |out| body.write(out)).unwrap_or_default();
-        Request::post(
-            id,
-            Peer::Orchestrator,
-            Endpoint::Refresh.as_str(),
-            origin + "/refresh-payment",
-        )
-        .with_json(body)
+        Request::post(id, Endpoint::Refresh, origin + "/refresh-payment").with_json(body)
     }
 
     /// Handles refresh-payment's answer: a success replaces only `payment_params` (the answer
@@ -497,7 +486,7 @@ impl ProtocolState {
     /// `POST {control_url}/stop`, empty body.
     pub fn stop_request(&self, id: RequestId) -> Request {
         let url = self.control_url.trim_end_matches('/').to_string() + "/stop";
-        Request::post(id, Peer::Orchestrator, Endpoint::Stop.as_str(), url)
+        Request::post(id, Endpoint::Stop, url)
     }
 
     /// Handles the stop's answer.
@@ -538,13 +527,13 @@ impl fmt::Debug for ProtocolState {
 /// A `POST {base}/{path}` to the signer with the caller's signer headers.
 pub(crate) fn signer_post(
     id: RequestId,
-    what: &'static str,
+    endpoint: Endpoint,
     base: &str,
     headers: &[(String, String)],
     path: &str,
 ) -> Request {
     let url = alloc::format!("{}/{path}", base.trim_end_matches('/'));
-    let mut req = Request::post(id, Peer::Signer, what, url);
+    let mut req = Request::post(id, endpoint, url);
     for (name, value) in headers {
         req.headers.push((Cow::Owned(name.clone()), value.clone()));
     }

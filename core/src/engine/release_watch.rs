@@ -2,7 +2,9 @@
 //! that forwards the orchestrator's events. What counts as "the server released this session"
 //! is decided here, once, for every adapter that watches such a URL.
 
-/// Whether `body` announces that the session was released: a JSON object, an array of them,
+/// Whether an events URL's answer announces that the session was released: a success
+/// ([`Endpoint::Events`](crate::Endpoint::Events) row of the status table) whose body is a
+/// JSON object, an array of them,
 /// newline-delimited JSON, or Server-Sent Events `data:` lines, any of whose objects has a `type`
 /// or `event` of `released`, `session_released` or `stream_released`. Anything else (other
 /// events, text, malformed JSON) announces nothing.
@@ -10,11 +12,16 @@
 /// ```
 /// use livepay_core::engine::release_announced;
 ///
-/// assert!(release_announced(br#"{"type":"released","session":"abcd1234"}"#));
-/// assert!(release_announced(b"data: {\"event\":\"session_released\"}\n\n"));
-/// assert!(!release_announced(br#"[{"type":"stream_started"}]"#));
+/// assert!(release_announced(200, br#"{"type":"released","session":"abcd1234"}"#));
+/// assert!(release_announced(200, b"data: {\"event\":\"session_released\"}\n\n"));
+/// assert!(!release_announced(200, br#"[{"type":"stream_started"}]"#));
+/// assert!(!release_announced(503, br#"{"type":"released"}"#));
 /// ```
-pub fn release_announced(body: &[u8]) -> bool {
+pub fn release_announced(status: u16, body: &[u8]) -> bool {
+    let table = crate::StatusTable::new();
+    if table.verdict(crate::Endpoint::Events, crate::Reply::Status(status)) != crate::Verdict::Success {
+        return false;
+    }
     let text = core::str::from_utf8(body).unwrap_or_default();
     if parses_to_release(text) {
         return true;
@@ -54,7 +61,11 @@ mod tests {
             b"{\"type\":\"tick\"}\n{\"type\":\"released\"}\n",
             b"event: x\ndata: {\"type\":\"session_released\"}\n\n",
         ] {
-            assert!(release_announced(yes), "{}", core::str::from_utf8(yes).unwrap());
+            assert!(
+                release_announced(200, yes),
+                "{}",
+                core::str::from_utf8(yes).unwrap()
+            );
         }
         for no in [
             &b""[..],
@@ -64,7 +75,7 @@ mod tests {
             br#"{"type":1}"#,
             b"[1,2]",
         ] {
-            assert!(!release_announced(no));
+            assert!(!release_announced(200, no));
         }
     }
 }

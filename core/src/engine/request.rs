@@ -6,7 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::classify::Peer;
+use crate::classify::{Endpoint, Peer};
 use crate::redact::{self, Len, Redacted};
 use crate::sequencer::RequestId;
 
@@ -57,10 +57,9 @@ impl Method {
 pub struct Request {
     /// Names the request in the answer.
     pub id: RequestId,
-    /// The server it goes to (each has its own TLS policy).
-    pub peer: Peer,
-    /// What it is, for logs: `"signer"`, `"payment"`, `"reservation"`, …
-    pub what: &'static str,
+    /// Which request it is: for logs and metric labels, and its [`peer`](Self::peer). Never a
+    /// reason for an adapter to treat it differently, beyond its peer's TLS policy.
+    pub endpoint: Endpoint,
     /// The method.
     pub method: Method,
     /// The absolute URL.
@@ -77,21 +76,21 @@ pub struct Request {
 }
 
 impl Request {
-    /// A `GET` of `url` from `peer`, without headers: for reads outside the payment path (an
-    /// events URL), which no engine is waiting on (its id is 0, never an engine's).
-    pub fn get(peer: Peer, what: &'static str, url: impl Into<String>) -> Self {
+    /// A `GET` of `url` at `endpoint`, without headers: for reads outside the payment path
+    /// (discovery, an events URL), which no engine is waiting on (its id is 0, never an
+    /// engine's).
+    pub fn get(endpoint: Endpoint, url: impl Into<String>) -> Self {
         Self {
             method: Method::Get,
-            ..Self::post(RequestId::new(0), peer, what, url)
+            ..Self::post(RequestId::new(0), endpoint, url)
         }
     }
 
     /// A `POST` to `url` without headers or body.
-    pub(crate) fn post(id: RequestId, peer: Peer, what: &'static str, url: impl Into<String>) -> Self {
+    pub(crate) fn post(id: RequestId, endpoint: Endpoint, url: impl Into<String>) -> Self {
         Self {
             id,
-            peer,
-            what,
+            endpoint,
             method: Method::Post,
             url: url.into(),
             headers: Vec::new(),
@@ -116,6 +115,11 @@ impl Request {
     pub(crate) fn with_json(mut self, body: Vec<u8>) -> Self {
         self.body = body;
         self.with_header(header::CONTENT_TYPE, header::JSON)
+    }
+
+    /// The server it goes to (each has its own TLS policy).
+    pub const fn peer(&self) -> Peer {
+        self.endpoint.peer()
     }
 
     /// The first value of header `name` (case-insensitive).
@@ -155,8 +159,7 @@ impl fmt::Debug for Request {
         }
         f.debug_struct("Request")
             .field("id", &self.id)
-            .field("peer", &self.peer)
-            .field("what", &self.what)
+            .field("endpoint", &self.endpoint)
             .field("method", &self.method)
             .field("url", &redact::url(&self.url))
             .field("headers", &ShownHeaders(&self.headers))

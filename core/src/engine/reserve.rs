@@ -9,11 +9,12 @@ use core::fmt;
 use embassy_time::Instant;
 
 use super::checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
+use super::output::Output;
 use super::protocol::{
     Answer, MaxPrice, ProtocolError, ProtocolState, SessionParts, is_decimal, signer_post,
 };
 use super::request::{Request, Response, header};
-use crate::classify::{Failure, Peer, Reply};
+use crate::classify::{Endpoint, Failure, Reply, StatusTable, Verdict};
 use crate::config::PaymentType;
 use crate::redact;
 use crate::sequencer::RequestId;
@@ -152,31 +153,6 @@ pub struct Reserved {
     pub payment: Option<ProtocolState>,
 }
 
-/// The requests of a reservation, for errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReserveEndpoint {
-    /// Signer `POST /sign-orchestrator-info`.
-    SignOrchestratorInfo,
-    /// The first, unpaid reservation `POST`.
-    Reserve,
-    /// The first signer `POST /generate-live-payment` (no state).
-    GeneratePayment,
-    /// The paid reservation retry.
-    PaidReserve,
-}
-
-impl ReserveEndpoint {
-    /// A short name for logs.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::SignOrchestratorInfo => "sign-orchestrator-info",
-            Self::Reserve => "reservation",
-            Self::GeneratePayment => "generate-live-payment",
-            Self::PaidReserve => "paid reservation",
-        }
-    }
-}
-
 /// Why a reservation failed. Messages quote the server's error text (at most
 /// [`MAX_ERROR_MESSAGE_LEN`](wire::MAX_ERROR_MESSAGE_LEN) bytes), never a secret or a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +168,7 @@ pub enum ReserveError {
     /// A request got no HTTP answer.
     Unreachable {
         /// Which request.
-        endpoint: ReserveEndpoint,
+        endpoint: Endpoint,
         /// What came back instead.
         reply: Reply,
     },
@@ -241,7 +217,7 @@ pub enum ReserveError {
     /// A success answer whose body is not what the protocol says.
     Malformed {
         /// Which request.
-        endpoint: ReserveEndpoint,
+        endpoint: Endpoint,
         /// What is wrong with the body.
         error: WireError,
     },
@@ -368,11 +344,11 @@ enum Stage {
 /// 4. `POST {runner_url}` again, plus `Livepeer-Payment` and `Livepeer-Segment`: 200 is the
 ///    session, with the state of step 3 kept for the first funding call.
 ///
-/// Take each request with [`poll_request`](Self::poll_request), optionally tell the flow when it
-/// left ([`handle_sent`](Self::handle_sent)), and answer it with
-/// [`handle_response`](Self::handle_response) (an HTTP answer) or
-/// [`handle_failure`](Self::handle_failure) (none); once `poll_request` returns `None`, the flow
-/// is done: [`result`](Self::result). Answers naming a request not in flight are ignored.
+/// Pump it like an engine: drain [`poll_output`](Self::poll_output); send each
+/// [`Output::Transmit`], optionally tell the flow when it left ([`handle_sent`](Self::handle_sent)),
+/// and answer it with [`handle_response`](Self::handle_response) (an HTTP answer) or
+/// [`handle_failure`](Self::handle_failure) (none); sleep until an [`Output::Timeout`]; the
+/// result comes once as [`Output::Done`]. Answers naming a request not in flight are ignored.
 /// `Debug` redacts every secret.
 #[derive(Debug)]
 pub struct ReserveFlow {
@@ -392,6 +368,8 @@ pub struct ReserveFlow {
     /// When the first mint's request left (the prepay runs from then).
     mint_sent: Instant,
     succeeded: Option<bool>,
+    /// What every answer means.
+    table: StatusTable,
 }
 
 impl ReserveFlow {
@@ -444,7 +422,31 @@ impl ReserveFlow {
             next_id: 1,
             mint_sent: Instant::from_ticks(0),
             succeeded: None,
+            table: StatusTable::new(),
         })
+    }
+
+    /// The same flow, reading answers with `table` (its reservation rows: `OrchestratorInfo`,
+    /// `Reservation`, `Signer`, `PaidReservation`).
+    #[must_use]
+    pub const fn with_table(mut self, table: StatusTable) -> Self {
+        self.table = table;
+        self
+    }
+
+    /// The next thing for the driver to do, as for an [`Engine`](super::Engine)
+    /// ([`Engine::poll_output`](super::Engine::poll_output)): a request to send
+    /// ([`Output::Transmit`]), the instant of a retry to sleep until ([`Output::Timeout`]), or,
+    /// once, the result ([`Output::Done`]). `None` while a request is in flight (or after the
+    /// result was taken). Drain it after every input.
+    pub fn poll_output(&mut self, now: Instant) -> Option<Output<Result<Reserved, ReserveError>>> {
+        if let Some(request) = self.poll_request(now) {
+            return Some(Output::Transmit(request));
+        }
+        if let Some(result) = self.poll_done() {
+            return Some(Output::Done(result));
+        }
+        self.poll_timeout().map(Output::Timeout)
     }
 
     /// A flow for `options` that takes the payer address from `cache` when the options name
@@ -504,14 +506,14 @@ impl ReserveFlow {
 
     /// When the flow wants to be polled again although nothing is in flight: the instant a
     /// retry after a transient failure may go out. `None` otherwise.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.retry_at
             .filter(|_| self.in_flight.is_none() && !self.is_done())
     }
 
     /// The next request to send at `now`; `None` while one is in flight, while a retry waits for
     /// [`poll_timeout`](Self::poll_timeout), and once the flow is done.
-    pub fn poll_request(&mut self, now: Instant) -> Option<Request> {
+    pub(crate) fn poll_request(&mut self, now: Instant) -> Option<Request> {
         if self.in_flight.is_some() || self.retry_at.is_some_and(|at| now < at) {
             return None;
         }
@@ -522,7 +524,7 @@ impl ReserveFlow {
                 let signer = self.options.signer_url.as_deref().unwrap_or_default();
                 signer_post(
                     id,
-                    ReserveEndpoint::SignOrchestratorInfo.as_str(),
+                    Endpoint::OrchestratorInfo,
                     signer,
                     &self.options.signer_headers,
                     "sign-orchestrator-info",
@@ -531,13 +533,11 @@ impl ReserveFlow {
             }
             Stage::Challenge => {
                 self.attempts = self.attempts.saturating_add(1);
-                self.reservation(id, ReserveEndpoint::Reserve)
+                self.reservation(id, Endpoint::Reservation)
             }
             Stage::FirstMint(session) => {
                 self.mint_sent = now;
-                let mut req = session.signer_request(id);
-                req.what = ReserveEndpoint::GeneratePayment.as_str();
-                req
+                session.signer_request(id)
             }
             Stage::PaidRetry(session) => {
                 let Some((payment, seg_creds)) = session.take_minted() else {
@@ -545,13 +545,13 @@ impl ReserveFlow {
                     self.finish(
                         now,
                         Err(ReserveError::Malformed {
-                            endpoint: ReserveEndpoint::GeneratePayment,
+                            endpoint: Endpoint::Signer,
                             error: WireError::MissingField("payment"),
                         }),
                     );
                     return None;
                 };
-                self.reservation(id, ReserveEndpoint::PaidReserve)
+                self.reservation(id, Endpoint::PaidReservation)
                     .with_header(header::PAYMENT, payment)
                     .with_header(header::SEGMENT, seg_creds)
             }
@@ -571,14 +571,8 @@ impl ReserveFlow {
     }
 
     /// `POST {runner_url}` with `{}` and, when paying, the payer address.
-    fn reservation(&self, id: RequestId, what: ReserveEndpoint) -> Request {
-        let req = Request::post(
-            id,
-            Peer::Orchestrator,
-            what.as_str(),
-            self.options.runner_url.clone(),
-        )
-        .with_json(b"{}".to_vec());
+    fn reservation(&self, id: RequestId, what: Endpoint) -> Request {
+        let req = Request::post(id, what, self.options.runner_url.clone()).with_json(b"{}".to_vec());
         match (&self.options.signer_url, &self.payer) {
             (Some(_), Some(payer)) => req.with_header(header::PAYER_ADDRESS, payer.clone()),
             _ => req,
@@ -586,12 +580,12 @@ impl ReserveFlow {
     }
 
     /// The endpoint of the request in flight.
-    fn endpoint(&self) -> ReserveEndpoint {
+    fn endpoint(&self) -> Endpoint {
         match self.stage {
-            Stage::OrchestratorInfo => ReserveEndpoint::SignOrchestratorInfo,
-            Stage::FirstMint(_) => ReserveEndpoint::GeneratePayment,
-            Stage::PaidRetry(_) => ReserveEndpoint::PaidReserve,
-            Stage::Challenge | Stage::Done(_) | Stage::Taken => ReserveEndpoint::Reserve,
+            Stage::OrchestratorInfo => Endpoint::OrchestratorInfo,
+            Stage::FirstMint(_) => Endpoint::Signer,
+            Stage::PaidRetry(_) => Endpoint::PaidReservation,
+            Stage::Challenge | Stage::Done(_) | Stage::Taken => Endpoint::Reservation,
         }
     }
 
@@ -603,7 +597,7 @@ impl ReserveFlow {
         }
         self.in_flight = None;
         let endpoint = self.endpoint();
-        if self.retry_later(now, Reply::from(failure)) {
+        if self.table.verdict(endpoint, Reply::from(failure)) == Verdict::Transient && self.retry_later(now) {
             return;
         }
         self.finish(
@@ -615,16 +609,13 @@ impl ReserveFlow {
         );
     }
 
-    /// After a transient failure (`reply`) of the request just answered: schedules a retry and
-    /// says so, while retries remain. A stateless request (the payer address, the challenge, the
-    /// first mint) is sent again; a paid reservation that failed starts over from a fresh
-    /// challenge, since its tickets may have been credited (a replay would be refused).
-    fn retry_later(&mut self, now: Instant, reply: Reply) -> bool {
-        let transient = matches!(
-            reply,
-            Reply::Refused | Reply::Network | Reply::Timeout | Reply::Status(408 | 429 | 500..=599)
-        );
-        if !transient || self.retries >= self.options.max_retries {
+    /// After a transient failure of the request just answered (the table's
+    /// [`Verdict::Transient`]): schedules a retry and says so, while retries remain. A stateless
+    /// request (the payer address, the challenge, the first mint) is sent again; a paid
+    /// reservation that failed starts over from a fresh challenge, since its tickets may have
+    /// been credited (a replay would be refused).
+    fn retry_later(&mut self, now: Instant) -> bool {
+        if self.retries >= self.options.max_retries {
             return false;
         }
         if matches!(self.stage, Stage::PaidRetry(_)) {
@@ -649,15 +640,16 @@ impl ReserveFlow {
         }
         self.in_flight = None;
         let (status, body) = (response.status, response.body);
-        if status != 200 && status != 402 && self.retry_later(now, Reply::Status(status)) {
+        let verdict = self.table.verdict(self.endpoint(), Reply::Status(status));
+        if verdict == Verdict::Transient && self.retry_later(now) {
             return;
         }
         let stage = core::mem::replace(&mut self.stage, Stage::Taken);
         let next = match stage {
-            Stage::OrchestratorInfo => self.on_orchestrator_info(status, body),
-            Stage::Challenge => self.on_reservation(status, body, now),
+            Stage::OrchestratorInfo => self.on_orchestrator_info(verdict, status, body),
+            Stage::Challenge => self.on_reservation(verdict, status, body, now),
             Stage::FirstMint(session) => self.on_first_mint(session, status, body),
-            Stage::PaidRetry(session) => self.on_paid_reservation(session, status, body),
+            Stage::PaidRetry(session) => self.on_paid_reservation(session, verdict, status, body),
             done @ (Stage::Done(_) | Stage::Taken) => done,
         };
         match next {
@@ -666,8 +658,8 @@ impl ReserveFlow {
         }
     }
 
-    fn on_orchestrator_info(&mut self, status: u16, body: &[u8]) -> Stage {
-        if status != 200 {
+    fn on_orchestrator_info(&mut self, verdict: Verdict, status: u16, body: &[u8]) -> Stage {
+        if verdict != Verdict::Success {
             return Stage::Done(Err(signer_error(status, body)));
         }
         let mut scratch = alloc::vec![0; body.len()];
@@ -677,20 +669,22 @@ impl ReserveFlow {
                 Stage::Challenge
             }
             Err(error) => Stage::Done(Err(ReserveError::Malformed {
-                endpoint: ReserveEndpoint::SignOrchestratorInfo,
+                endpoint: Endpoint::OrchestratorInfo,
                 error,
             })),
         }
     }
 
-    fn on_reservation(&mut self, status: u16, body: &[u8], now: Instant) -> Stage {
-        match status {
-            200 => {
+    fn on_reservation(&mut self, verdict: Verdict, status: u16, body: &[u8], now: Instant) -> Stage {
+        match verdict {
+            Verdict::Success => {
                 self.mint_sent = now;
-                Stage::Done(self.reserved(body, None, ReserveEndpoint::Reserve))
+                Stage::Done(self.reserved(body, None, Endpoint::Reservation))
             }
-            402 if self.options.signer_url.is_none() => Stage::Done(Err(ReserveError::PaymentRequired)),
-            402 => {
+            Verdict::Challenge if self.options.signer_url.is_none() => {
+                Stage::Done(Err(ReserveError::PaymentRequired))
+            }
+            Verdict::Challenge => {
                 let mut scratch = alloc::vec![0; body.len()];
                 let Ok(challenge) = wire::Challenge::parse(body, &mut scratch) else {
                     return Stage::Done(Err(ReserveError::NotAChallenge {
@@ -721,9 +715,9 @@ impl ReserveFlow {
 
     fn on_first_mint(&mut self, mut session: ProtocolState, status: u16, body: &[u8]) -> Stage {
         let Answer { reply, error } = session.on_signer_response(status, body);
-        match (reply, error) {
-            (Reply::Status(200), _) => Stage::PaidRetry(session),
-            (Reply::Status(480), _) => {
+        match (self.table.verdict(Endpoint::Signer, reply), error) {
+            (Verdict::Minted, _) => Stage::PaidRetry(session),
+            (Verdict::RefreshRequired, _) => {
                 if self.attempts >= self.options.max_attempts.max(1) {
                     Stage::Done(Err(ReserveError::TooManyAttempts {
                         attempts: self.attempts,
@@ -734,7 +728,7 @@ impl ReserveFlow {
                 }
             }
             (_, Some(ProtocolError::Malformed { error, .. })) => Stage::Done(Err(ReserveError::Malformed {
-                endpoint: ReserveEndpoint::GeneratePayment,
+                endpoint: Endpoint::Signer,
                 error,
             })),
             _ => Stage::Done(Err(signer_error(status, body))),
@@ -742,7 +736,7 @@ impl ReserveFlow {
     }
 
     /// The result, taken once the flow is done; `None` before, and after it was taken.
-    pub fn poll_done(&mut self) -> Option<Result<Reserved, ReserveError>> {
+    pub(crate) fn poll_done(&mut self) -> Option<Result<Reserved, ReserveError>> {
         if !matches!(self.stage, Stage::Done(_)) {
             return None;
         }
@@ -753,7 +747,7 @@ impl ReserveFlow {
     }
 
     /// The result; [`ReserveError::Unfinished`] if the flow is not done (or the result was
-    /// already taken with [`poll_done`](Self::poll_done)).
+    /// already taken with [`poll_output`](Self::poll_output)).
     ///
     /// # Errors
     ///
@@ -767,11 +761,17 @@ impl ReserveFlow {
         self.stage = Stage::Done(result);
     }
 
-    fn on_paid_reservation(&self, session: ProtocolState, status: u16, body: &[u8]) -> Stage {
-        if status != 200 {
+    fn on_paid_reservation(
+        &self,
+        session: ProtocolState,
+        verdict: Verdict,
+        status: u16,
+        body: &[u8],
+    ) -> Stage {
+        if verdict != Verdict::Success {
             return Stage::Done(Err(orchestrator_error(status, body)));
         }
-        Stage::Done(self.reserved(body, Some(session), ReserveEndpoint::PaidReserve))
+        Stage::Done(self.reserved(body, Some(session), Endpoint::PaidReservation))
     }
 
     /// A reservation's 200 body as the result.
@@ -779,7 +779,7 @@ impl ReserveFlow {
         &self,
         body: &[u8],
         payment: Option<ProtocolState>,
-        endpoint: ReserveEndpoint,
+        endpoint: Endpoint,
     ) -> Result<Reserved, ReserveError> {
         let mut scratch = alloc::vec![0; body.len()];
         let r = wire::Reservation::parse(body, &mut scratch)

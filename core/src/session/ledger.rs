@@ -83,11 +83,7 @@ impl Session {
                 }
             }
             (_, Outcome::Gone { .. }) => self.release(ReleaseReason::Gone),
-            (_, Outcome::Rejected { endpoint, reply }) => {
-                let reason = self
-                    .rejection_reason
-                    .take()
-                    .unwrap_or(ReleaseReason::Rejected { endpoint, reply });
+            (_, Outcome::Rejected { reason, .. }) => {
                 if self.closing.is_some() {
                     // Already closing: the stop goes out below.
                 } else if self.timing.stop_on_rejection {

@@ -2,14 +2,33 @@
 
 use embassy_time::Instant;
 
-use super::{Action, OutcomeError, Session};
+use super::{Action, OutcomeError, Session, Stats};
 use crate::classify::Outcome;
+use crate::event::{Event, State};
 use crate::tickets::TicketValue;
 
-/// What a [`Sequencer`](crate::Sequencer) needs of a funding policy: actions out, outcomes in.
+/// A funding policy: actions out, outcomes in, with its timers, events, state and counters.
 /// [`Session`] is livepay's; the simulation's baseline of the upstream SDK's loop is another, so
-/// that both are carried out by the same sequencing.
+/// that both are carried out by the same [`Sequencer`](crate::Sequencer) and driven by the same
+/// code. The one trait for a machine.
 pub trait Machine {
+    /// Starts funding ([`Session::start`]).
+    fn start(&mut self, now: Instant);
+    /// Lets time pass ([`Session::handle_timeout`]).
+    fn handle_timeout(&mut self, now: Instant);
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The next event, oldest first.
+    fn poll_event(&mut self) -> Option<Event>;
+    /// The current state.
+    fn state(&self) -> State;
+    /// Counters so far.
+    fn stats(&self) -> Stats;
+    /// The session will end at `at` ([`Session::plan_end`]); a policy without the notion
+    /// ignores it (the default).
+    fn plan_end(&mut self, now: Instant, at: Instant) {
+        let _ = (now, at);
+    }
     /// The action that [`poll_action`](Self::poll_action) would return, without taking it.
     fn peek_action(&self) -> Option<Action>;
     /// Takes the next action, putting it in flight.
@@ -40,6 +59,27 @@ pub trait Machine {
 }
 
 impl Machine for Session {
+    fn start(&mut self, now: Instant) {
+        Self::start(self, now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Self::poll_event(self)
+    }
+    fn state(&self) -> State {
+        Self::state(self)
+    }
+    fn stats(&self) -> Stats {
+        Self::stats(self)
+    }
+    fn plan_end(&mut self, now: Instant, at: Instant) {
+        Self::plan_end(self, now, at);
+    }
     fn peek_action(&self) -> Option<Action> {
         Self::peek_action(self)
     }
@@ -64,6 +104,27 @@ impl Machine for Session {
 }
 
 impl<M: Machine + ?Sized> Machine for &mut M {
+    fn start(&mut self, now: Instant) {
+        (**self).start(now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        (**self).poll_event()
+    }
+    fn state(&self) -> State {
+        (**self).state()
+    }
+    fn stats(&self) -> Stats {
+        (**self).stats()
+    }
+    fn plan_end(&mut self, now: Instant, at: Instant) {
+        (**self).plan_end(now, at);
+    }
     fn peek_action(&self) -> Option<Action> {
         (**self).peek_action()
     }

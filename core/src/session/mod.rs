@@ -252,9 +252,6 @@ pub struct Session {
     state: State,
     /// Set while a close (or a stop after a rejection, or a budget drain end) is in progress.
     closing: Option<ReleaseReason>,
-    /// What the next rejection means, when the adapter read it from the answer's body
-    /// ([`set_rejection_reason`](Self::set_rejection_reason)).
-    rejection_reason: Option<ReleaseReason>,
     last_input: Instant,
     /// Send time of the last mint the signer billed (its `LastUpdate`, as the client sees it).
     last_mint: Instant,
@@ -364,7 +361,6 @@ impl Session {
             timing,
             state: State::Reserved,
             closing: None,
-            rejection_reason: None,
             last_input: now,
             last_mint: now,
             last_mint_answered: now,
@@ -534,13 +530,6 @@ impl Session {
         // Straight to released (no stop, and no intermediate `Reserved`): `release` drops an
         // action not yet taken and keeps one in flight so that its answer is still accepted.
         self.release(ReleaseReason::ReleasedByServer);
-    }
-
-    /// The answer about to be handed over as a rejection ([`Outcome::Rejected`]) means `reason`
-    /// (read from its body or status: a price change, an exhausted signer account): the session
-    /// is released with it instead of the generic [`ReleaseReason::Rejected`]. Used once.
-    pub fn set_rejection_reason(&mut self, reason: ReleaseReason) {
-        self.rejection_reason = Some(reason);
     }
 
     /// Demand-driven payment: the orchestrator (or the application) signals that a payment is due.

@@ -3,7 +3,6 @@
 
 use std::fmt::{self, Write as _};
 
-use livepay_core::engine::ReserveEndpoint;
 use livepay_core::{Endpoint, ReleaseReason, State};
 use prometheus_client::encoding::{
     EncodeLabel as _, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
@@ -81,8 +80,6 @@ label! {
         Skipped => "skipped",
         /// A transient failure; funding went on.
         Failed => "failed",
-        /// A failure after funding had stopped; nothing was retried.
-        Abandoned => "abandoned",
     }
 }
 
@@ -162,46 +159,30 @@ label! {
         SignOrchestratorInfo => "sign-orchestrator-info",
         /// The unpaid reservation POST (the 402 challenge).
         Reservation => "reservation",
-        /// The reservation's first signer mint.
-        GeneratePayment => "generate-live-payment",
         /// The paid reservation retry.
         PaidReservation => "paid-reservation",
         /// The orchestrator's runner discovery.
         Discovery => "discovery",
         /// A job's events URL, watched for a release.
         Events => "events",
-        /// Any other kind: the set stays closed even if a new request kind appears.
-        Other => "other",
     }
 }
 
 impl EndpointLabel {
-    /// The label of a request of kind `what`.
-    pub(super) fn of(what: &str) -> Self {
-        // The core's own names where it exports them, so that a rename there is followed here.
-        const SIGNER: &str = Endpoint::Signer.as_str();
-        const PAYMENT: &str = Endpoint::Payment.as_str();
-        const REPOST: &str = Endpoint::Repost.as_str();
-        const REFRESH: &str = Endpoint::Refresh.as_str();
-        const STOP: &str = Endpoint::Stop.as_str();
-        const SIGN_INFO: &str = ReserveEndpoint::SignOrchestratorInfo.as_str();
-        const RESERVE: &str = ReserveEndpoint::Reserve.as_str();
-        const FIRST_MINT: &str = ReserveEndpoint::GeneratePayment.as_str();
-        const PAID_RESERVE: &str = ReserveEndpoint::PaidReserve.as_str();
-        match what {
-            SIGNER => Self::Signer,
-            PAYMENT => Self::Payment,
-            REPOST => Self::Repost,
-            REFRESH => Self::Refresh,
-            STOP => Self::Stop,
-            SIGN_INFO => Self::SignOrchestratorInfo,
-            RESERVE => Self::Reservation,
-            FIRST_MINT => Self::GeneratePayment,
-            PAID_RESERVE => Self::PaidReservation,
-            // Literals in the core's discovery and the adapter's events watcher.
-            "discovery" => Self::Discovery,
-            "events" => Self::Events,
-            _ => Self::Other,
+    /// The label of a request to `endpoint` (the core's enum: nothing is parsed back from text,
+    /// and a new endpoint fails to compile until it has a label).
+    pub(super) const fn of(endpoint: Endpoint) -> Self {
+        match endpoint {
+            Endpoint::Signer => Self::Signer,
+            Endpoint::Payment => Self::Payment,
+            Endpoint::Repost => Self::Repost,
+            Endpoint::Refresh => Self::Refresh,
+            Endpoint::Stop => Self::Stop,
+            Endpoint::OrchestratorInfo => Self::SignOrchestratorInfo,
+            Endpoint::Reservation => Self::Reservation,
+            Endpoint::PaidReservation => Self::PaidReservation,
+            Endpoint::Discovery => Self::Discovery,
+            Endpoint::Events => Self::Events,
         }
     }
 }

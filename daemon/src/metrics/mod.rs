@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use livepay_core::{Event, State, Stats};
+use livepay_core::{Endpoint, ReleaseReason, State, Stats};
 use livepay_hyper::Observer;
 use prometheus_client::encoding::text;
 use prometheus_client::metrics::counter::Counter;
@@ -96,14 +96,17 @@ impl SessionCounts {
 /// | series | type | labels | fed by |
 /// | --- | --- | --- | --- |
 /// | `livepay_sessions` | gauge | `state` | [`set_sessions`](Self::set_sessions) |
-/// | `livepay_payments_total` | counter | `outcome`: `accepted`, `skipped`, `failed`, `abandoned` | [`observe`](Self::observe) |
+/// | `livepay_payments_total` | counter | `outcome`: `accepted`, `skipped`, `failed` | [`observe_stats_growth`](Self::observe_stats_growth) |
 /// | `livepay_requests_total` | counter | `endpoint`, `status` (a code, or `none`) | the [`Observer`] |
 /// | `livepay_request_duration_seconds` | histogram | `endpoint` | the [`Observer`] |
 /// | `livepay_runway_seconds` | histogram | — | [`observe_runway`](Self::observe_runway) |
-/// | `livepay_lost_mints_total` | counter | — | [`observe`](Self::observe) (`MintLost`) |
+/// | `livepay_lost_mints_total` | counter | — | [`observe_stats_growth`](Self::observe_stats_growth) |
 /// | `livepay_replays_total` | counter | `result`: `sent`, `credited`, `refused` | [`observe_stats_growth`](Self::observe_stats_growth) |
-/// | `livepay_at_risk_total`, `livepay_lapsed_total`, `livepay_refreshes_total` | counter | — | [`observe`](Self::observe) |
-/// | `livepay_releases_total` | counter | `reason` (snake_case, as `fund --json` names it) | [`observe`](Self::observe) |
+/// | `livepay_at_risk_total`, `livepay_lapsed_total`, `livepay_refreshes_total` | counter | — | [`observe_stats_growth`](Self::observe_stats_growth) |
+/// | `livepay_releases_total` | counter | `reason` (snake_case, as `fund --json` names it) | [`observe_release`](Self::observe_release) |
+///
+/// Every count is the core's: the growth of a session's [`Stats`] and its release, each from a
+/// path that never drops (never an event, which a full channel may drop).
 /// | `livepay_spend_wei_total`, `livepay_spend_usd_total` | counter | — | [`add_spend_wei`](Self::add_spend_wei), [`add_spend_usd`](Self::add_spend_usd) |
 ///
 /// The series with a closed label set start at zero for every value, so that a rate over them
@@ -230,46 +233,10 @@ impl Metrics {
         self
     }
 
-    /// Counts what `event` reports: a payment's outcome, a lost mint, an at-risk episode, a
-    /// lapse, a refresh, a release by reason. Other events change no series (the session
-    /// gauge is the caller's: [`set_sessions`](Self::set_sessions)).
-    pub fn observe(&self, event: &Event) {
-        // Exhaustive on purpose: a new event fails to compile until it is counted or skipped.
-        match *event {
-            Event::StateChanged {
-                to: State::Released { reason },
-                ..
-            } => {
-                self.releases.get_or_create(&Release::of(reason)).inc();
-            }
-            Event::PaymentAccepted { .. } => self.count(Outcome::Accepted),
-            Event::CycleSkipped { .. } => self.count(Outcome::Skipped),
-            Event::PaymentFailed { .. } => self.count(Outcome::Failed),
-            Event::PaymentAbandoned { .. } => self.count(Outcome::Abandoned),
-            Event::MintLost { .. } => {
-                self.lost_mints.inc();
-            }
-            Event::AtRisk { .. } => {
-                self.at_risk.inc();
-            }
-            Event::Lapsed { .. } => {
-                self.lapsed.inc();
-            }
-            Event::Refreshed { .. } => {
-                self.refreshes.inc();
-            }
-            // Transitions between live states are the gauge's; a 480 is counted once refreshed;
-            // the rest end in a release, which is counted.
-            Event::StateChanged { .. }
-            | Event::RefreshRequired { .. }
-            | Event::BudgetExhausted { .. }
-            | Event::FundingNotRequired { .. }
-            | Event::StopFailed { .. } => {}
-        }
-    }
-
-    fn count(&self, outcome: Outcome) {
-        self.payments.get_or_create(&outcome).inc();
+    /// Counts a session's release, by reason: call it once per session, from the path that
+    /// never drops an end (the funder's exits, a session's `wait_released`), never from events.
+    pub fn observe_release(&self, reason: ReleaseReason) {
+        self.releases.get_or_create(&Release::of(reason)).inc();
     }
 
     /// Sets `livepay_sessions` to `counts` (every state, so a state left empty reads 0).
@@ -289,24 +256,50 @@ impl Metrics {
         self.runway.observe(seconds.max(0.0));
     }
 
-    /// Adds the growth from `before` to `after` of the counters the series take from
-    /// [`Stats`] (`reposts`, `reposts_credited`, `replays_refused`), each saturating at zero: a
-    /// counter that went down (a new session's stats, say) adds nothing.
+    /// Adds the growth from `before` to `after` of one session's core [`Stats`] to every series
+    /// taken from them (payments by outcome, lost mints, at-risk episodes, lapses, refreshes,
+    /// replays), each saturating at zero: a counter that went down (a new session's stats, say)
+    /// adds nothing. Every count comes from here: the core's counters, never events.
     pub fn observe_stats_growth(&self, before: &Stats, after: &Stats) {
-        let grown = [
-            (Replay::Sent, after.reposts.saturating_sub(before.reposts)),
+        let grown = |a: u32, b: u32| u64::from(b.saturating_sub(a));
+        for (outcome, n) in [
+            (
+                Outcome::Accepted,
+                grown(before.payments_accepted, after.payments_accepted),
+            ),
+            (
+                Outcome::Skipped,
+                grown(before.cycles_skipped, after.cycles_skipped),
+            ),
+            (Outcome::Failed, grown(before.failures, after.failures)),
+        ] {
+            if n > 0 {
+                self.payments.get_or_create(&outcome).inc_by(n);
+            }
+        }
+        for (counter, n) in [
+            (&self.lost_mints, grown(before.lost_mints, after.lost_mints)),
+            (&self.at_risk, grown(before.at_risk, after.at_risk)),
+            (&self.lapsed, grown(before.lapses, after.lapses)),
+            (&self.refreshes, grown(before.refreshes, after.refreshes)),
+        ] {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+        for (replay, n) in [
+            (Replay::Sent, grown(before.reposts, after.reposts)),
             (
                 Replay::Credited,
-                after.reposts_credited.saturating_sub(before.reposts_credited),
+                grown(before.reposts_credited, after.reposts_credited),
             ),
             (
                 Replay::Refused,
-                after.replays_refused.saturating_sub(before.replays_refused),
+                grown(before.replays_refused, after.replays_refused),
             ),
-        ];
-        for (replay, n) in grown {
+        ] {
             if n > 0 {
-                self.replays.get_or_create(&replay).inc_by(u64::from(n));
+                self.replays.get_or_create(&replay).inc_by(n);
             }
         }
     }
@@ -349,8 +342,8 @@ impl Metrics {
 
 /// Counts every exchange of the HTTP client by endpoint and status, and times it.
 impl Observer for Metrics {
-    fn on_exchange(&self, what: &'static str, latency: Duration, status: Option<u16>) {
-        let endpoint = EndpointLabel::of(what);
+    fn on_exchange(&self, endpoint: Endpoint, latency: Duration, status: Option<u16>) {
+        let endpoint = EndpointLabel::of(endpoint);
         let status = status.map_or(StatusLabel::None, StatusLabel::Code);
         self.requests.get_or_create(&Exchange { endpoint, status }).inc();
         self.request_duration

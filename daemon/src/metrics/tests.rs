@@ -1,8 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use livepay_core::engine::ReserveEndpoint;
-use livepay_core::{Endpoint, Event, Instant, NotFunded, ReleaseReason, Reply, State, Stats};
+use livepay_core::{Endpoint, ReleaseReason, Reply, State, Stats};
 use livepay_hyper::Observer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -22,55 +21,19 @@ fn value(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or_else(|| panic!("no sample `{series}` in:\n{text}"))
 }
 
-fn released(reason: ReleaseReason) -> Event {
-    Event::StateChanged {
-        from: State::Funding,
-        to: State::Released { reason },
+/// One of every counter the core keeps, each grown by one.
+fn one_of_each() -> Stats {
+    Stats {
+        payments_accepted: 1,
+        cycles_skipped: 1,
+        failures: 1,
+        lost_mints: 1,
+        refreshes: 1,
+        at_risk: 1,
+        lapses: 1,
+        reposts: 1,
+        ..Stats::default()
     }
-}
-
-/// One of every event the core reports.
-fn every_event() -> Vec<Event> {
-    vec![
-        Event::StateChanged {
-            from: State::Reserved,
-            to: State::Funding,
-        },
-        Event::PaymentAccepted {
-            cycle: 1,
-            latency: livepay_core::Duration::from_millis(12),
-        },
-        Event::CycleSkipped { cycle: 2 },
-        Event::PaymentFailed {
-            endpoint: Endpoint::Payment,
-            reply: Reply::Status(503),
-            consecutive: 1,
-            next_retry: Instant::from_millis(4_000),
-        },
-        Event::PaymentAbandoned {
-            endpoint: Endpoint::Stop,
-            reply: Reply::Timeout,
-        },
-        Event::RefreshRequired { attempt: 1 },
-        Event::Refreshed { attempt: 1 },
-        Event::AtRisk {
-            runway: livepay_core::Duration::from_millis(900),
-        },
-        Event::Lapsed {
-            deadline: Instant::from_millis(9_000),
-        },
-        Event::BudgetExhausted {
-            closes_at: Instant::from_millis(10_000),
-        },
-        Event::MintLost { cycle: 3 },
-        Event::FundingNotRequired {
-            why: NotFunded::FixedPrice,
-        },
-        Event::StopFailed {
-            reply: Reply::Refused,
-        },
-        released(ReleaseReason::Gone),
-    ]
 }
 
 #[test]
@@ -120,9 +83,8 @@ fn closed_label_sets_start_at_zero() {
 #[test]
 fn every_series_appears_after_its_event_or_call() {
     let metrics = Metrics::new();
-    for event in every_event() {
-        metrics.observe(&event);
-    }
+    metrics.observe_stats_growth(&Stats::default(), &one_of_each());
+    metrics.observe_release(ReleaseReason::Gone);
     metrics.set_sessions(SessionCounts {
         reserved: 1,
         funding: 2,
@@ -132,19 +94,12 @@ fn every_series_appears_after_its_event_or_call() {
     metrics.observe_runway(42.0);
     metrics.add_spend_wei(1_500);
     metrics.add_spend_usd(0.25);
-    metrics.on_exchange("signer", Duration::from_millis(3), Some(200));
-    let before = Stats::default();
-    let after = Stats {
-        reposts: 1,
-        ..Stats::default()
-    };
-    metrics.observe_stats_growth(&before, &after);
+    metrics.on_exchange(Endpoint::Signer, Duration::from_millis(3), Some(200));
     let text = metrics.encode();
     for (series, expected) in [
         ("livepay_payments_total{outcome=\"accepted\"}", 1.0),
         ("livepay_payments_total{outcome=\"skipped\"}", 1.0),
         ("livepay_payments_total{outcome=\"failed\"}", 1.0),
-        ("livepay_payments_total{outcome=\"abandoned\"}", 1.0),
         ("livepay_lost_mints_total", 1.0),
         ("livepay_at_risk_total", 1.0),
         ("livepay_lapsed_total", 1.0),
@@ -232,7 +187,7 @@ fn every_release_reason_has_its_snake_case_label() {
         assert_eq!(Release::of(*reason).as_str(), *label);
         // The n-th reason is released n + 1 times, so that each count is told apart.
         for _ in 0..=n {
-            metrics.observe(&released(*reason));
+            metrics.observe_release(*reason);
         }
     }
     let text = metrics.encode();
@@ -240,11 +195,7 @@ fn every_release_reason_has_its_snake_case_label() {
         let series = format!("livepay_releases_total{{reason=\"{label}\"}}");
         assert_eq!(value(&text, &series), (n + 1) as f64, "{series}");
     }
-    // A release is not a payment outcome, and a transition between live states counts nothing.
-    metrics.observe(&Event::StateChanged {
-        from: State::Funding,
-        to: State::Skipped,
-    });
+    // A release is not a payment outcome.
     assert_eq!(
         value(&metrics.encode(), "livepay_payments_total{outcome=\"accepted\"}"),
         0.0
@@ -258,8 +209,8 @@ fn stats_growth_adds_differences_and_never_underflows() {
         reposts,
         reposts_credited: credited,
         replays_refused: refused,
-        // Counters the replay series do not take: they must not leak into them.
-        payments_accepted: reposts / 2 + 10,
+        // Counters of other series, the same in every sample: they add nothing.
+        payments_accepted: 10,
         lost_mints: 7,
         ..Stats::default()
     };
@@ -279,10 +230,10 @@ fn stats_growth_adds_differences_and_never_underflows() {
 #[test]
 fn the_observer_records_status_and_latency_per_endpoint() {
     let metrics = Metrics::new();
-    metrics.on_exchange("signer", Duration::from_micros(1_500), Some(200));
-    metrics.on_exchange("signer", Duration::from_millis(30), Some(200));
-    metrics.on_exchange("signer", Duration::from_millis(7), Some(482));
-    metrics.on_exchange("payment", Duration::from_secs(20), None);
+    metrics.on_exchange(Endpoint::Signer, Duration::from_micros(1_500), Some(200));
+    metrics.on_exchange(Endpoint::Signer, Duration::from_millis(30), Some(200));
+    metrics.on_exchange(Endpoint::Signer, Duration::from_millis(7), Some(482));
+    metrics.on_exchange(Endpoint::Payment, Duration::from_secs(20), None);
     let text = metrics.encode();
     let signer = "livepay_request_duration_seconds";
     for (series, expected) in [
@@ -328,31 +279,15 @@ fn the_observer_records_status_and_latency_per_endpoint() {
 
 #[test]
 fn every_request_kind_of_the_core_has_its_own_endpoint_label() {
-    let kinds = [
-        (Endpoint::Signer.as_str(), "signer"),
-        (Endpoint::Payment.as_str(), "payment"),
-        (Endpoint::Repost.as_str(), "repost"),
-        (Endpoint::Refresh.as_str(), "refresh"),
-        (Endpoint::Stop.as_str(), "stop"),
-        (
-            ReserveEndpoint::SignOrchestratorInfo.as_str(),
-            "sign-orchestrator-info",
-        ),
-        (ReserveEndpoint::Reserve.as_str(), "reservation"),
-        (ReserveEndpoint::GeneratePayment.as_str(), "generate-live-payment"),
-        (ReserveEndpoint::PaidReserve.as_str(), "paid-reservation"),
-        ("discovery", "discovery"),
-        ("events", "events"),
-    ];
-    assert_eq!(
-        kinds.len() + 1,
-        EndpointLabel::ALL.len(),
-        "every label but `other`"
-    );
-    for (what, label) in kinds {
-        assert_eq!(EndpointLabel::of(what).as_str(), label, "{what}");
+    // The core's enum, label for label: nothing is parsed back from text.
+    assert_eq!(Endpoint::ALL.len(), EndpointLabel::ALL.len());
+    for endpoint in Endpoint::ALL {
+        assert_eq!(
+            EndpointLabel::of(endpoint).as_str(),
+            endpoint.as_str(),
+            "{endpoint:?}"
+        );
     }
-    assert_eq!(EndpointLabel::of("").as_str(), "other");
 }
 
 /// Every label of `text` as `(key, value)` pairs.
@@ -377,16 +312,11 @@ fn labels(text: &str) -> Vec<(String, String)> {
 #[test]
 fn the_label_set_is_fixed_and_carries_no_caller_text() {
     let metrics = Metrics::new();
-    for event in every_event() {
-        metrics.observe(&event);
+    metrics.observe_stats_growth(&Stats::default(), &one_of_each());
+    for endpoint in Endpoint::ALL {
+        metrics.on_exchange(endpoint, Duration::from_millis(1), Some(401));
     }
-    // A request kind that is not the core's, even one that looks like a secret, is `other`.
-    metrics.on_exchange(
-        "https://user:s3cret@signer.example/?token=t0ken",
-        Duration::from_millis(1),
-        Some(401),
-    );
-    metrics.on_exchange("payment", Duration::from_millis(1), None);
+    metrics.on_exchange(Endpoint::Payment, Duration::from_millis(1), None);
     metrics.observe_runway(3.0);
     let text = metrics.encode();
     assert!(!text.contains("s3cret") && !text.contains("t0ken"), "{text}");
@@ -405,7 +335,7 @@ fn the_label_set_is_fixed_and_carries_no_caller_text() {
     };
     let pairs = labels(&text);
     assert!(
-        pairs.iter().any(|(k, v)| k == "endpoint" && v == "other"),
+        pairs.iter().any(|(k, v)| k == "endpoint" && v == "events"),
         "{text}"
     );
     for (key, value) in pairs {
@@ -490,10 +420,13 @@ async fn the_server_answers_get_metrics_and_only_that() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let metrics = Arc::new(Metrics::new());
-    metrics.observe(&Event::PaymentAccepted {
-        cycle: 1,
-        latency: livepay_core::Duration::from_millis(5),
-    });
+    metrics.observe_stats_growth(
+        &Stats::default(),
+        &Stats {
+            payments_accepted: 1,
+            ..Stats::default()
+        },
+    );
     let server = tokio::spawn(serve_metrics(listener, Arc::clone(&metrics)));
     let get = |path: &str, method: &str| {
         format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")

@@ -11,8 +11,8 @@
 
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Instant, Timer};
-use livepay_core::engine::{Delivery, Engine, Http, Request};
-use livepay_core::{Clock, Command, Config, Exit, PaymentType, StatusTable};
+use livepay_core::engine::{Delivery, Engine, Http, Output, Request};
+use livepay_core::{Clock, Command, Config, PaymentType, StatusTable};
 use livepay_mock::memory::{MemoryHttp, MemoryNet, reserve};
 use livepay_mock::model::{self, World};
 
@@ -78,8 +78,8 @@ async fn fund() {
     });
     futures::pin_mut!(close);
     let exit = engine
-        .run(&http, &EmbassyClock, close, |engine| {
-            while let Some(event) = engine.poll_event() {
+        .run(&http, &EmbassyClock, close, |_, output| {
+            if let Output::Event(event) = output {
                 let ms = (EmbassyClock.now() - start).as_millis();
                 println!("{:>2}.{:03}s  {event}", ms / 1000, ms % 1000);
             }
@@ -89,8 +89,7 @@ async fn fund() {
     println!("stats: {:?}", engine.stats());
     let releases = net.world().orchestrator().releases().to_vec();
     println!("model releases: {releases:?}");
-    let ok = matches!(exit, Exit::Released(livepay_core::ReleaseReason::ClosedByClient))
-        && engine.stats().lapses == 0;
+    let ok = exit.reason() == Some(livepay_core::ReleaseReason::ClosedByClient) && engine.stats().lapses == 0;
     std::process::exit(if ok { 0 } else { 1 });
 }
 

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 use livepay_core::engine::{Engine, Reserved, Snapshot};
-use livepay_core::{Config, ConfigError, Duration, Event, FirstPayment, Stats, StatusTable};
+use livepay_core::{Config, ConfigError, Duration, Event, Exit, FirstPayment, Stats, StatusTable};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::TokioClock;
@@ -83,7 +83,8 @@ pub struct FunderConfig {
     pub start_spread: Option<Duration>,
     /// Capacity of the event channel ([`Funder::events`]). When it is full, events are dropped and
     /// counted in [`FunderStats::events_dropped`]; the funding task never waits on a reader.
-    /// Default 4096.
+    /// The end of each session is never an event only: [`Funder::exits`] carries it without
+    /// loss. Default 4096.
     pub event_capacity: usize,
 }
 
@@ -117,7 +118,7 @@ impl FunderConfig {
 
 /// Counters of a [`Funder`], read with [`FunderHandle::stats`] or [`Funder::stats`]. The payment
 /// counters are the sums of the engines' own [`Stats`] (each session's growth is added after every
-/// step), never recounted from events.
+/// step, and its final counters at its [`Exit`]), never recounted from events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FunderStats {
     /// Sessions held now (added, not yet released or stopped).
@@ -510,6 +511,8 @@ pub struct Funder {
     commands: mpsc::UnboundedReceiver<Order>,
     events_tx: mpsc::Sender<(SessionKey, Event)>,
     events: Option<mpsc::Receiver<(SessionKey, Event)>>,
+    exits_tx: mpsc::UnboundedSender<(SessionKey, Exit)>,
+    exits: Option<mpsc::UnboundedReceiver<(SessionKey, Exit)>>,
     next_key: Arc<AtomicU64>,
     counters: Arc<Counters>,
     write_ahead: Option<Arc<dyn WriteAhead>>,
@@ -537,6 +540,7 @@ impl Funder {
         engine_config.validate()?;
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::channel(config.event_capacity.max(1));
+        let (exits_tx, exits) = mpsc::unbounded_channel();
         Ok(Self {
             http,
             config,
@@ -546,6 +550,8 @@ impl Funder {
             commands,
             events_tx,
             events: Some(events),
+            exits_tx,
+            exits: Some(exits),
             next_key: Arc::new(AtomicU64::new(1)),
             counters: Arc::new(Counters::default()),
             write_ahead: None,
@@ -576,6 +582,15 @@ impl Funder {
         self.events.take()
     }
 
+    /// How every session ends, `(session, exit)`, exactly once each, however many end at once
+    /// and however slow the reader: unlike [`events`](Self::events), nothing is ever dropped
+    /// (one message per session, held until read). An [`Exit`] carries the release reason (or
+    /// says the session was stopped) and the session's final [`Stats`]. Decide state, storage
+    /// and metrics from this, never from events. `None` after the first call.
+    pub fn exits(&mut self) -> Option<mpsc::UnboundedReceiver<(SessionKey, Exit)>> {
+        self.exits.take()
+    }
+
     /// The counters now.
     pub fn stats(&self) -> FunderStats {
         self.counters.snapshot()
@@ -600,6 +615,8 @@ impl Funder {
             commands,
             events_tx,
             events,
+            exits_tx,
+            exits,
             counters,
             write_ahead,
             ..
@@ -608,6 +625,7 @@ impl Funder {
         // closes the channel, so events are discarded.
         drop(commands_tx);
         drop(events);
+        drop(exits);
         let multiplexer = multiplexer::Multiplexer::new(
             multiplexer::Setup {
                 http,
@@ -615,6 +633,7 @@ impl Funder {
                 engine_config,
                 clock,
                 events: events_tx,
+                exits: exits_tx,
                 write_ahead,
             },
             Arc::clone(&counters),

@@ -1,12 +1,14 @@
 //! The [`Funder`](super::Funder)'s task loop: many [`Engine`]s multiplexed over one HTTP client,
-//! one timer heap and the concurrency lanes.
+//! one timer heap and the concurrency lanes. A pump: every engine decides; this moves bytes.
 //!
-//! After every input to an engine (a command, a timer, an answer) the session is *serviced*: if
-//! the engine has a request to make and nothing in flight, the request is taken
-//! ([`Engine::poll_request`]) only when the lane of its peer ([`Engine::peek_peer`]) has room, and
-//! otherwise the session queues on that lane until a request of the lane is answered. Then its
-//! timer is re-armed, its events forwarded, the growth of its counters added to the funder's, and
-//! the session retired once it is released, or reserved and idle.
+//! After every input to an engine (a command, a timer, an answer, a store's or a credential
+//! source's reply) the session is *serviced*: its outputs ([`Engine::poll_output`]) are drained
+//! and carried out. A request goes out if the lane of its peer has room, and otherwise waits in
+//! that lane's FIFO queue (its send instant, [`Engine::handle_sent`], is when it actually
+//! leaves, so queue time never counts for billing or latency); a persist goes to the store and
+//! its answer back to the engine; a cancel aborts the request or takes it out of its queue; the
+//! timeout re-arms the session's timer; the end of the run ([`Output::Done`]) retires the
+//! session and reports its [`Exit`] on the lossless exits channel.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,9 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
+use futures::future::{AbortHandle, Abortable};
 use futures::stream::FuturesUnordered;
-use livepay_core::engine::{Credential, Engine, Reserved, origin};
-use livepay_core::{Clock as _, Config, Event, Instant, Peer, RequestId, State, Stats};
+use livepay_core::engine::{Credential, Engine, Output, Request, Reserved, origin};
+use livepay_core::{Clock as _, Config, Event, Exit, Instant, Peer, RequestId, Stats};
 use tokio::sync::{mpsc, oneshot};
 
 use super::lanes::{LaneId, Lanes};
@@ -34,10 +37,10 @@ struct Entry {
     signer: LaneId,
     /// The orchestrator's lane.
     orchestrator: LaneId,
-    /// The request in flight and its lane.
-    in_flight: Option<(RequestId, LaneId)>,
-    /// The lane the session waits in for room, and its ticket there.
-    queued: Option<(LaneId, u64)>,
+    /// The request in flight, its lane, and how to abandon it.
+    in_flight: Option<(RequestId, LaneId, AbortHandle)>,
+    /// A request waiting for room in its lane, and its ticket there.
+    queued: Option<(Request, LaneId, u64)>,
     /// Whether the session was funding at the last look (for the `funding` gauge).
     funding: bool,
     /// The engine's counters at the last look (their growth is added to the funder's).
@@ -46,9 +49,6 @@ struct Entry {
     stop_waiter: Option<oneshot::Sender<Engine>>,
     /// Where fresh signer credentials come from, if they expire.
     credentials: Option<CredentialSource>,
-    /// Whether a credential is being fetched or a new signer state made durable: the next
-    /// request waits for it.
-    waiting: bool,
 }
 
 impl Entry {
@@ -60,21 +60,22 @@ impl Entry {
     }
 }
 
-/// What a request future returns: whose it was, which request, its lane, what came back.
+/// What a request future returns: whose it was, which request, its lane, and what came back
+/// (`None`: abandoned, [`Output::Cancel`]).
 type Landed = (
     u32,
     SessionKey,
     RequestId,
     LaneId,
-    Result<HttpResponse, HttpError>,
+    Option<Result<HttpResponse, HttpError>>,
 );
 type RequestFuture = Pin<Box<dyn Future<Output = Landed> + Send>>;
-/// What a session's next request waited for.
+/// What a session's engine waited for, outside the wire.
 enum Gate {
     /// A fresh credential (or none).
     Credential(Option<Credential>),
-    /// A new signer state was written ahead (`true`) or could not be (`false`).
-    Persisted(bool),
+    /// The signer state minted by this request was written ahead (`true`) or could not be.
+    Persisted(RequestId, bool),
 }
 type Opened = (u32, SessionKey, Gate);
 type GateFuture = Pin<Box<dyn Future<Output = Opened> + Send>>;
@@ -87,6 +88,8 @@ pub(crate) struct Setup {
     pub(crate) engine_config: Config,
     pub(crate) clock: TokioClock,
     pub(crate) events: mpsc::Sender<(SessionKey, Event)>,
+    /// Every session's end, exactly once: never dropped (unbounded, one message per session).
+    pub(crate) exits: mpsc::UnboundedSender<(SessionKey, Exit)>,
     pub(crate) write_ahead: Option<Arc<dyn WriteAhead>>,
 }
 
@@ -105,6 +108,7 @@ pub(crate) struct Multiplexer {
     write_ahead: Option<Arc<dyn WriteAhead>>,
     lanes: Lanes,
     events: mpsc::Sender<(SessionKey, Event)>,
+    exits: mpsc::UnboundedSender<(SessionKey, Exit)>,
     counters: Arc<Counters>,
 }
 
@@ -116,6 +120,7 @@ impl Multiplexer {
             engine_config,
             clock,
             events,
+            exits,
             write_ahead,
         } = setup;
         Self {
@@ -132,6 +137,7 @@ impl Multiplexer {
             gates: FuturesUnordered::new(),
             write_ahead,
             events,
+            exits,
             counters,
         }
     }
@@ -281,6 +287,11 @@ impl Multiplexer {
             .or_else(|| origin(protocol.control_url()))
             .unwrap_or_default();
         let orchestrator = self.lanes.lane(Peer::Orchestrator, &orchestrator_origin);
+        engine.set_write_ahead(self.write_ahead.is_some());
+        if credentials.is_some() {
+            // The source's credential replaces the reservation's before the first signer request.
+            engine.request_credential();
+        }
         engine.start(now);
         let slot = Entry {
             key,
@@ -293,7 +304,6 @@ impl Multiplexer {
             stats: Stats::default(),
             stop_waiter: None,
             credentials,
-            waiting: false,
         };
         let index = match self.free.pop() {
             Some(index) => {
@@ -308,59 +318,24 @@ impl Multiplexer {
         self.index.insert(key, index);
         bump(&self.counters.added);
         bump(&self.counters.sessions);
-        // A fresh credential first, so that its expiry is known before the first signer request.
-        self.fetch_credential(index);
         self.service(index);
     }
 
-    /// Starts fetching a credential for slot `index`, if it has a source and is not already.
-    fn fetch_credential(&mut self, index: u32) -> bool {
-        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
-            return false;
+    /// Fetches a credential for slot `index` from its source. Without a source, the engine is
+    /// told at once that there is none.
+    fn fetch_credential(&mut self, index: u32) {
+        let now = self.clock.now();
+        let Some(slot) = self.slot(index) else {
+            return;
         };
-        let Some(source) = slot.credentials.clone().filter(|_| !slot.waiting) else {
-            return false;
-        };
-        slot.waiting = true;
         let key = slot.key;
+        let Some(source) = slot.credentials.clone() else {
+            slot.engine.handle_credential(now, None);
+            return;
+        };
         self.gates.push(Box::pin(async move {
             let credential = source.fetch().await;
             (index, key, Gate::Credential(credential))
-        }));
-        true
-    }
-
-    /// Slot `index`'s orchestrator answered a success: its store, if any, keeps a snapshot
-    /// with no payment of unknown fate (a funding session's only).
-    fn checkpoint(&mut self, index: u32) {
-        let Some(store) = &self.write_ahead else {
-            return;
-        };
-        let now = self.clock.now();
-        if let Some(slot) = self.slots.get(index as usize).and_then(Option::as_ref)
-            && slot.engine.state().is_funding()
-        {
-            store.checkpoint(slot.key, slot.engine.snapshot(now));
-        }
-    }
-
-    /// Slot `index`'s engine holds a new signer state: with a write-ahead store, its next
-    /// request (the POST that shows the state's tickets to the orchestrator) waits until the
-    /// state is durable.
-    fn write_ahead(&mut self, index: u32) {
-        let Some(store) = self.write_ahead.clone() else {
-            return;
-        };
-        let now = self.clock.now();
-        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        slot.waiting = true;
-        let key = slot.key;
-        let persisted = store.persist(key, slot.engine.snapshot(now));
-        self.gates.push(Box::pin(async move {
-            let durable = persisted.await;
-            (index, key, Gate::Persisted(durable))
         }));
     }
 
@@ -382,8 +357,8 @@ impl Multiplexer {
         }
     }
 
-    /// A request came back: free its lane, hand the answer to its engine, let the lane's next
-    /// waiters go, then service the session.
+    /// A request came back (or was abandoned): free its lane, hand the answer to its engine,
+    /// let the lane's next waiters go, then service the session.
     fn on_answer(&mut self, (index, key, id, lane, result): Landed) {
         let now = self.clock.now();
         self.lanes.release(lane);
@@ -391,19 +366,17 @@ impl Multiplexer {
             drop_one(&self.counters.signer_in_flight);
         }
         let mut answered = false;
-        let mut minted = false;
-        let mut credited = false;
-        let from_signer = self.lanes.peer(lane) == Peer::Signer;
-        if let Some(slot) = self.slot_of(index, key)
-            && slot.in_flight.is_some_and(|(in_flight, _)| in_flight == id)
+        if let Some(result) = result
+            && let Some(slot) = self.slot_of(index, key)
+            && slot
+                .in_flight
+                .as_ref()
+                .is_some_and(|(in_flight, ..)| *in_flight == id)
         {
             slot.in_flight = None;
             let handled = match &result {
                 Ok(response) => {
                     let headers = response.header_pairs();
-                    let success = (200..300).contains(&response.status);
-                    minted = from_signer && success;
-                    credited = !from_signer && success;
                     slot.engine
                         .handle_response(now, id, &response.as_response(&headers))
                 }
@@ -416,38 +389,31 @@ impl Multiplexer {
             answered = true;
         }
         self.wake_waiters(lane);
-        if minted {
-            self.write_ahead(index);
-        } else if credited {
-            self.checkpoint(index);
-        }
         if answered {
             self.service(index);
         }
     }
 
-    /// A credential came back for a session: the engine takes it, and its held signer request
-    /// may go.
+    /// A store or a credential source answered for a session: the engine takes the answer.
     fn on_gate(&mut self, (index, key, gate): Opened) {
         let now = self.clock.now();
         let Some(slot) = self.slot_of(index, key) else {
             return;
         };
-        slot.waiting = false;
         match gate {
             Gate::Credential(credential) => slot.engine.handle_credential(now, credential.as_ref()),
-            Gate::Persisted(true) => {}
-            Gate::Persisted(false) => {
-                // Availability over crash safety: the POST goes out, and a crash before the
-                // next durable state would resume from the previous one.
-                tracing::warn!(%key, "livepay: funder: a signer state could not be written ahead");
-                bump(&self.counters.write_ahead_failures);
+            Gate::Persisted(id, durable) => {
+                let _ = slot.engine.handle_persisted(id, durable);
+                if !durable {
+                    tracing::warn!(%key, "livepay: funder: a signer state could not be written ahead");
+                    bump(&self.counters.write_ahead_failures);
+                }
             }
         }
         self.service(index);
     }
 
-    /// Services the sessions waiting on `lane`, oldest first, while it has room.
+    /// Sends the requests waiting on `lane`, oldest first, while it has room.
     fn wake_waiters(&mut self, lane: LaneId) {
         loop {
             let slots = &self.slots;
@@ -455,60 +421,44 @@ impl Multiplexer {
                 slots
                     .get(w.index as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|s| s.key == w.key && s.queued == Some((lane, w.ticket)))
+                    .is_some_and(|s| {
+                        s.key == w.key
+                            && s.queued
+                                .as_ref()
+                                .is_some_and(|(_, l, ticket)| *l == lane && *ticket == w.ticket)
+                    })
             };
             let Some(waiter) = self.lanes.next_waiter(lane, live) else {
                 return;
             };
             let peer = self.lanes.peer(lane);
-            if let Some(slot) = self.slot(waiter.index) {
-                slot.queued = None;
-                drop_one(queued_counter(&self.counters, peer));
-            }
-            self.service(waiter.index);
+            let Some((request, lane, _)) = self.slot(waiter.index).and_then(|s| s.queued.take()) else {
+                continue;
+            };
+            drop_one(queued_counter(&self.counters, peer));
+            self.send(waiter.index, request, lane);
         }
     }
 
-    /// Sends the engine's next request if its lane has room, or queues the session on that lane.
-    fn dispatch(&mut self, index: u32) {
+    /// Sends `request` of slot `index` now if its lane has room, or queues it on that lane.
+    fn transmit(&mut self, index: u32, request: Request) {
         let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        if slot.in_flight.is_some() || slot.waiting {
-            return;
-        }
-        let now = self.clock.now();
-        if slot.engine.wants_credential(now) {
-            // Before the signer is asked again (see `Engine::run`).
-            if slot.credentials.is_none() {
-                slot.engine.handle_credential(now, None);
-            } else if self.fetch_credential(index) {
-                return;
-            }
-        }
-        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        let wanted = slot.engine.peek_peer().map(|peer| slot.lane_of(peer));
-        if let Some((lane, _)) = slot.queued {
-            if wanted == Some(lane) {
-                // Still waiting its turn.
-                return;
-            }
-            // Its next request goes elsewhere now, or nowhere: its entry is stale.
-            slot.queued = None;
-            drop_one(queued_counter(&self.counters, self.lanes.peer(lane)));
-        }
-        let Some(lane) = wanted else {
-            return;
-        };
-        if !self.lanes.has_room(lane) {
+        let lane = slot.lane_of(request.peer());
+        if self.lanes.has_room(lane) {
+            self.send(index, request, lane);
+        } else {
             let ticket = self.lanes.enqueue(lane, index, slot.key);
-            slot.queued = Some((lane, ticket));
+            slot.queued = Some((request, lane, ticket));
             bump(queued_counter(&self.counters, self.lanes.peer(lane)));
-            return;
         }
-        let Some(request) = slot.engine.poll_request(self.clock.now()) else {
+    }
+
+    /// Puts `request` of slot `index` on the wire, in `lane` (which has room).
+    fn send(&mut self, index: u32, request: Request, lane: LaneId) {
+        let now = self.clock.now();
+        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
         let in_flight = self.lanes.acquire(lane) as u64;
@@ -524,33 +474,87 @@ impl Multiplexer {
             }
         }
         let id = request.id;
-        slot.engine.handle_sent(self.clock.now(), id);
-        slot.in_flight = Some((id, lane));
+        slot.engine.handle_sent(now, id);
+        let (abort, registration) = AbortHandle::new_pair();
+        slot.in_flight = Some((id, lane, abort));
         let (key, http) = (slot.key, Arc::clone(&self.http));
-        self.in_flight.push(Box::pin(async move {
-            let result = http.execute_owned(request).await;
-            (index, key, id, lane, result)
-        }));
+        let exchange = Abortable::new(async move { http.execute_owned(request).await }, registration);
+        self.in_flight.push(Box::pin(
+            async move { (index, key, id, lane, exchange.await.ok()) },
+        ));
     }
 
-    /// After an input to slot `index`'s engine: sends or queues its request, re-arms its timer,
-    /// forwards its events, adds its counters' growth, and retires it once it is released, or
-    /// reserved and idle.
-    fn service(&mut self, index: u32) {
-        self.dispatch(index);
+    /// The engine of slot `index` abandoned request `id`: abort it, or take it out of its queue.
+    fn cancel(&mut self, index: u32, id: RequestId) {
         let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        let key = slot.key;
-        self.timers.set(index, key, slot.engine.poll_timeout());
-        while let Some(event) = slot.engine.poll_event() {
-            emit(&self.events, &self.counters, key, event);
+        if let Some((_, _, abort)) = slot.in_flight.take_if(|(in_flight, ..)| *in_flight == id) {
+            // Its future ends at once, freeing its lane (`on_answer` with no answer).
+            abort.abort();
         }
+        if let Some((_, lane, _)) = slot.queued.take_if(|(queued, ..)| queued.id == id) {
+            drop_one(queued_counter(&self.counters, self.lanes.peer(lane)));
+        }
+    }
+
+    /// After an input to slot `index`'s engine: carries out its outputs until its timer, adds
+    /// its counters' growth, and retires it at the end of its run.
+    fn service(&mut self, index: u32) {
+        let now = self.clock.now();
+        loop {
+            let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
+                return;
+            };
+            let key = slot.key;
+            let Some(output) = slot.engine.poll_output(now) else {
+                self.timers.set(index, key, None);
+                break;
+            };
+            match output {
+                Output::Transmit(request) => self.transmit(index, request),
+                Output::Persist { id, snapshot } => match self.write_ahead.clone() {
+                    Some(store) => {
+                        let persisted = store.persist(key, *snapshot);
+                        self.gates.push(Box::pin(async move {
+                            let durable = persisted.await;
+                            (index, key, Gate::Persisted(id, durable))
+                        }));
+                    }
+                    None => {
+                        let _ = slot.engine.handle_persisted(id, true);
+                    }
+                },
+                Output::Checkpoint(snapshot) => {
+                    if let Some(store) = &self.write_ahead {
+                        store.checkpoint(key, *snapshot);
+                    }
+                }
+                Output::NeedCredential => self.fetch_credential(index),
+                Output::Cancel(id) => self.cancel(index, id),
+                Output::Event(event) => emit(&self.events, &self.counters, key, event),
+                Output::Timeout(at) => {
+                    self.timers.set(index, key, Some(at));
+                    break;
+                }
+                Output::Done(exit) => {
+                    self.retire(index, exit);
+                    return;
+                }
+            }
+        }
+        self.count(index);
+    }
+
+    /// Adds the growth of slot `index`'s counters to the funder's; updates the funding gauge.
+    fn count(&mut self, index: u32) {
+        let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let stats = slot.engine.stats();
         self.counters.add_growth(&slot.stats, &stats);
         slot.stats = stats;
-        let state = slot.engine.state();
-        let funding = state.is_funding();
+        let funding = slot.engine.state().is_funding();
         if funding != slot.funding {
             slot.funding = funding;
             if funding {
@@ -559,35 +563,30 @@ impl Multiplexer {
                 drop_one(&self.counters.funding);
             }
         }
-        let idle = slot.in_flight.is_none()
-            && slot.queued.is_none()
-            && !slot.waiting
-            && slot.engine.peek_peer().is_none();
-        if idle && (state.is_released() || state == State::Reserved) {
-            self.retire(index);
-        }
     }
 
-    /// Removes a released, or stopped and idle, session.
-    fn retire(&mut self, index: u32) {
+    /// Removes a session whose run ended, and reports its exit (never dropped).
+    fn retire(&mut self, index: u32, exit: Exit) {
         let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::take) else {
             return;
         };
         self.free.push(index);
         self.index.remove(&slot.key);
         self.timers.clear(index);
+        self.counters.add_growth(&slot.stats, &exit.stats());
         drop_one(&self.counters.sessions);
         if slot.funding {
             drop_one(&self.counters.funding);
         }
-        if slot.engine.state().is_released() {
-            bump(&self.counters.released);
-        } else {
-            bump(&self.counters.stopped);
-            if let Some(waiter) = slot.stop_waiter {
-                // The caller may have stopped listening; then the engine is simply dropped.
-                let _ = waiter.send(slot.engine);
-            }
+        match exit {
+            Exit::Released { .. } => bump(&self.counters.released),
+            Exit::Stopped { .. } => bump(&self.counters.stopped),
+        }
+        // Nobody listening (the receiver was never taken) is not an error.
+        let _ = self.exits.send((slot.key, exit));
+        if let Some(waiter) = slot.stop_waiter {
+            // The caller may have stopped listening; then the engine is simply dropped.
+            let _ = waiter.send(slot.engine);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use livepay_core::engine::{ProtocolError, ReserveEndpoint, ReserveError};
+use livepay_core::engine::{ProtocolError, ReserveError};
 use livepay_core::{ConfigError, Endpoint, PaymentType, ReleaseReason, Reply};
 
 use crate::http::HttpError;
@@ -14,9 +14,8 @@ use crate::http::HttpError;
 pub enum WireProblem {
     /// A request got no usable HTTP answer: the adapter's error.
     Http {
-        /// Which request ([`Request::what`](livepay_core::engine::Request::what): `"signer"`,
-        /// `"payment"`, `"refresh"`, `"stop"`).
-        what: &'static str,
+        /// Which request ([`Request::endpoint`](livepay_core::engine::Request::endpoint)).
+        endpoint: Endpoint,
         /// What failed.
         error: HttpError,
     },
@@ -29,7 +28,7 @@ impl WireProblem {
     /// Whether it concerns the stop request.
     pub fn is_stop(&self) -> bool {
         match self {
-            Self::Http { what, .. } => *what == Endpoint::Stop.as_str(),
+            Self::Http { endpoint, .. } => *endpoint == Endpoint::Stop,
             Self::Protocol(
                 ProtocolError::Status { endpoint, .. } | ProtocolError::Malformed { endpoint, .. },
             ) => *endpoint == Endpoint::Stop,
@@ -41,7 +40,7 @@ impl WireProblem {
 impl fmt::Display for WireProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Http { what, error } => write!(f, "{what}: {error}"),
+            Self::Http { endpoint, error } => write!(f, "{endpoint}: {error}"),
             Self::Protocol(error) => fmt::Display::fmt(error, f),
         }
     }
@@ -60,7 +59,7 @@ pub enum LiveError {
     /// failure, body over the cap, not HTTP).
     Unreachable {
         /// Which request.
-        endpoint: ReserveEndpoint,
+        endpoint: Endpoint,
         /// What went wrong.
         error: HttpError,
     },

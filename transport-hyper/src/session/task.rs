@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use futures::stream;
 use livepay_core::Clock as _;
-use livepay_core::engine::{Delivery, Engine, Http, ProtocolError, Request};
-use livepay_core::{Command, Event, Instant, Reply, State, Stats};
+use livepay_core::engine::{Delivery, Engine, Http, Output, Request};
+use livepay_core::{Command, Endpoint, Event, Instant, Reply, State, Stats};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::error::WireProblem;
 use crate::http::HttpError;
-use crate::transport::HyperHttp;
+use crate::hyper_http::HyperHttp;
 
 /// What the session, its task and its subscribers share.
 pub(super) struct Shared {
@@ -123,33 +123,33 @@ impl Shared {
             .send_if_modified(|funding| replace(funding, Funding::of(engine)));
     }
 
-    /// After an input: records what the wire said, publishes the engine's events, state and
-    /// counters.
-    fn step(&self, engine: &mut Engine, wire: &Watched<'_>, seen: &mut Seen) {
+    /// At every output of the pump (and once at the end of a run, `event` then `None`): records
+    /// what the wire said, publishes the engine's counters, the output's event if any, and the
+    /// state.
+    fn step(&self, engine: &Engine, event: Option<Event>, wire: &Watched<'_>, seen: &mut Seen) {
         if let Some(delivered) = wire.take() {
             match delivered {
-                Delivered::Failed { what, error } => self.set_problem(WireProblem::Http { what, error }),
+                Delivered::Failed { endpoint, error } => {
+                    self.set_problem(WireProblem::Http { endpoint, error });
+                }
                 // The engine keeps its latest problem until the next one: it is this answer's
-                // when it changed, or when it names this answer's status (the same error twice).
-                Delivered::Answered { status } => {
+                // when the engine has recorded one more since the last look.
+                Delivered::Answered => {
                     if let Some(problem) = engine.last_problem()
-                        && (seen.problem.as_ref() != Some(problem)
-                            || matches!(problem, ProtocolError::Status { status: s, .. } if *s == status))
+                        && engine.problems() != seen.problems
                     {
                         self.set_problem(WireProblem::Protocol(problem.clone()));
                     }
                 }
             }
         }
-        if seen.problem.as_ref() != engine.last_problem() {
-            seen.problem = engine.last_problem().cloned();
-        }
+        seen.problems = engine.problems();
         // Counters first: a subscriber that sees an event finds it counted (and its runway and
         // spend up to date).
         self.stats
             .send_if_modified(|stats| replace(stats, engine.stats()));
         self.publish_funding(engine);
-        while let Some(event) = engine.poll_event() {
+        if let Some(event) = event {
             if let Event::StopFailed { reply } = event {
                 // The stop's answer is this step's input: the problem just recorded is its own.
                 seen.stop_failed = Some((reply, self.problem().filter(WireProblem::is_stop)));
@@ -171,14 +171,15 @@ fn replace<T: PartialEq>(old: &mut T, new: T) -> bool {
 /// What the task has seen of the engine.
 #[derive(Default)]
 struct Seen {
-    problem: Option<ProtocolError>,
+    /// [`Engine::problems`] at the last look.
+    problems: u64,
     stop_failed: Option<(Reply, Option<WireProblem>)>,
 }
 
 /// How the last request ended, as far as the problem report cares.
 enum Delivered {
-    Answered { status: u16 },
-    Failed { what: &'static str, error: HttpError },
+    Answered,
+    Failed { endpoint: Endpoint, error: HttpError },
 }
 
 /// The session's [`HyperHttp`], keeping the detail of the last delivery for
@@ -198,14 +199,12 @@ impl Http for Watched<'_> {
     type Body = Bytes;
 
     async fn send(&self, request: Request) -> Delivery<Bytes> {
-        let what = request.what;
+        let endpoint = request.endpoint;
         let exchange = self.http.exchange(request).await;
         let delivered = match &exchange.result {
-            Ok(response) => Delivered::Answered {
-                status: response.status,
-            },
+            Ok(_) => Delivered::Answered,
             Err(error) => Delivered::Failed {
-                what,
+                endpoint,
                 error: error.clone(),
             },
         };
@@ -262,14 +261,18 @@ async fn drive(
     };
     let clock = *shared.http.clock();
     let mut seen = Seen {
-        problem: engine.last_problem().cloned(),
+        problems: engine.problems(),
         stop_failed: None,
     };
     loop {
         let commands = stream::poll_fn(|cx| receiver.poll_recv(cx));
         let exit = engine
-            .run(&wire, &clock, commands, |engine| {
-                shared.step(engine, &wire, &mut seen);
+            .run(&wire, &clock, commands, |engine, output| {
+                let event = match output {
+                    Output::Event(event) => Some(*event),
+                    _ => None,
+                };
+                shared.step(engine, event, &wire, &mut seen);
             })
             .await;
         let mut slot = shared.lock();
@@ -282,7 +285,7 @@ async fn drive(
             drop(slot);
             continue;
         }
-        shared.step(&mut engine, &wire, &mut seen);
+        shared.step(&engine, None, &wire, &mut seen);
         tracing::debug!(session = %shared.session_id, ?exit, "livepay: funding run ended");
         if seen.stop_failed.is_some() {
             slot.stop_failed = seen.stop_failed.take();

@@ -190,7 +190,11 @@ where
 /// starts from a discovery query's request.
 pub fn bare_request(peer: Peer, method: Method, url: &str) -> Request {
     let mut request = DiscoveryQuery::new("http://unused.example", None).request();
-    request.peer = peer;
+    // An endpoint of that peer: its TLS policy is the peer's.
+    request.endpoint = match peer {
+        Peer::Signer => livepay_core::Endpoint::Signer,
+        Peer::Orchestrator => livepay_core::Endpoint::Discovery,
+    };
     request.method = method;
     request.url = url.to_owned();
     request.headers.clear();

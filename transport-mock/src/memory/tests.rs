@@ -21,19 +21,25 @@ fn net() -> MemoryNet {
     MemoryNet::new(World::new(ModelConfig::default(), 11))
 }
 
-/// Sends every request `engine` has now over `net`, answering each at once.
+/// Sends every request `engine` has now over `net`, answering each at once, until the engine
+/// waits for a timer (or for nothing).
 fn exchange(net: &MemoryNet, engine: &mut Engine) -> Vec<&'static str> {
     let mut sent = Vec::new();
-    while let Some(request) = engine.poll_request(net.now()) {
-        sent.push(request.what);
-        match net.execute(&request) {
-            Ok(answer) => engine
-                .handle_response(net.now(), request.id, &Response::new(answer.status, &answer.body))
-                .unwrap(),
-            Err(failure) => engine.handle_failure(net.now(), request.id, failure).unwrap(),
+    loop {
+        match engine.poll_output(net.now()) {
+            Some(Output::Transmit(request)) => {
+                sent.push(request.endpoint.as_str());
+                match net.execute(&request) {
+                    Ok(answer) => engine
+                        .handle_response(net.now(), request.id, &Response::new(answer.status, &answer.body))
+                        .unwrap(),
+                    Err(failure) => engine.handle_failure(net.now(), request.id, failure).unwrap(),
+                }
+            }
+            Some(Output::Timeout(_)) | None => return sent,
+            Some(_) => {}
         }
     }
-    sent
 }
 
 #[test]
@@ -47,8 +53,10 @@ fn requests_are_routed_by_origin_and_take_the_latency() {
         PaymentType::Live,
     );
     let mut flow = ReserveFlow::new(options).unwrap();
-    let info = flow.poll_request(t0).unwrap();
-    assert_eq!(info.peer, Peer::Signer);
+    let Some(Output::Transmit(info)) = flow.poll_output(t0) else {
+        panic!("the payer address is asked for first")
+    };
+    assert_eq!(info.peer(), Peer::Signer);
     let answer = net.execute(&info).unwrap();
     assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
     assert_eq!(net.now(), t0 + Duration::from_millis(40));
@@ -210,14 +218,12 @@ fn engine_run_over_memory_http_funds_until_closed() {
     );
     engine.start(net.now());
     let mut paid = 0;
-    let exit = futures::executor::block_on(engine.run(&http, clock, commands, |engine| {
-        while let Some(event) = engine.poll_event() {
-            if matches!(event, Event::PaymentAccepted { .. }) {
-                paid += 1;
-            }
+    let exit = futures::executor::block_on(engine.run(&http, clock, commands, |_, output| {
+        if matches!(output, Output::Event(Event::PaymentAccepted { .. })) {
+            paid += 1;
         }
     }));
-    assert_eq!(exit, livepay_core::Exit::Released(ReleaseReason::ClosedByClient));
+    assert_eq!(exit.reason(), Some(ReleaseReason::ClosedByClient));
     assert_eq!(paid, engine.stats().payments_accepted);
     // How often it pays is the policy's business; that it paid and was never released unpaid is
     // the byte mover's.

@@ -1,4 +1,4 @@
-//! The client policies a simulation compares: livepay's [`Session`] and a reproduction of the
+//! The client policies a simulation compares: livepay's [`Session`](livepay_core::Session) and a reproduction of the
 //! livepeer-gateway 1.0.0 payment loop ([`Sdk10`]). Both are [`Machine`]s: the core's
 //! [`Sequencer`](livepay_core::Sequencer) carries out their actions as requests and reads every
 //! answer through the status table, exactly as for a real client, so the simulation drives them
@@ -7,12 +7,12 @@
 use std::collections::VecDeque;
 
 use embassy_time::{Duration, Instant};
-use livepay_core::{Action, Event, Machine, Outcome, OutcomeError, ReleaseReason, Session, State, Stats};
+use livepay_core::{Action, Event, Machine, Outcome, OutcomeError, ReleaseReason, State, Stats};
 
 /// Which policy to simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum PolicyKind {
-    /// livepay-core's [`Session`].
+    /// livepay-core's [`Session`](livepay_core::Session).
     #[serde(rename = "livepay")]
     Livepay,
     /// livepeer-gateway 1.0.0's loop.
@@ -30,73 +30,13 @@ impl PolicyKind {
     }
 }
 
-/// What the simulation needs of a policy beyond [`Machine`] (actions out, outcomes in): its
-/// start, its timers, its events, its state and its counters.
-pub(crate) trait Policy: Machine {
-    fn start(&mut self, now: Instant);
-    fn handle_timeout(&mut self, now: Instant);
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn poll_event(&mut self) -> Option<Event>;
-    fn state(&self) -> State;
-    fn stats(&self) -> Stats;
-    /// The session will end at `at`; a policy without the notion ignores it.
-    fn plan_end(&mut self, now: Instant, at: Instant) {
-        let _ = (now, at);
-    }
-}
-
-impl Policy for Session {
-    fn start(&mut self, now: Instant) {
-        Self::start(self, now);
-    }
-    fn plan_end(&mut self, now: Instant, at: Instant) {
-        Self::plan_end(self, now, at);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        Self::poll_event(self)
-    }
-    fn state(&self) -> State {
-        Self::state(self)
-    }
-    fn stats(&self) -> Stats {
-        Self::stats(self)
-    }
-}
-
-impl Policy for Sdk10 {
-    fn start(&mut self, now: Instant) {
-        Self::start(self, now);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-    fn poll_event(&mut self) -> Option<Event> {
-        Self::poll_event(self)
-    }
-    fn state(&self) -> State {
-        Self::state(self)
-    }
-    fn stats(&self) -> Stats {
-        Self::stats(self)
-    }
-}
-
 /// livepeer-gateway 1.0.0's loop: the first payment after one interval; after each cycle, sleep
 /// the interval (so the period is the interval plus the cycle's own duration); a 482 is healthy;
 /// a 480 refreshes (at most 3 times) and pays again; a transient failure waits for the next cycle;
 /// a 4xx other than 408/429 stops the loop; only a 404 marks the session released.
 ///
 /// A [`Machine`]: run it with a [`Sequencer`](livepay_core::Sequencer), which makes its `Pay`
-/// the signer request then, on a 200, the payment POST, as for livepay's [`Session`]. Its
+/// the signer request then, on a 200, the payment POST, as for livepay's [`Session`](livepay_core::Session). Its
 /// [`Stats`] count what the baseline did, in the core's terms (it keeps no runway estimate:
 /// `billed`, `surplus`, `at_risk` and `lapses` stay zero).
 #[derive(Debug, Clone)]
@@ -188,6 +128,25 @@ impl Sdk10 {
 }
 
 impl Machine for Sdk10 {
+    fn start(&mut self, now: Instant) {
+        Self::start(self, now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Self::poll_event(self)
+    }
+    fn state(&self) -> State {
+        Self::state(self)
+    }
+    fn stats(&self) -> Stats {
+        Self::stats(self)
+    }
+
     fn peek_action(&self) -> Option<Action> {
         self.action.filter(|_| !self.in_flight)
     }
@@ -217,7 +176,7 @@ impl Machine for Sdk10 {
             (_, Outcome::Gone { .. }) => self.set_state(State::Released {
                 reason: ReleaseReason::Gone,
             }),
-            (_, Outcome::Rejected { endpoint, reply }) => self.set_state(State::Released {
+            (_, Outcome::Rejected { endpoint, reply, .. }) => self.set_state(State::Released {
                 reason: ReleaseReason::Rejected { endpoint, reply },
             }),
             (Action::Pay { cycle }, Outcome::RefreshRequired) if self.refreshes < 3 => {

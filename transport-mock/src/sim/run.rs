@@ -3,10 +3,9 @@
 
 use embassy_time::{Duration, Instant};
 use livepay_core::tickets::TicketValue;
-use livepay_core::{Action, Call, Endpoint, Event, Reply, RequestId, Sequencer, State, StatusTable};
+use livepay_core::{Action, Call, Endpoint, Event, Machine, Reply, RequestId, Sequencer, State, StatusTable};
 
 use super::fast::{FastLedger, Mint, PayAnswer, SignerAnswer};
-use super::policy::Policy;
 use super::report::{RunwayHistogram, RunwayPoint, SessionResult};
 use super::{ORIGIN, SimConfig, SimError, us};
 use crate::faults::Fate;
@@ -108,11 +107,7 @@ impl SessionWorld<'_> {
             Fate::Failed { after, reply } => (now + after, reply),
             Fate::Delivered { latency } => {
                 let served = now + latency / 2;
-                let reply = self.serve(call.endpoint, fresh, served);
-                let posted = matches!(call.endpoint, Endpoint::Payment | Endpoint::Repost);
-                if posted && reply == Reply::Status(200) && config.model.challenge_in_payment {
-                    self.model.renew_params(us(served));
-                }
+                let reply = self.serve(call.endpoint, fresh, served, true);
                 (now + latency, reply)
             }
             Fate::LostAnswer { latency, after } => {
@@ -123,7 +118,7 @@ impl SessionWorld<'_> {
                     self.catch_up(served);
                     let _ = self.model.generate_unanswered(&config.model, us(served), fresh);
                 } else {
-                    let _ = self.serve(call.endpoint, fresh, served);
+                    let _ = self.serve(call.endpoint, fresh, served, false);
                 }
                 (now + after, Reply::Timeout)
             }
@@ -142,9 +137,9 @@ impl SessionWorld<'_> {
     }
 
     /// The servers' answer to a request to `endpoint` that reaches them at `served` (`fresh`: a
-    /// signer request without a state): the fast model answers in types; each becomes the status
-    /// the real server sends.
-    fn serve(&mut self, endpoint: Endpoint, fresh: bool, served: Instant) -> Reply {
+    /// signer request without a state; `heard`: the client reads the answer): the fast model
+    /// answers in types; each becomes the status the real server sends.
+    fn serve(&mut self, endpoint: Endpoint, fresh: bool, served: Instant, heard: bool) -> Reply {
         let config = self.config;
         let status = match endpoint {
             Endpoint::Signer => {
@@ -183,6 +178,11 @@ impl SessionWorld<'_> {
                     }
                 }
                 if let PayAnswer::Credited { .. } = answer {
+                    if heard && config.model.challenge_in_payment {
+                        // The credit's answer carries a fresh challenge, which the client reads
+                        // (a lost answer renews nothing).
+                        self.model.renew_params(us(served));
+                    }
                     let r = &mut self.result;
                     r.min_runway_us = Some(r.min_runway_us.map_or(runway, |m| m.min(runway)));
                     self.histogram.record(runway);
@@ -205,6 +205,12 @@ impl SessionWorld<'_> {
                 self.model
                     .stop(&config.model, us(served), || plan.tick_jitter_us(jitter))
             }
+            // The session is reserved before the run starts; the sequencer asks for nothing else.
+            Endpoint::OrchestratorInfo
+            | Endpoint::Reservation
+            | Endpoint::PaidReservation
+            | Endpoint::Discovery
+            | Endpoint::Events => return Reply::BadUrl,
         };
         Reply::Status(status)
     }
@@ -219,7 +225,7 @@ fn ticket_value(model: &super::FastConfig, tickets: u32) -> Option<TicketValue> 
 }
 
 /// Runs one session from its reservation to the end of the run.
-pub(super) fn run_session<P: Policy>(
+pub(super) fn run_session<P: Machine>(
     config: &SimConfig,
     index: u32,
     histogram: &mut RunwayHistogram,

@@ -9,22 +9,10 @@ use std::vec::Vec;
 use embassy_time::Instant;
 
 use super::super::*;
-use crate::{Config, Endpoint, Event, FirstPayment, ReleaseReason, Reply, State, StatusTable, Verdict};
+use crate::{Endpoint, Event, ReleaseReason, Reply, State, StatusTable, Verdict};
 use std::format;
 
-fn at(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn funded() -> Engine {
-    let config = Config {
-        first_payment: FirstPayment::Immediately,
-        ..Config::default()
-    };
-    let mut engine = Engine::new(&config, doc_reserved(at(0)), StatusTable::new()).unwrap();
-    engine.start(at(0));
-    engine
-}
+use super::{at, funded};
 
 fn events(engine: &mut Engine) -> Vec<Event> {
     core::iter::from_fn(|| engine.poll_event()).collect()
@@ -90,7 +78,7 @@ fn rejected_payment(status: u16, body: &[u8]) -> (Engine, Vec<Event>) {
     answer(&mut engine, at(0), 200, NODE_MINTED);
     answer(&mut engine, at(10), status, body);
     let stop = answer(&mut engine, at(20), 200, b"");
-    assert_eq!(stop.what, Endpoint::Stop.as_str());
+    assert_eq!(stop.endpoint, Endpoint::Stop);
     let seen = events(&mut engine);
     (engine, seen)
 }
@@ -130,7 +118,7 @@ fn a_signer_483_releases_as_credit_exhausted_after_the_stop() {
     let mut engine = funded();
     answer(&mut engine, at(0), 483, br#"{"error":"insufficient credit"}"#);
     let stop = answer(&mut engine, at(10), 200, b"");
-    assert_eq!(stop.what, Endpoint::Stop.as_str());
+    assert_eq!(stop.endpoint, Endpoint::Stop);
     assert_eq!(
         engine.state(),
         State::Released {
@@ -157,9 +145,10 @@ fn statuses_of_the_newer_servers_are_classified() {
         assert_eq!(table.verdict(endpoint, Reply::Status(502)), Verdict::Transient);
         assert_eq!(table.verdict(endpoint, Reply::Status(413)), Verdict::Rejected);
     }
+    // 483 is terminal, with a reason of its own row.
     assert_eq!(
         table.verdict(Endpoint::Signer, Reply::Status(483)),
-        Verdict::Rejected
+        Verdict::CreditExhausted
     );
 }
 

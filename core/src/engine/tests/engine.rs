@@ -60,7 +60,7 @@ fn a_payment_is_a_signer_request_then_the_post_with_what_it_minted() {
     assert_eq!(engine.peek_peer(), Some(Peer::Signer));
     let signer = engine.poll_request(at(0)).unwrap();
     assert_eq!(
-        (signer.peer, signer.what, signer.url.as_str()),
+        (signer.peer(), signer.endpoint.as_str(), signer.url.as_str()),
         (
             Peer::Signer,
             "signer",
@@ -72,7 +72,7 @@ fn a_payment_is_a_signer_request_then_the_post_with_what_it_minted() {
     answer(&mut engine, at(10), &signer, 200, MINTED);
     assert_eq!(engine.peek_peer(), Some(Peer::Orchestrator));
     let post = engine.poll_request(at(10)).unwrap();
-    assert_eq!(post.peer, Peer::Orchestrator);
+    assert_eq!(post.peer(), Peer::Orchestrator);
     assert_eq!(
         post.url,
         "http://orch.example/apps/runner/session/0a1b2c3d/payment"
@@ -141,7 +141,7 @@ fn a_480_refreshes_at_the_payment_urls_origin_then_pays_again() {
         br#"{"payment_params":"RlJFU0g=","manifest_id":"0a1b2c3d","payment_url":"http://orch.example/payment"}"#,
     );
     let again = engine.poll_request(at(20)).unwrap();
-    assert_eq!(again.what, "signer");
+    assert_eq!(again.endpoint.as_str(), "signer");
     assert!(core::str::from_utf8(&again.body).unwrap().contains("RlJFU0g="));
     assert_eq!(
         engine.protocol().payment_url(),
@@ -183,7 +183,7 @@ fn failures_retrying_cannot_mend_are_terminal_unless_the_table_says_otherwise() 
     let signer = engine.poll_request(at(0)).unwrap();
     engine.handle_failure(at(10), signer.id, Failure::Tls).unwrap();
     let stop = engine.poll_request(at(10)).unwrap();
-    assert_eq!(stop.what, "stop");
+    assert_eq!(stop.endpoint.as_str(), "stop");
 
     let table = StatusTable::new()
         .with_reply(Endpoint::Signer, Reply::Tls, Verdict::Transient)
@@ -195,7 +195,7 @@ fn failures_retrying_cannot_mend_are_terminal_unless_the_table_says_otherwise() 
     assert_eq!(engine.stats().failures, 1);
     let retry_at = engine.poll_timeout().unwrap();
     engine.handle_timeout(retry_at);
-    assert_eq!(engine.poll_request(retry_at).unwrap().what, "signer");
+    assert_eq!(engine.poll_request(retry_at).unwrap().endpoint.as_str(), "signer");
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn the_payer_cache_is_used_learnt_and_forgotten_on_failure() {
     let mut cache = PayerCache::new();
     let mut flow = ReserveFlow::with_cache(options(), &cache).unwrap();
     let first = flow.poll_request(at(0)).unwrap();
-    assert_eq!(first.what, "sign-orchestrator-info");
+    assert_eq!(first.endpoint.as_str(), "sign-orchestrator-info");
     flow.handle_response(
         at(0),
         first.id,
@@ -317,7 +317,7 @@ fn the_payer_cache_is_used_learnt_and_forgotten_on_failure() {
     // A cached payer skips the signer; a failed flow that used it forgets it.
     let mut flow = ReserveFlow::with_cache(options(), &cache).unwrap();
     let reserve = flow.poll_request(at(0)).unwrap();
-    assert_eq!(reserve.what, "reservation");
+    assert_eq!(reserve.endpoint.as_str(), "reservation");
     assert_eq!(reserve.header("Livepeer-Payer-Address"), Some("0xabc"));
     flow.handle_response(
         at(0),

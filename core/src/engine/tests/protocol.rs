@@ -4,7 +4,7 @@ use std::vec::Vec;
 
 use super::super::*;
 use crate::wire::{PriceUnit, WireError};
-use crate::{Endpoint, Failure, PaymentType, Peer, Reply, RequestId};
+use crate::{Endpoint, Failure, PaymentType, Reply, RequestId};
 use embassy_time::Instant;
 
 const T0: Instant = Instant::from_secs(0);
@@ -405,7 +405,7 @@ fn other_answers_are_typed_errors() {
     assert_eq!(
         flow.result().unwrap_err(),
         ReserveError::Malformed {
-            endpoint: ReserveEndpoint::SignOrchestratorInfo,
+            endpoint: Endpoint::OrchestratorInfo,
             error: WireError::EmptyField("address"),
         }
     );
@@ -421,7 +421,7 @@ fn other_answers_are_typed_errors() {
     assert!(matches!(
         flow.result().unwrap_err(),
         ReserveError::Malformed {
-            endpoint: ReserveEndpoint::GeneratePayment,
+            endpoint: Endpoint::Signer,
             ..
         }
     ));
@@ -444,7 +444,7 @@ fn network_failures_end_the_flow_and_stray_answers_are_ignored() {
     assert_eq!(
         flow.result().unwrap_err(),
         ReserveError::Unreachable {
-            endpoint: ReserveEndpoint::GeneratePayment,
+            endpoint: Endpoint::Signer,
             reply: Reply::Timeout,
         }
     );
@@ -571,7 +571,10 @@ fn the_minted_payment_is_kept_for_a_repost_until_it_is_credited() {
     assert_eq!(req.header("Authorization"), None);
     // A failed POST can be repeated, byte for byte, under the repost label.
     let again = s.repost_request(ID).unwrap();
-    assert_eq!((again.url.as_str(), again.what), (req.url.as_str(), "repost"));
+    assert_eq!(
+        (again.url.as_str(), again.endpoint.as_str()),
+        (req.url.as_str(), "repost")
+    );
     assert_eq!(again.headers, req.headers);
     assert_eq!(
         s.on_payment_response(200, b"\x0a\x01"),
@@ -708,7 +711,7 @@ fn debug_redacts_every_secret() {
     assert!(texts[4].contains("body: <"), "{}", texts[4]);
     assert!(texts[5].contains("X-Api-Key"), "{}", texts[5]);
 
-    let with_userinfo = Request::post(ID, Peer::Signer, "x", "https://user:pa55word@signer.test/x?y=1");
+    let with_userinfo = Request::post(ID, Endpoint::Signer, "https://user:pa55word@signer.test/x?y=1");
     let text = format!("{with_userinfo:?}");
     assert!(
         !text.contains("pa55word") && text.contains("signer.test/x") && !text.contains("y=1"),
@@ -749,13 +752,13 @@ fn errors_display_without_secrets() {
         "reservation: the signer asked for a refresh on all 8 challenges"
     );
     let e: &dyn core::error::Error = &ReserveError::Malformed {
-        endpoint: ReserveEndpoint::PaidReserve,
+        endpoint: Endpoint::PaidReservation,
         error: WireError::MissingField("session_id"),
     };
     assert!(e.source().is_some());
     assert_eq!(
         e.to_string(),
-        "reservation: malformed paid reservation answer: missing field `session_id`"
+        "reservation: malformed paid-reservation answer: missing field `session_id`"
     );
     assert_eq!(
         ProtocolError::Status {
@@ -804,7 +807,7 @@ fn transient_reservation_failures_are_retried_with_backoff_then_given_up() {
     assert_eq!(
         flow.result().unwrap_err(),
         ReserveError::Unreachable {
-            endpoint: ReserveEndpoint::Reserve,
+            endpoint: Endpoint::Reservation,
             reply: Reply::Refused,
         }
     );

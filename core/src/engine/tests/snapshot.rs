@@ -56,7 +56,7 @@ fn a_snapshot_between_the_signer_answer_and_its_post_resumes_with_a_repost_of_th
     assert_eq!(resumed.state(), State::Reserved);
     resumed.start(at(0));
     let repost = resumed.poll_request(at(0)).expect("the repost");
-    assert_eq!(repost.what, "repost", "{repost:?}");
+    assert_eq!(repost.endpoint.as_str(), "repost", "{repost:?}");
     let payment = repost
         .headers
         .iter()

@@ -45,9 +45,11 @@ fn released_rejected(endpoint: Endpoint, status: u16) -> State {
 }
 
 fn rejected(endpoint: Endpoint, status: u16) -> Outcome {
+    let reply = Reply::Status(status);
     Outcome::Rejected {
         endpoint,
-        reply: Reply::Status(status),
+        reply,
+        reason: ReleaseReason::Rejected { endpoint, reply },
     }
 }
 

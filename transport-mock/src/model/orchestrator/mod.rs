@@ -34,6 +34,8 @@ pub enum ReleaseCause {
     },
     /// The client posted `/stop`.
     Stopped,
+    /// The orchestrator restarted and dropped every session it held ([`Orchestrator::restart`]).
+    Restarted,
 }
 
 /// One entry of the release log.
@@ -84,6 +86,8 @@ pub struct OrchestratorStats {
     pub released_unpaid: u64,
     /// Sessions released by `/stop`.
     pub released_stopped: u64,
+    /// Sessions dropped by a restart ([`Orchestrator::restart`]).
+    pub released_restart: u64,
 }
 
 /// A session as the orchestrator holds it.
@@ -324,6 +328,21 @@ impl Orchestrator {
     #[must_use]
     pub fn releases(&self) -> &[Release] {
         &self.releases
+    }
+
+    /// A restart at `at`: every active session is released at once (its balance is gone; its
+    /// next payment gets a 404), as an orchestrator that restarts with thousands of sessions
+    /// does. Returns how many were released.
+    pub fn restart(&mut self, at: Instant) -> usize {
+        let active: Vec<String> = self
+            .sessions()
+            .filter(|s| s.is_active())
+            .map(|s| s.id().to_owned())
+            .collect();
+        for id in &active {
+            self.release(at, id, ReleaseCause::Restarted);
+        }
+        active.len()
     }
 
     /// The balance (wei) of the record `(sender, session_id)` of a priced session, if the record is live

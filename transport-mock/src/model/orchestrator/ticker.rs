@@ -99,6 +99,7 @@ impl Orchestrator {
         match reason {
             ReleaseCause::InsufficientBalance { .. } => self.stats.released_unpaid += 1,
             ReleaseCause::Stopped => self.stats.released_stopped += 1,
+            ReleaseCause::Restarted => self.stats.released_restart += 1,
         }
         self.releases.push(Release {
             session_id: session.id.clone(),

@@ -108,6 +108,7 @@ fn run(seed: u64, ev_s: f64, read_tickets: bool, faults: Faults, secs: u64) -> R
                 },
                 Endpoint::Refresh => Reply::Status(ledger.refresh(&model, served, || 0)),
                 Endpoint::Stop => Reply::Status(ledger.stop(&model, served, || 0)),
+                _ => Reply::BadUrl,
             };
             if answer_lost { Reply::Timeout } else { reply }
         };

@@ -1,10 +1,12 @@
-//! The core's [`Http`] over an [`HttpClient`] ([`HyperHttp`]), and the reservation loop
-//! ([`reserve`]): each sends what the core builds and hands back what came back, deciding nothing.
+//! The core's [`Http`] implemented over an [`HttpClient`] ([`HyperHttp`]), and the reservation's
+//! pump ([`reserve`]): each sends what the core builds and hands back what came back, deciding
+//! nothing.
 
 use bytes::Bytes;
 use livepay_core::Clock as _;
 use livepay_core::engine::{
-    Answered, Credential, Delivery, Http, Request, ReserveError, ReserveFlow, ReserveOptions, Reserved,
+    Answered, Credential, Delivery, Http, Output, Request, ReserveError, ReserveFlow, ReserveOptions,
+    Reserved,
 };
 use livepay_core::{Instant, redact};
 
@@ -86,11 +88,11 @@ impl HyperHttp {
     /// Sends `request` and keeps the error's detail (which [`Http::send`] reduces to a
     /// [`Failure`](livepay_core::Failure)).
     pub async fn exchange(&self, request: Request) -> Exchange {
-        let (peer, what, deadline) = (request.peer, request.what, request.deadline);
+        let (endpoint, deadline) = (request.endpoint, request.deadline);
         let prepared = match self.client.prepare_owned(request) {
             Ok(prepared) => prepared,
             Err(error) => {
-                tracing::debug!(what, %error, "livepay: not sent");
+                tracing::debug!(%endpoint, %error, "livepay: not sent");
                 return Exchange {
                     sent_at: None,
                     result: Err(error),
@@ -99,7 +101,7 @@ impl HyperHttp {
         };
         let sent_at = Some(self.clock.now());
         let started = tokio::time::Instant::now();
-        let exchange = self.client.exchange(peer, prepared);
+        let exchange = self.client.exchange(endpoint.peer(), prepared);
         // The engine's deadline for this request (the stop's), when shorter than the client's
         // own timeout.
         let result = match deadline {
@@ -111,10 +113,10 @@ impl HyperHttp {
             }
             None => exchange.await,
         };
-        self.client.observe(what, started, &result);
+        self.client.observe(endpoint, started, &result);
         match &result {
-            Ok(response) => tracing::debug!(what, status = response.status, "livepay: answer"),
-            Err(error) => tracing::debug!(what, %error, "livepay: no answer"),
+            Ok(response) => tracing::debug!(%endpoint, status = response.status, "livepay: answer"),
+            Err(error) => tracing::debug!(%endpoint, %error, "livepay: no answer"),
         }
         Exchange { sent_at, result }
     }
@@ -161,35 +163,34 @@ pub async fn reserve(
     let adapter = HyperHttp::new(http.clone(), *clock);
     // The core only sees a `Failure`; keep the detail of the request that got no answer.
     let mut unanswered = None;
-    loop {
-        let Some(request) = flow.poll_request(clock.now()) else {
-            // A retry after a transient failure waits for its instant; otherwise the flow is done.
-            match flow.poll_timeout() {
-                Some(at) => {
-                    clock.sleep_until(at).await;
-                    continue;
+    let result = loop {
+        match flow.poll_output(clock.now()) {
+            Some(Output::Transmit(request)) => {
+                let id = request.id;
+                let exchange = adapter.exchange(request).await;
+                if let Some(at) = exchange.sent_at {
+                    flow.handle_sent(at, id);
                 }
-                None => break,
+                match exchange.result {
+                    Ok(response) => {
+                        let headers = response.header_pairs();
+                        flow.handle_response(clock.now(), id, &response.as_response(&headers));
+                    }
+                    Err(error) => {
+                        flow.handle_failure(clock.now(), id, error.failure());
+                        unanswered = Some(error);
+                    }
+                }
             }
-        };
-        let id = request.id;
-        let exchange = adapter.exchange(request).await;
-        if let Some(at) = exchange.sent_at {
-            flow.handle_sent(at, id);
+            Some(Output::Timeout(at)) => clock.sleep_until(at).await,
+            Some(Output::Done(result)) => break result,
+            // A reservation persists nothing, asks for no credential and cancels nothing.
+            Some(_) => {}
+            None => break Err(ReserveError::Unfinished),
         }
-        match exchange.result {
-            Ok(response) => {
-                let headers = response.header_pairs();
-                flow.handle_response(clock.now(), id, &response.as_response(&headers));
-            }
-            Err(error) => {
-                flow.handle_failure(clock.now(), id, error.failure());
-                unanswered = Some(error);
-            }
-        }
-    }
+    };
     flow.update_cache(&mut http.payers());
-    match flow.result() {
+    match result {
         Ok(reserved) => {
             tracing::debug!(session = %reserved.session_id, app = %redact::url(&reserved.app_url), "livepay: reserved");
             Ok(reserved)
