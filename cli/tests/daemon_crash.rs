@@ -69,6 +69,14 @@ struct Running {
     resumed: usize,
 }
 
+/// A failed assertion must not leave the daemon running (and funding) after the test.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `livepay daemon` on `state` (with `extra` flags) and waits for its start lines.
 fn start(state: &Path, extra: &[&str]) -> Running {
     let state_arg = state.to_str().expect("utf-8 path");

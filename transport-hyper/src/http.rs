@@ -17,7 +17,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use livepay_core::engine::{Method, PayerCache, Request, Response};
+use livepay_core::engine::{Answered, Method, PayerCache, Request};
 use livepay_core::{Endpoint, Failure, Peer, redact};
 use rustls::pki_types::CertificateDer;
 
@@ -199,44 +199,6 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-/// An answer: the status, the headers and the (capped) body, as they came.
-#[derive(Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The HTTP status.
-    pub status: u16,
-    /// The headers, `(name, value)`, names lower-case; values that are not UTF-8 are left out.
-    pub headers: Vec<(String, String)>,
-    /// The body, at most `max_body_bytes`.
-    pub body: Bytes,
-}
-
-impl HttpResponse {
-    /// The headers as `(&str, &str)` pairs, for a core [`Response`]
-    /// ([`as_response`](Self::as_response)).
-    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
-        self.headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect()
-    }
-
-    /// This answer as the core reads it, with `headers` from [`header_pairs`](Self::header_pairs).
-    pub fn as_response<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> Response<'a> {
-        Response::new(self.status, &self.body).with_headers(headers)
-    }
-}
-
-/// Bodies may carry signer state or tickets: print only their size.
-impl fmt::Debug for HttpResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpResponse")
-            .field("status", &self.status)
-            .field("headers", &self.headers.len())
-            .field("body", &redact::Len(self.body.len()))
-            .finish()
-    }
-}
-
 type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Two pooled keep-alive clients (orchestrators, signer) sharing one configuration, and the payer
@@ -319,7 +281,7 @@ impl HttpClient {
         &self,
         endpoint: Endpoint,
         started: tokio::time::Instant,
-        result: &Result<HttpResponse, HttpError>,
+        result: &Result<Answered<Bytes>, HttpError>,
     ) {
         if let Some(observer) = &self.observer {
             let status = result.as_ref().ok().map(|r| r.status);
@@ -358,7 +320,7 @@ impl HttpClient {
     /// # Errors
     ///
     /// Why no usable answer came back ([`HttpError::failure`] says what to tell the core).
-    pub async fn execute(&self, request: &Request) -> Result<HttpResponse, HttpError> {
+    pub async fn execute(&self, request: &Request) -> Result<Answered<Bytes>, HttpError> {
         let prepared = self.prepare(request, Bytes::copy_from_slice(&request.body))?;
         let started = tokio::time::Instant::now();
         let result = self.exchange(request.peer(), prepared).await;
@@ -371,7 +333,7 @@ impl HttpClient {
     /// # Errors
     ///
     /// As [`execute`](Self::execute).
-    pub async fn execute_owned(&self, request: Request) -> Result<HttpResponse, HttpError> {
+    pub async fn execute_owned(&self, request: Request) -> Result<Answered<Bytes>, HttpError> {
         let endpoint = request.endpoint;
         let prepared = self.prepare_owned(request)?;
         let started = tokio::time::Instant::now();
@@ -415,7 +377,7 @@ impl HttpClient {
         &self,
         peer: Peer,
         request: http::Request<Full<Bytes>>,
-    ) -> Result<HttpResponse, HttpError> {
+    ) -> Result<Answered<Bytes>, HttpError> {
         let pool = match peer {
             Peer::Orchestrator => &self.orchestrator,
             Peer::Signer => &self.signer,
@@ -440,7 +402,7 @@ impl HttpClient {
                     }
                 })?
                 .to_bytes();
-            Ok(HttpResponse {
+            Ok(Answered {
                 status,
                 headers,
                 body,

@@ -5,13 +5,12 @@
 use bytes::Bytes;
 use livepay_core::Clock as _;
 use livepay_core::engine::{
-    Answered, Credential, Delivery, Http, Output, Request, ReserveError, ReserveFlow, ReserveOptions,
-    Reserved,
+    Credential, Delivery, Http, Output, Request, ReserveError, ReserveFlow, ReserveOptions, Reserved,
 };
-use livepay_core::{Instant, redact};
+use livepay_core::redact;
 
 use crate::clock::TokioClock;
-use crate::http::{HttpClient, HttpError, HttpResponse};
+use crate::http::{HttpClient, HttpError};
 use crate::session::{CredentialSource, LiveError};
 
 /// The core's [`Http`] adapter over an [`HttpClient`]: what [`Engine::run`] sends through. It
@@ -27,33 +26,6 @@ pub struct HyperHttp {
     client: HttpClient,
     clock: TokioClock,
     credentials: Option<CredentialSource>,
-}
-
-/// What one request got: when it was handed to hyper, and the answer or the error.
-#[derive(Debug)]
-pub struct Exchange {
-    /// When the request was handed to hyper, on the adapter's clock; `None` when it could not
-    /// be sent at all (a bad URL).
-    pub sent_at: Option<Instant>,
-    /// The answer, or why there was none.
-    pub result: Result<HttpResponse, HttpError>,
-}
-
-impl Exchange {
-    /// The [`Delivery`] the core reads, without the error's detail.
-    pub fn into_delivery(self) -> Delivery<Bytes> {
-        Delivery {
-            sent_at: self.sent_at,
-            result: self
-                .result
-                .map(|r| Answered {
-                    status: r.status,
-                    headers: r.headers,
-                    body: r.body,
-                })
-                .map_err(|e| e.failure()),
-        }
-    }
 }
 
 impl HyperHttp {
@@ -86,14 +58,15 @@ impl HyperHttp {
     }
 
     /// Sends `request` and keeps the error's detail (which [`Http::send`] reduces to a
-    /// [`Failure`](livepay_core::Failure)).
-    pub async fn exchange(&self, request: Request) -> Exchange {
+    /// [`Failure`](livepay_core::Failure)): `sent_at` is when it was handed to hyper, `None`
+    /// when it could not be sent at all (a bad URL).
+    pub async fn exchange(&self, request: Request) -> Delivery<Bytes, HttpError> {
         let (endpoint, deadline) = (request.endpoint, request.deadline);
         let prepared = match self.client.prepare_owned(request) {
             Ok(prepared) => prepared,
             Err(error) => {
                 tracing::debug!(%endpoint, %error, "livepay: not sent");
-                return Exchange {
+                return Delivery {
                     sent_at: None,
                     result: Err(error),
                 };
@@ -118,7 +91,7 @@ impl HyperHttp {
             Ok(response) => tracing::debug!(%endpoint, status = response.status, "livepay: answer"),
             Err(error) => tracing::debug!(%endpoint, %error, "livepay: no answer"),
         }
-        Exchange { sent_at, result }
+        Delivery { sent_at, result }
     }
 }
 
@@ -126,7 +99,7 @@ impl Http for HyperHttp {
     type Body = Bytes;
 
     async fn send(&self, request: Request) -> Delivery<Bytes> {
-        self.exchange(request).await.into_delivery()
+        self.exchange(request).await.map_err(|e| e.failure())
     }
 
     async fn refresh_credential(&self) -> Option<Credential> {

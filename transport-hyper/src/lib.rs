@@ -13,8 +13,8 @@ mod tls;
 pub use clock::TokioClock;
 pub use discovery::discover;
 pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey, WriteAhead};
-pub use http::{HttpClient, HttpConfig, HttpError, HttpResponse, Observer};
-pub use hyper_http::{Exchange, HyperHttp, reserve};
+pub use http::{HttpClient, HttpConfig, HttpError, Observer};
+pub use hyper_http::{HyperHttp, reserve};
 /// Which server a request goes to, the core's ([`livepay_core::Peer`]).
 pub use livepay_core::Peer;
 /// The discovery types, the core's ([`livepay_core::engine`]).

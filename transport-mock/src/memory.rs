@@ -64,7 +64,7 @@ use std::rc::Rc;
 use embassy_time::{Duration, Instant};
 use livepay_core::engine::{
     Answered, Delivery, Http, Method, Output, PayerCache, Request, ReserveError, ReserveFlow, ReserveOptions,
-    Reserved, Response, origin,
+    Reserved, origin,
 };
 use livepay_core::{Failure, PaymentType, VirtualClock};
 
@@ -348,13 +348,8 @@ fn carry_out(net: &MemoryNet, flow: &mut ReserveFlow) -> Result<Reserved, Reserv
         match flow.poll_output(net.now()) {
             Some(Output::Transmit(request)) => match net.execute(&request) {
                 Ok(answer) => {
-                    let headers: Vec<(&str, &str)> = answer
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .collect();
-                    let response = Response::new(answer.status, &answer.body).with_headers(&headers);
-                    flow.handle_response(net.now(), request.id, &response);
+                    let headers = answer.header_pairs();
+                    flow.handle_response(net.now(), request.id, &answer.as_response(&headers));
                 }
                 Err(failure) => flow.handle_failure(net.now(), request.id, failure),
             },

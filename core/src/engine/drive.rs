@@ -60,17 +60,31 @@ impl core::fmt::Debug for Credential {
     }
 }
 
-/// What an [`Http`] adapter hands back for one request.
+/// What a transport hands back for one request: when it left, and the answer or why there was
+/// none. `E` is the transport's own error (`livepay_hyper::HttpError` keeps the detail for
+/// logs); the core reads only the [`Failure`] it maps to ([`map_err`](Self::map_err)).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery<B> {
+pub struct Delivery<B, E = Failure> {
     /// When the request's bytes left, if the adapter knows (after any queueing of its own).
     pub sent_at: Option<Instant>,
     /// The answer, or why there was none.
-    pub result: Result<Answered<B>, Failure>,
+    pub result: Result<Answered<B>, E>,
 }
 
-/// An HTTP answer, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl<B, E> Delivery<B, E> {
+    /// The same delivery with its error mapped (to the core's [`Failure`], say).
+    pub fn map_err<F>(self, f: impl FnOnce(E) -> F) -> Delivery<B, F> {
+        Delivery {
+            sent_at: self.sent_at,
+            result: self.result.map_err(f),
+        }
+    }
+}
+
+/// An HTTP answer, owned: what a transport received. The engine reads it as a borrowed
+/// [`Response`] ([`as_response`](Self::as_response)). `Debug` never shows the body (it may carry
+/// a signer state or tickets).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Answered<B> {
     /// The status.
     pub status: u16,
@@ -89,6 +103,30 @@ impl<B: AsRef<[u8]>> Answered<B> {
             body,
         }
     }
+
+    /// The headers as `(&str, &str)` pairs, for [`as_response`](Self::as_response).
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// This answer as the engine reads it, with `headers` from
+    /// [`header_pairs`](Self::header_pairs).
+    pub fn as_response<'a>(&'a self, headers: &'a [(&'a str, &'a str)]) -> Response<'a> {
+        Response::new(self.status, self.body.as_ref()).with_headers(headers)
+    }
+}
+
+impl<B> core::fmt::Debug for Answered<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The body never: it may carry a signer state or tickets.
+        f.debug_struct("Answered")
+            .field("status", &self.status)
+            .field("headers", &self.headers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
@@ -99,13 +137,8 @@ impl Engine {
         }
         let answered = match &delivery.result {
             Ok(answer) => {
-                let headers: Vec<(&str, &str)> = answer
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                let response = Response::new(answer.status, answer.body.as_ref()).with_headers(&headers);
-                self.handle_response(now, id, &response)
+                let headers = answer.header_pairs();
+                self.handle_response(now, id, &answer.as_response(&headers))
             }
             Err(failure) => self.handle_failure(now, id, *failure),
         };

@@ -85,7 +85,7 @@ pub use checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 pub use discovery::{DiscoveredPrice, DiscoveredRunner, DiscoveryError, DiscoveryQuery};
 pub use drive::{Answered, Credential, Delivery, Http};
 pub use output::Output;
-pub use protocol::{Answer, MaxPrice, ProtocolError, ProtocolState, origin};
+pub use protocol::{MaxPrice, ProtocolError, ProtocolState, Reading, origin};
 pub use release_watch::release_announced;
 pub use request::{Method, Request, Response, header};
 pub use reserve::{PayerCache, ReserveError, ReserveFlow, ReserveOptions, Reserved};

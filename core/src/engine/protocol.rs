@@ -20,10 +20,11 @@ use crate::sequencer::RequestId;
 use crate::tickets::{MintedTickets, TicketValue, UnitPrice};
 use crate::wire::{self, PriceUnit, WireError};
 
-/// The answer to one request of a [`ProtocolState`]: the [`Reply`] for the
-/// [`StatusTable`](crate::StatusTable), and what went wrong, for logs.
+/// What the protocol layer read from one [`Response`](super::Response) to a request of a
+/// [`ProtocolState`]: the [`Reply`] for the [`StatusTable`](crate::StatusTable), and what went
+/// wrong, for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct Reading {
     /// What to hand to the status table.
     pub reply: Reply,
     /// Why the answer was not a success: the error message of a non-success status, or the
@@ -31,7 +32,7 @@ pub struct Answer {
     pub error: Option<ProtocolError>,
 }
 
-impl Answer {
+impl Reading {
     const fn ok(status: u16) -> Self {
         Self {
             reply: Reply::Status(status),
@@ -352,9 +353,9 @@ impl ProtocolState {
     /// Handles the signer's answer. A 200 with a complete body stores the minted payment and
     /// replaces the state; a malformed 200 is [`Reply::Malformed`] and keeps the previous state;
     /// any other status keeps it too.
-    pub fn on_signer_response(&mut self, status: u16, body: &[u8]) -> Answer {
+    pub fn on_signer_response(&mut self, status: u16, body: &[u8]) -> Reading {
         if status != 200 {
-            return Answer::status(Endpoint::Signer, status, body);
+            return Reading::status(Endpoint::Signer, status, body);
         }
         let mut scratch = vec![0; body.len()];
         self.last_mint_value = None;
@@ -366,9 +367,9 @@ impl ProtocolState {
                     seg_creds: minted.seg_creds.to_string(),
                 });
                 self.state = Some(OwnedState(minted.state.as_str().to_string()));
-                Answer::ok(status)
+                Reading::ok(status)
             }
-            Err(error) => Answer::malformed(Endpoint::Signer, error),
+            Err(error) => Reading::malformed(Endpoint::Signer, error),
         }
     }
 
@@ -433,7 +434,7 @@ impl ProtocolState {
     }
 
     /// Handles the payment POST's answer (the 200 body, a protobuf `PaymentResult`, is ignored).
-    pub fn on_payment_response(&mut self, status: u16, body: &[u8]) -> Answer {
+    pub fn on_payment_response(&mut self, status: u16, body: &[u8]) -> Reading {
         if (200..300).contains(&status) {
             // Credited: nothing is left to repeat, and the secret need not be kept.
             self.minted = None;
@@ -449,9 +450,9 @@ impl ProtocolState {
                     self.params_renewed = self.params_renewed.saturating_add(1);
                 }
             }
-            Answer::ok(status)
+            Reading::ok(status)
         } else {
-            Answer::status(Endpoint::Payment, status, body)
+            Reading::status(Endpoint::Payment, status, body)
         }
     }
 
@@ -469,17 +470,17 @@ impl ProtocolState {
 
     /// Handles refresh-payment's answer: a success replaces only `payment_params` (the answer
     /// names the generic payment URL; the session-scoped one is kept).
-    pub fn on_refresh_response(&mut self, status: u16, body: &[u8]) -> Answer {
+    pub fn on_refresh_response(&mut self, status: u16, body: &[u8]) -> Reading {
         if !(200..300).contains(&status) {
-            return Answer::status(Endpoint::Refresh, status, body);
+            return Reading::status(Endpoint::Refresh, status, body);
         }
         let mut scratch = vec![0; body.len()];
         match wire::Challenge::parse(body, &mut scratch) {
             Ok(fresh) => {
                 self.payment_params = fresh.payment_params.to_string();
-                Answer::ok(status)
+                Reading::ok(status)
             }
-            Err(error) => Answer::malformed(Endpoint::Refresh, error),
+            Err(error) => Reading::malformed(Endpoint::Refresh, error),
         }
     }
 
@@ -490,11 +491,11 @@ impl ProtocolState {
     }
 
     /// Handles the stop's answer.
-    pub fn on_stop_response(&mut self, status: u16, body: &[u8]) -> Answer {
+    pub fn on_stop_response(&mut self, status: u16, body: &[u8]) -> Reading {
         if (200..300).contains(&status) {
-            Answer::ok(status)
+            Reading::ok(status)
         } else {
-            Answer::status(Endpoint::Stop, status, body)
+            Reading::status(Endpoint::Stop, status, body)
         }
     }
 }

@@ -11,7 +11,7 @@ use embassy_time::Instant;
 use super::checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 use super::output::Output;
 use super::protocol::{
-    Answer, MaxPrice, ProtocolError, ProtocolState, SessionParts, is_decimal, signer_post,
+    MaxPrice, ProtocolError, ProtocolState, Reading, SessionParts, is_decimal, signer_post,
 };
 use super::request::{Request, Response, header};
 use crate::classify::{Endpoint, Failure, Reply, StatusTable, Verdict};
@@ -714,7 +714,7 @@ impl ReserveFlow {
     }
 
     fn on_first_mint(&mut self, mut session: ProtocolState, status: u16, body: &[u8]) -> Stage {
-        let Answer { reply, error } = session.on_signer_response(status, body);
+        let Reading { reply, error } = session.on_signer_response(status, body);
         match (self.table.verdict(Endpoint::Signer, reply), error) {
             (Verdict::Minted, _) => Stage::PaidRetry(session),
             (Verdict::RefreshRequired, _) => {

@@ -15,10 +15,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::FuturesUnordered;
-use livepay_core::engine::{Credential, Engine, Output, Request, Reserved, origin};
+use livepay_core::engine::{Answered, Credential, Engine, Output, Request, Reserved, origin};
 use livepay_core::{Clock as _, Config, Event, Exit, Instant, Peer, RequestId, Stats};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,7 +27,7 @@ use super::lanes::{LaneId, Lanes};
 use super::timers::Timers;
 use super::{Counters, FunderConfig, Order, SessionKey, WriteAhead, bump, drop_one};
 use crate::clock::TokioClock;
-use crate::http::{HttpClient, HttpError, HttpResponse};
+use crate::http::{HttpClient, HttpError};
 use crate::session::CredentialSource;
 
 /// One session held by the funder.
@@ -60,16 +61,18 @@ impl Entry {
     }
 }
 
-/// What a request future returns: whose it was, which request, its lane, and what came back
-/// (`None`: abandoned, [`Output::Cancel`]).
-type Landed = (
-    u32,
-    SessionKey,
-    RequestId,
-    LaneId,
-    Option<Result<HttpResponse, HttpError>>,
-);
-type RequestFuture = Pin<Box<dyn Future<Output = Landed> + Send>>;
+/// Where a request came from: its session's slot and key, its id, its lane.
+#[derive(Clone, Copy)]
+struct Route {
+    index: u32,
+    key: SessionKey,
+    id: RequestId,
+    lane: LaneId,
+}
+
+/// A request future's end: its route and what came back (`None`: abandoned, [`Output::Cancel`]).
+type RequestFuture =
+    Pin<Box<dyn Future<Output = (Route, Option<Result<Answered<Bytes>, HttpError>>)> + Send>>;
 /// What a session's engine waited for, outside the wire.
 enum Gate {
     /// A fresh credential (or none).
@@ -359,7 +362,8 @@ impl Multiplexer {
 
     /// A request came back (or was abandoned): free its lane, hand the answer to its engine,
     /// let the lane's next waiters go, then service the session.
-    fn on_answer(&mut self, (index, key, id, lane, result): Landed) {
+    fn on_answer(&mut self, (route, result): (Route, Option<Result<Answered<Bytes>, HttpError>>)) {
+        let Route { index, key, id, lane } = route;
         let now = self.clock.now();
         self.lanes.release(lane);
         if self.lanes.peer(lane) == Peer::Signer {
@@ -479,9 +483,9 @@ impl Multiplexer {
         slot.in_flight = Some((id, lane, abort));
         let (key, http) = (slot.key, Arc::clone(&self.http));
         let exchange = Abortable::new(async move { http.execute_owned(request).await }, registration);
-        self.in_flight.push(Box::pin(
-            async move { (index, key, id, lane, exchange.await.ok()) },
-        ));
+        let route = Route { index, key, id, lane };
+        self.in_flight
+            .push(Box::pin(async move { (route, exchange.await.ok()) }));
     }
 
     /// The engine of slot `index` abandoned request `id`: abort it, or take it out of its queue.

@@ -209,7 +209,7 @@ impl Http for Watched<'_> {
             },
         };
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(delivered);
-        exchange.into_delivery()
+        exchange.map_err(|e| e.failure())
     }
 
     async fn refresh_credential(&self) -> Option<livepay_core::engine::Credential> {

@@ -2,7 +2,7 @@ use core::future::Future;
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 
-use livepay_core::engine::{DiscoveryQuery, Engine};
+use livepay_core::engine::{DiscoveryQuery, Engine, Response};
 use livepay_core::{Clock as _, Config, Event, FirstPayment, Peer, ReleaseReason, State, StatusTable};
 
 use super::*;

@@ -475,7 +475,7 @@ fn signer_request_shape_and_state_replacement() {
     let answer = s.on_signer_response(200, minted_body(2).as_bytes());
     assert_eq!(
         answer,
-        Answer {
+        Reading {
             reply: Reply::Status(200),
             error: None
         }
@@ -578,7 +578,7 @@ fn the_minted_payment_is_kept_for_a_repost_until_it_is_credited() {
     assert_eq!(again.headers, req.headers);
     assert_eq!(
         s.on_payment_response(200, b"\x0a\x01"),
-        Answer {
+        Reading {
             reply: Reply::Status(200),
             error: None
         }
