@@ -441,11 +441,14 @@ impl Engine {
             Some(ProtocolError::Status { message, .. }) => message.as_str(),
             _ => "",
         };
-        if self
-            .calls
-            .table()
-            .verdict_with(call.endpoint, answer.reply, message)
-            == Verdict::CredentialRefused
+        // Only an answer the protocol layer found wrong can refuse a credential: a success skips
+        // the second look at the table.
+        if answer.error.is_some()
+            && self
+                .calls
+                .table()
+                .verdict_with(call.endpoint, answer.reply, message)
+                == Verdict::CredentialRefused
         {
             // The table retries it (transient); the credential is replaced before the retry.
             self.credential_refused = true;

@@ -41,7 +41,8 @@ struct Entry {
     /// The request in flight, its lane, and how to abandon it.
     in_flight: Option<(RequestId, LaneId, AbortHandle)>,
     /// A request waiting for room in its lane, and its ticket there.
-    queued: Option<(Request, LaneId, u64)>,
+    /// Boxed: a request is large and few sessions wait at a time.
+    queued: Option<Box<(Request, LaneId, u64)>>,
     /// Whether the session was funding at the last look (for the `funding` gauge).
     funding: bool,
     /// The engine's counters at the last look (their growth is added to the funder's).
@@ -426,17 +427,15 @@ impl Multiplexer {
                     .get(w.index as usize)
                     .and_then(Option::as_ref)
                     .is_some_and(|s| {
-                        s.key == w.key
-                            && s.queued
-                                .as_ref()
-                                .is_some_and(|(_, l, ticket)| *l == lane && *ticket == w.ticket)
+                        s.key == w.key && s.queued.as_ref().is_some_and(|q| q.1 == lane && q.2 == w.ticket)
                     })
             };
             let Some(waiter) = self.lanes.next_waiter(lane, live) else {
                 return;
             };
             let peer = self.lanes.peer(lane);
-            let Some((request, lane, _)) = self.slot(waiter.index).and_then(|s| s.queued.take()) else {
+            let Some((request, lane, _)) = self.slot(waiter.index).and_then(|s| s.queued.take()).map(|q| *q)
+            else {
                 continue;
             };
             drop_one(queued_counter(&self.counters, peer));
@@ -454,7 +453,7 @@ impl Multiplexer {
             self.send(index, request, lane);
         } else {
             let ticket = self.lanes.enqueue(lane, index, slot.key);
-            slot.queued = Some((request, lane, ticket));
+            slot.queued = Some(Box::new((request, lane, ticket)));
             bump(queued_counter(&self.counters, self.lanes.peer(lane)));
         }
     }
@@ -497,7 +496,8 @@ impl Multiplexer {
             // Its future ends at once, freeing its lane (`on_answer` with no answer).
             abort.abort();
         }
-        if let Some((_, lane, _)) = slot.queued.take_if(|(queued, ..)| queued.id == id) {
+        if let Some(queued) = slot.queued.take_if(|queued| queued.0.id == id) {
+            let lane = queued.1;
             drop_one(queued_counter(&self.counters, self.lanes.peer(lane)));
         }
     }
