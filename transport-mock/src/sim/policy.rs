@@ -68,46 +68,6 @@ impl Sdk10 {
         }
     }
 
-    /// Starts the loop: the first payment goes out one interval from `now`.
-    pub fn start(&mut self, now: Instant) {
-        if self.state == State::Reserved {
-            self.set_state(State::Funding);
-            self.next = Some(now + self.interval);
-        }
-    }
-
-    /// Lets time pass: pays when the interval is up.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state.is_funding() && self.action.is_none() && self.next.is_some_and(|at| at <= now) {
-            self.cycle += 1;
-            self.next = None;
-            self.pay();
-        }
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.action.is_some() || !self.state.is_funding() {
-            return None;
-        }
-        self.next
-    }
-
-    /// The next event, oldest first.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// The current state.
-    pub fn state(&self) -> State {
-        self.state
-    }
-
-    /// Counters so far.
-    pub fn stats(&self) -> Stats {
-        self.stats
-    }
-
     fn pay(&mut self) {
         self.stats.payments_sent += 1;
         self.action = Some(Action::Pay { cycle: self.cycle });
@@ -127,24 +87,46 @@ impl Sdk10 {
     }
 }
 
+/// The loop's whole interface is the one [`Machine`] trait: no inherent forwarders.
 impl Machine for Sdk10 {
+    /// Starts the loop: the first payment goes out one interval from `now`.
     fn start(&mut self, now: Instant) {
-        Self::start(self, now);
+        if self.state == State::Reserved {
+            self.set_state(State::Funding);
+            self.next = Some(now + self.interval);
+        }
     }
+
+    /// Lets time pass: pays when the interval is up.
     fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
+        if self.state.is_funding() && self.action.is_none() && self.next.is_some_and(|at| at <= now) {
+            self.cycle += 1;
+            self.next = None;
+            self.pay();
+        }
     }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
+        if self.action.is_some() || !self.state.is_funding() {
+            return None;
+        }
+        self.next
     }
+
+    /// The next event, oldest first.
     fn poll_event(&mut self) -> Option<Event> {
-        Self::poll_event(self)
+        self.events.pop_front()
     }
+
+    /// The current state.
     fn state(&self) -> State {
-        Self::state(self)
+        self.state
     }
+
+    /// Counters so far.
     fn stats(&self) -> Stats {
-        Self::stats(self)
+        self.stats
     }
 
     fn peek_action(&self) -> Option<Action> {
