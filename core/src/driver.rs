@@ -9,9 +9,11 @@
 
 use core::future::Future;
 
+use core::task::Poll;
+
 use futures::future::{Either, FusedFuture, FutureExt};
-use futures::stream::{Stream, StreamExt};
-use futures::{pin_mut, select_biased};
+use futures::pin_mut;
+use futures::stream::{FusedStream, Stream, StreamExt};
 
 use crate::classify::{Endpoint, Reply, StatusTable};
 use crate::event::{Event, ReleaseReason, State};
@@ -202,19 +204,59 @@ where
         }
         .fuse();
         pin_mut!(sleep);
-        select_biased! {
-            reply = in_flight => {
+        match next_input(in_flight.as_mut(), &mut commands, sleep).await {
+            Input::Answer(reply) => {
                 if let Some(id) = call_in_flight.take() {
                     let answered = calls.handle_reply(clock.now(), id, reply);
                     debug_assert!(answered.is_ok(), "driver answered a request not in flight");
                 }
             }
-            command = commands.select_next_some() => {
-                command.apply(calls.machine_mut(), clock.now());
-            }
-            () = sleep => calls.machine_mut().handle_timeout(clock.now()),
+            Input::Command(command) => command.apply(calls.machine_mut(), clock.now()),
+            Input::Timer => calls.machine_mut().handle_timeout(clock.now()),
         }
     }
+}
+
+/// What a driver waits for: the answer of the request in flight, a command, or the timer.
+pub(crate) enum Input<R> {
+    /// The request in flight came back.
+    Answer(R),
+    /// The application said something.
+    Command(Command),
+    /// The timer is due.
+    Timer,
+}
+
+/// The first of the three inputs, in that order of priority (a biased select, written out so
+/// that the no-std build needs no procedural macro). A terminated request or command stream is
+/// skipped.
+pub(crate) async fn next_input<F, S, T>(
+    mut in_flight: core::pin::Pin<&mut F>,
+    commands: &mut S,
+    mut timer: core::pin::Pin<&mut T>,
+) -> Input<F::Output>
+where
+    F: FusedFuture,
+    S: FusedStream<Item = Command> + Unpin,
+    T: Future<Output = ()>,
+{
+    core::future::poll_fn(|cx| {
+        if !in_flight.is_terminated()
+            && let Poll::Ready(answer) = in_flight.as_mut().poll(cx)
+        {
+            return Poll::Ready(Input::Answer(answer));
+        }
+        if !commands.is_terminated()
+            && let Poll::Ready(Some(command)) = commands.poll_next_unpin(cx)
+        {
+            return Poll::Ready(Input::Command(command));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Input::Timer);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// A [`Clock`] over any monotonic millisecond or tick source, for adapters that have one.

@@ -7,13 +7,13 @@ use alloc::vec::Vec;
 use embassy_time::Instant;
 use futures::future::{Either, FutureExt};
 use futures::stream::{Stream, StreamExt};
-use futures::{pin_mut, select_biased};
+use futures::pin_mut;
 
 use super::Engine;
 use super::output::Output;
 use super::request::{Request, Response};
 use crate::classify::Failure;
-use crate::driver::{Clock, Command, Exit};
+use crate::driver::{Clock, Command, Exit, Input, next_input};
 
 /// An adapter that moves bytes: sends a [`Request`] and hands back what came back. It decides
 /// nothing: no status is read, no request is built, no retry is made here.
@@ -210,14 +210,14 @@ impl Engine {
             }
             .fuse();
             pin_mut!(sleep);
-            select_biased! {
-                delivery = in_flight => {
+            match next_input(in_flight.as_mut(), &mut commands, sleep).await {
+                Input::Answer(delivery) => {
                     if let Some(id) = request_in_flight.take() {
                         self.deliver(clock.now(), id, &delivery);
                     }
                 }
-                command = commands.select_next_some() => self.apply(command, clock.now()),
-                () = sleep => self.handle_timeout(clock.now()),
+                Input::Command(command) => self.apply(command, clock.now()),
+                Input::Timer => self.handle_timeout(clock.now()),
             }
         }
     }
