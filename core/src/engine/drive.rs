@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 
 use embassy_time::Instant;
 use futures::future::{Either, FutureExt};
-use futures::stream::{Stream, StreamExt};
 use futures::pin_mut;
+use futures::stream::{Stream, StreamExt};
 
 use super::Engine;
 use super::output::Output;
