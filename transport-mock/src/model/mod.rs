@@ -13,7 +13,7 @@ pub mod config;
 pub mod dialect;
 pub mod orchestrator;
 pub mod signer;
-mod token;
+pub(crate) mod token;
 pub mod wire;
 
 #[cfg(test)]

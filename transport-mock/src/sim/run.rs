@@ -3,7 +3,9 @@
 
 use embassy_time::{Duration, Instant};
 use livepay_core::tickets::TicketValue;
-use livepay_core::{Action, Call, Endpoint, Event, Machine, Reply, RequestId, Sequencer, State, StatusTable};
+use livepay_core::{
+    Action, Endpoint, Event, Machine, Reply, RequestId, Sequencer, State, Stats, StatusTable,
+};
 
 use super::fast::{FastLedger, Mint, PayAnswer, SignerAnswer};
 use super::report::{RunwayHistogram, RunwayPoint, SessionResult};
@@ -80,12 +82,11 @@ impl SessionWorld<'_> {
         }
     }
 
-    /// Sends the request of `call` at `now`: draws its fate; if it reaches the server, the server
-    /// answers it half its latency later. Returns when the answer (or the client's timeout)
-    /// arrives and what it is.
-    fn send(&mut self, call: Call, now: Instant) -> InFlight {
-        let fresh = matches!(call.action, Action::Resync { .. });
-        match call.endpoint {
+    /// Sends request `id` to `endpoint` at `now` (`fresh`: a signer request without a state):
+    /// draws its fate; if it reaches the server, the server answers it half its latency later.
+    /// Returns when the answer (or the client's timeout) arrives and what it is.
+    fn send(&mut self, id: RequestId, endpoint: Endpoint, fresh: bool, now: Instant) -> InFlight {
+        match endpoint {
             Endpoint::Signer => {
                 self.result.signer_calls += 1;
                 self.result.resyncs += u32::from(fresh);
@@ -95,7 +96,7 @@ impl SessionWorld<'_> {
         }
         let config = self.config;
         let fate = config.plan.fate_at(
-            call.endpoint,
+            endpoint,
             ORIGIN,
             self.start,
             now,
@@ -107,30 +108,30 @@ impl SessionWorld<'_> {
             Fate::Failed { after, reply } => (now + after, reply),
             Fate::Delivered { latency } => {
                 let served = now + latency / 2;
-                let reply = self.serve(call.endpoint, fresh, served, true);
+                let reply = self.serve(endpoint, fresh, served, true);
                 (now + latency, reply)
             }
             Fate::LostAnswer { latency, after } => {
                 self.result.lost_answers += 1;
                 let served = now + latency / 2;
-                if call.endpoint == Endpoint::Signer {
+                if endpoint == Endpoint::Signer {
                     // The client keeps the state it sent, and never holds this mint.
                     self.catch_up(served);
                     let _ = self.model.generate_unanswered(&config.model, us(served), fresh);
                 } else {
-                    let _ = self.serve(call.endpoint, fresh, served, false);
+                    let _ = self.serve(endpoint, fresh, served, false);
                 }
                 (now + after, Reply::Timeout)
             }
         };
-        let minted_now = call.endpoint == Endpoint::Signer && self.held.map(|m| m.id) != minted_before;
+        let minted_now = endpoint == Endpoint::Signer && self.held.map(|m| m.id) != minted_before;
         let value = self
             .held
             .filter(|_| minted_now && config.read_tickets)
             .and_then(|m| ticket_value(&config.model, m.tickets));
         InFlight {
             arrives,
-            id: call.id,
+            id,
             reply,
             value,
         }
@@ -224,6 +225,59 @@ fn ticket_value(model: &super::FastConfig, tickets: u32) -> Option<TicketValue> 
     (tickets > 0 && micros > 0).then_some(TicketValue { count: tickets, each })
 }
 
+impl<'c> SessionWorld<'c> {
+    /// Session `index`'s world, reserved at its start: returns the world, that start, and the
+    /// seed of the client's policy.
+    pub(super) fn reserve(
+        config: &'c SimConfig,
+        index: u32,
+        histogram: &'c mut RunwayHistogram,
+    ) -> (Self, Instant, u64) {
+        let seed = session_seed(config.seed, index);
+        let mut phases = SplitMix64::new(seed);
+        let start =
+            ORIGIN + Duration::from_micros(phases.next_u64() % config.sdk_interval.as_micros().max(1));
+        let mut jitter = SplitMix64::new(phases.next_u64());
+        let first_jitter = config.plan.tick_jitter_us(&mut jitter);
+        let world = SessionWorld {
+            config,
+            histogram,
+            start,
+            model: FastLedger::reserve(&config.model, us(start), first_jitter),
+            faults: SplitMix64::new(phases.next_u64()),
+            jitter,
+            held: None,
+            result: SessionResult::default(),
+            trace: index < config.trace_sessions,
+        };
+        (world, start, phases.next_u64())
+    }
+
+    /// The tickets the reservation minted, as a client that reads them values them.
+    pub(super) fn reservation_tickets(&self) -> Option<TicketValue> {
+        let config = self.config;
+        let tickets = self.model.minted / config.model.ticket_ev_wei.max(1);
+        ticket_value(&config.model, u32::try_from(tickets).unwrap_or(u32::MAX))
+            .filter(|_| config.read_tickets)
+    }
+
+    /// The session's result at the end of the run, with the client's final `stats`.
+    pub(super) fn finish(mut self, stats: &Stats) -> SessionResult {
+        let end = us(ORIGIN + self.config.duration);
+        self.catch_up(ORIGIN + self.config.duration);
+        let model = self.model;
+        let mut result = self.result;
+        result.count(stats);
+        result.released_at = model.dropped_at().filter(|&at| at < end);
+        result.funded_us = result.released_at.unwrap_or(end).saturating_sub(us(self.start));
+        result.debited = model.debited;
+        result.minted = model.minted;
+        result.credited = model.credited;
+        result.reissued_nonces = model.reissued_nonces;
+        result
+    }
+}
+
 /// Runs one session from its reservation to the end of the run.
 pub(super) fn run_session<P: Machine>(
     config: &SimConfig,
@@ -231,29 +285,11 @@ pub(super) fn run_session<P: Machine>(
     histogram: &mut RunwayHistogram,
     new_policy: impl FnOnce(Instant, u64) -> Result<P, SimError>,
 ) -> Result<SessionResult, SimError> {
-    let seed = session_seed(config.seed, index);
-    let mut phases = SplitMix64::new(seed);
-    let start = ORIGIN + Duration::from_micros(phases.next_u64() % config.sdk_interval.as_micros().max(1));
+    let (mut world, start, policy_seed) = SessionWorld::reserve(config, index, histogram);
     let end = ORIGIN + config.duration;
-    let mut jitter = SplitMix64::new(phases.next_u64());
-    let first_jitter = config.plan.tick_jitter_us(&mut jitter);
-    let mut world = SessionWorld {
-        config,
-        histogram,
-        start,
-        model: FastLedger::reserve(&config.model, us(start), first_jitter),
-        faults: SplitMix64::new(phases.next_u64()),
-        jitter,
-        held: None,
-        result: SessionResult::default(),
-        trace: index < config.trace_sessions,
-    };
-    let mut calls = Sequencer::new(new_policy(start, phases.next_u64())?, StatusTable::new());
-    if config.read_tickets {
-        let tickets = world.model.minted / config.model.ticket_ev_wei.max(1);
-        if let Some(value) = ticket_value(&config.model, u32::try_from(tickets).unwrap_or(u32::MAX)) {
-            calls.machine_mut().handle_reservation_value(value);
-        }
+    let mut calls = Sequencer::new(new_policy(start, policy_seed)?, StatusTable::new());
+    if let Some(value) = world.reservation_tickets() {
+        calls.machine_mut().handle_reservation_value(value);
     }
     calls.machine_mut().start(start);
     if config.planned_end {
@@ -272,14 +308,12 @@ pub(super) fn run_session<P: Machine>(
         if in_flight.is_none()
             && let Some(call) = calls.poll_call()
         {
-            in_flight = Some(world.send(call, now));
+            let fresh = matches!(call.action, Action::Resync { .. });
+            in_flight = Some(world.send(call.id, call.endpoint, fresh, now));
         }
         let timer = calls.machine().poll_timeout();
-        let (wake, answer) = match (in_flight, timer) {
-            (Some(f), Some(t)) if t < f.arrives => (t, false),
-            (Some(f), _) => (f.arrives, true),
-            (None, Some(t)) => (t, false),
-            (None, None) => break,
+        let Some((wake, answer)) = next_wake(in_flight, timer) else {
+            break;
         };
         // A suspended client does nothing until it resumes.
         let wake = config.plan.resume_at(ORIGIN, wake).max(now);
@@ -301,17 +335,18 @@ pub(super) fn run_session<P: Machine>(
             }
         }
     }
-    world.catch_up(end);
-    let model = world.model;
-    let mut result = world.result;
-    result.count(&calls.machine().stats());
-    result.released_at = model.dropped_at().filter(|&at| at < us(end));
-    result.funded_us = result.released_at.unwrap_or(us(end)).saturating_sub(us(start));
-    result.debited = model.debited;
-    result.minted = model.minted;
-    result.credited = model.credited;
-    result.reissued_nonces = model.reissued_nonces;
-    Ok(result)
+    Ok(world.finish(&calls.machine().stats()))
+}
+
+/// What wakes the client next: the answer in flight, or its timer if that comes first (`true`:
+/// the answer).
+fn next_wake(in_flight: Option<InFlight>, timer: Option<Instant>) -> Option<(Instant, bool)> {
+    match (in_flight, timer) {
+        (Some(f), Some(t)) if t < f.arrives => Some((t, false)),
+        (Some(f), _) => Some((f.arrives, true)),
+        (None, Some(t)) => Some((t, false)),
+        (None, None) => None,
+    }
 }
 
 /// Bytes of the structures one session needs while it is simulated: the client machine and its
@@ -325,3 +360,6 @@ pub(super) fn footprint<P>() -> usize {
         + std::mem::size_of::<Option<InFlight>>()
         + std::mem::size_of::<Option<Mint>>()
 }
+
+#[cfg(test)]
+mod engine_driven;
