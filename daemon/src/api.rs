@@ -10,7 +10,7 @@
 //! | `POST` | `/v1/sessions/{id}/handoff` | stop funding here; the snapshot another daemon adopts |
 //! | `GET` | `/v1/sessions/{id}/events` | Server-Sent Events, one JSON object each |
 //! | `GET` | `/metrics` | Prometheus text |
-//! | `GET` | `/healthz` | liveness |
+//! | `GET` | `/healthz` | liveness: 200 `ok`, or 503 `unhealthy` once a funding task failed (the daemon then exits non-zero) |
 //!
 //! Errors are `{"error": {"code", "message", "field"?}}` with a 4xx or 5xx status. Bodies are
 //! capped at [`MAX_BODY_BYTES`].
@@ -57,11 +57,19 @@ pub fn router(service: Service, token: &str) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .merge(guarded)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route", None) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
+}
+
+/// `GET /healthz`: 200 `ok` while every funding task is alive, else 503 with why.
+async fn healthz(State(api): State<Api>) -> Response {
+    match api.service.health().failed() {
+        None => "ok\n".into_response(),
+        Some(why) => error(StatusCode::SERVICE_UNAVAILABLE, "unhealthy", why, None),
+    }
 }
 
 /// `a == b` in time that depends only on their lengths.

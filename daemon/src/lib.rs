@@ -9,6 +9,7 @@
 //! - [`spec`]: request bodies, stored specs and the views the API shows;
 //! - [`store`]: the [`Store`](store::Store) trait, SQLite behind it, and the batching writer
 //!   that makes every signer state durable before the payment carrying it is posted;
+//! - [`health`]: a panic in a funding task fails `/healthz` and stops the daemon non-zero;
 //! - [`metrics`]: Prometheus series of sessions, payments, latencies, runway, releases and spend.
 //!
 //! The run loop, in short:
@@ -35,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod health;
 pub mod metrics;
 pub mod run;
 pub mod service;

@@ -189,12 +189,18 @@ impl Daemon {
     ///
     /// # Errors
     ///
-    /// The listener failed.
+    /// The listener failed, or a funding task panicked ([`Health`](crate::health::Health)):
+    /// the caller should exit non-zero.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let router = crate::api::router(self.service.clone(), &self.token);
         let service = self.service.clone();
+        let health = Arc::clone(self.service.health());
         let shutdown = async move {
-            shutdown.await;
+            // A failed funding task stops the daemon too: a supervisor restarts it.
+            tokio::select! {
+                () = shutdown => {}
+                () = health.failure() => {}
+            }
             service.end_streams();
         };
         axum::serve(self.listener, router)
@@ -203,6 +209,9 @@ impl Daemon {
         if let Err(e) = self.writer.flush().await {
             tracing::warn!(%e, "livepay daemon: the last writes could not be flushed");
         }
-        Ok(())
+        match self.service.health().failed() {
+            Some(why) => Err(io::Error::other(format!("{why}: funding stopped"))),
+            None => Ok(()),
+        }
     }
 }

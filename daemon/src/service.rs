@@ -124,6 +124,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     config: ServiceConfig,
     written_ahead: std::sync::atomic::AtomicU64,
+    health: Arc<crate::health::Health>,
 }
 
 impl Shared {
@@ -313,6 +314,7 @@ impl Service {
             metrics,
             config: config.clone(),
             written_ahead: std::sync::atomic::AtomicU64::new(0),
+            health: crate::health::Health::new(),
         });
         let mut funder = Funder::new(
             http.clone(),
@@ -327,7 +329,8 @@ impl Service {
         let events = funder.events();
         let exits = funder.exits();
         let handle = funder.handle();
-        tokio::spawn(funder.run());
+        let health = Arc::clone(&shared.health);
+        health.watch("funder", tokio::spawn(funder.run()));
         let service = Self {
             shared,
             handle,
@@ -336,13 +339,18 @@ impl Service {
             rng: Arc::new(Mutex::new(SplitMix64::new(seed))),
         };
         if let Some(events) = events {
-            tokio::spawn(service.clone().pump_events(events));
+            health.watch("events pump", tokio::spawn(service.clone().pump_events(events)));
         }
         if let Some(exits) = exits {
-            tokio::spawn(service.clone().pump_exits(exits));
+            health.watch("exits pump", tokio::spawn(service.clone().pump_exits(exits)));
         }
         let resumed = service.resume_all(records);
         Ok((service, resumed))
+    }
+
+    /// Whether every funding task is alive ([`Health`](crate::health::Health)).
+    pub fn health(&self) -> &Arc<crate::health::Health> {
+        &self.shared.health
     }
 
     fn engine_config(&self, spec: &SessionSpec) -> Config {
@@ -395,12 +403,44 @@ impl Service {
         for (_, id, spec, snapshot, elapsed) in open {
             match self.add(&id, spec, &snapshot, elapsed, None) {
                 Ok(()) => resumed += 1,
+                Err(ServiceError::Resume(why)) => {
+                    // A record no engine accepts (an older build stored it, or another process
+                    // wrote the file): closed with the reason, so it is neither funded nor warned
+                    // about at every start.
+                    tracing::warn!(%id, %why, "livepay daemon: an unusable session record is closed");
+                    self.shared.writer.submit(Write::Close {
+                        id,
+                        reason: format!("unusable record: {why}"),
+                        at_ms: unix_ms(),
+                    });
+                }
                 Err(error) => {
                     tracing::warn!(%id, ?error, "livepay daemon: a session could not be resumed");
                 }
             }
         }
         resumed
+    }
+
+    /// The engine of `snapshot` (taken `elapsed ago`) under `spec`: refused before anything is
+    /// stored or funded.
+    fn build(
+        &self,
+        spec: &SessionSpec,
+        snapshot: &Snapshot,
+        elapsed: Duration,
+    ) -> Result<Engine, ServiceError> {
+        let config = self.engine_config(spec);
+        let now = self.handle.clock().now();
+        Engine::resume(
+            &config,
+            snapshot.clone(),
+            spec.signer_headers.clone(),
+            now,
+            elapsed,
+            self.table,
+        )
+        .map_err(|e| ServiceError::Resume(e.to_string()))
     }
 
     /// Funds `engine` as `id`; without one, builds it from `snapshot` (taken `elapsed` ago).
@@ -412,19 +452,9 @@ impl Service {
         elapsed: Duration,
         built: Option<Engine>,
     ) -> Result<(), ServiceError> {
-        let config = self.engine_config(&spec);
-        let now = self.handle.clock().now();
         let engine = match built {
             Some(engine) => engine,
-            None => Engine::resume(
-                &config,
-                snapshot.clone(),
-                spec.signer_headers.clone(),
-                now,
-                elapsed,
-                self.table,
-            )
-            .map_err(|e| ServiceError::Resume(e.to_string()))?,
+            None => self.build(&spec, snapshot, elapsed)?,
         };
         let metered = engine.session().is_metered();
         let mut registry = self.shared.registry();
@@ -458,6 +488,12 @@ impl Service {
         elapsed: Duration,
         built: Option<Engine>,
     ) -> Result<(), ServiceError> {
+        // Built first: a snapshot the engine refuses is never stored (nor warned about at every
+        // start).
+        let built = match built {
+            Some(engine) => engine,
+            None => self.build(&spec, &snapshot, elapsed)?,
+        };
         let texts = serde_json::to_string(&spec).and_then(|s| Ok((s, serde_json::to_string(&snapshot)?)));
         let (spec_text, snapshot_text) = texts.map_err(|e| ServiceError::Store(e.to_string()))?;
         let at_ms = unix_ms().saturating_sub(elapsed.as_millis());
@@ -472,7 +508,7 @@ impl Service {
             .durable(ticket)
             .await
             .map_err(|e| ServiceError::Store(e.to_string()))?;
-        self.add(id, spec, &snapshot, elapsed, built)
+        self.add(id, spec, &snapshot, elapsed, Some(built))
     }
 
     /// `POST /v1/sessions`: reserves and funds a new session.

@@ -296,6 +296,11 @@ impl CreateRequest {
     }
 }
 
+/// How far ahead of this host's clock a `taken_at_ms` may be (another host's clock).
+const MAX_CLOCK_SKEW_MS: u64 = 60_000;
+/// The oldest snapshot worth adopting: no orchestrator holds a session a day without payment.
+const MAX_SNAPSHOT_AGE_MS: u64 = 86_400_000;
+
 impl AdoptRequest {
     /// The snapshot to resume, how long ago it was taken (ms), and the spec to store, checked.
     ///
@@ -328,8 +333,33 @@ impl AdoptRequest {
                 (s.clone(), taken)
             }
         };
-        if taken_ms > now_ms.saturating_add(60_000) {
-            return Err(BadBody::field("reserved_at_ms", "is in the future"));
+        let taken_field = if self.adopt.is_some() {
+            "adopt.reserved_at_ms"
+        } else {
+            "taken_at_ms"
+        };
+        if taken_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return Err(BadBody::field(taken_field, "is in the future"));
+        }
+        if now_ms.saturating_sub(taken_ms) > MAX_SNAPSHOT_AGE_MS {
+            return Err(BadBody::field(
+                taken_field,
+                "is older than any session outlives (a day): the orchestrator released it long ago",
+            ));
+        }
+        // Every number and URL against what a real session can be, named by its path.
+        snapshot
+            .check()
+            .map_err(|(field, why)| BadBody::field(&format!("snapshot.{field}"), why.to_string()))?;
+        // The signer that receives the caller's credentials is the one the caller named and the
+        // API shows, never one only the snapshot names.
+        if let Some(payment) = &snapshot.payment
+            && payment.signer_url.trim_end_matches('/') != signer_url
+        {
+            return Err(BadBody::field(
+                "snapshot.payment.signer_url",
+                "differs from `signer_url`: the signer headers go only to the signer you name",
+            ));
         }
         Ok((snapshot, now_ms.saturating_sub(taken_ms), spec))
     }

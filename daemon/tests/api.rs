@@ -25,6 +25,13 @@ async fn serve_model() -> ServedModel {
         .expect("the served model")
 }
 
+/// Unix milliseconds now (the test is the adapter here: it writes a body a client would).
+#[allow(clippy::disallowed_methods)]
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Checks that none of `replies` shows the signer credential or the API token.
 #[track_caller]
 fn no_secret_in(replies: &[&Reply], token: &str) {
@@ -182,7 +189,7 @@ async fn every_route_but_healthz_needs_the_token_and_bad_bodies_name_their_field
         "adopt": {
             "session_id": id, "control_url": format!("{}/apps/live-runner/session/{id}", model.orchestrator_url()),
             "payment_params": "p", "payment_url": format!("{}/apps/live-runner/session/{id}/payment", model.orchestrator_url()),
-            "sender": "0x1", "signer_state": {}, "reserved_at_ms": 1,
+            "sender": "0x1", "signer_state": {}, "reserved_at_ms": now_ms(),
         },
     });
     let reply = post(addr, &token, create_path, &duplicate).await;

@@ -89,7 +89,13 @@ pub use protocol::{MaxPrice, ProtocolError, ProtocolState, Reading, origin};
 pub use release_watch::release_announced;
 pub use request::{Method, Request, Response, header};
 pub use reserve::{PayerCache, ReserveError, ReserveFlow, ReserveOptions, Reserved};
-pub use snapshot::{MaxPriceSnapshot, PaymentSnapshot, ResumeError, SNAPSHOT_VERSION, Snapshot};
+pub use snapshot::{MaxPriceSnapshot, PaymentSnapshot, Range, ResumeError, SNAPSHOT_VERSION, Snapshot};
+/// The bounds of [`Snapshot::check`].
+pub mod bounds {
+    pub use super::snapshot::{
+        MAX_BILLED_MS, MAX_COUNT, MAX_ID_LEN, MAX_OPAQUE_LEN, MAX_SPAN_MS, MAX_TICKETS, MAX_URL_LEN,
+    };
+}
 
 /// Funds one reserved session: builds every request, reads every answer, decides nothing an
 /// adapter could get wrong. See the [module docs](self).

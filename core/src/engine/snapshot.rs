@@ -21,6 +21,11 @@ use crate::session::{ResumePoint, Session};
 use crate::tickets::{TicketValue, UnitPrice};
 use crate::wire::{self, PriceUnit};
 
+mod check;
+
+pub use crate::session::{MAX_BILLED_MS, MAX_COUNT, MAX_SPAN_MS, Range};
+pub use check::{MAX_ID_LEN, MAX_OPAQUE_LEN, MAX_TICKETS, MAX_URL_LEN};
+
 /// The snapshot format this build writes, and the newest it reads.
 pub const SNAPSHOT_VERSION: u32 = 1;
 
@@ -114,13 +119,14 @@ impl Snapshot {
     /// did not state a price.
     pub fn spend_wei(&self, prepay: Duration) -> Option<u128> {
         let (per_unit, pixels_per_unit) = self.payment.as_ref()?.session_price?;
-        let billed = Duration::from_millis(self.funding.stats.billed_ms);
+        // Saturating: `spend_wei` may be asked of a snapshot not yet checked.
+        let billed = Duration::from_millis(self.funding.stats.billed_ms.min(MAX_BILLED_MS));
         Some(
             UnitPrice {
                 per_unit,
                 pixels_per_unit,
             }
-            .wei_for(prepay + billed),
+            .wei_for(prepay.checked_add(billed).unwrap_or(Duration::MAX)),
         )
     }
 }
@@ -137,6 +143,14 @@ pub enum ResumeError {
     SignerState,
     /// A field is empty or unusable (named).
     Field(&'static str),
+    /// A field holds what no real session reaches ([`Snapshot::check`]): its path in the
+    /// snapshot's JSON, and why.
+    OutOfRange {
+        /// The field, as `funding.stats.billed_ms`.
+        field: &'static str,
+        /// Why.
+        why: Range,
+    },
 }
 
 impl fmt::Display for ResumeError {
@@ -149,6 +163,7 @@ impl fmt::Display for ResumeError {
             ),
             Self::SignerState => f.write_str("signer_state: not a JSON object"),
             Self::Field(name) => write!(f, "{name}: missing or unusable"),
+            Self::OutOfRange { field, why } => write!(f, "{field} {why}"),
         }
     }
 }
@@ -258,7 +273,8 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`ResumeError`]: an invalid configuration, a newer format, an unusable field.
+    /// [`ResumeError`]: an invalid configuration, a newer format, an unusable field, a field
+    /// out of range ([`Snapshot::check`]).
     pub fn resume(
         config: &Config,
         snapshot: Snapshot,
@@ -273,6 +289,9 @@ impl Engine {
         if snapshot.session_id.is_empty() {
             return Err(ResumeError::Field("session_id"));
         }
+        snapshot
+            .check()
+            .map_err(|(field, why)| ResumeError::OutOfRange { field, why })?;
         let reserved = Reserved {
             session_id: snapshot.session_id,
             app_url: snapshot.app_url,

@@ -141,7 +141,7 @@ impl Pricing {
         } else {
             Duration::from_ticks(0)
         };
-        let bought = prepay + billed;
+        let bought = prepay.checked_add(billed).unwrap_or(Duration::MAX);
         let (wei, source) = match (engine_wei, self.runner.wei_per_s) {
             (Some(wei), _) => (Some(wei), Some(SpendSource::Payments)),
             (None, Some(per_s)) => (Some(per_s.wei_for(bought)), Some(SpendSource::RunnerPrice)),
@@ -166,15 +166,15 @@ impl Pricing {
 impl Spend {
     /// The service time bought: the prepay and what was billed since.
     pub fn bought(&self) -> Duration {
-        self.prepay + self.billed
+        self.prepay.checked_add(self.billed).unwrap_or(Duration::MAX)
     }
 
     /// `self` and `other` added up (a total over sessions): an amount unknown for either is
     /// unknown for both.
     pub fn plus(self, other: Self) -> Self {
         Self {
-            prepay: self.prepay + other.prepay,
-            billed: self.billed + other.billed,
+            prepay: self.prepay.checked_add(other.prepay).unwrap_or(Duration::MAX),
+            billed: self.billed.checked_add(other.billed).unwrap_or(Duration::MAX),
             wei: self.wei.zip(other.wei).map(|(a, b)| a.saturating_add(b)),
             usd: self.usd.zip(other.usd).map(|(a, b)| a + b),
             source: if self.source == other.source {

@@ -12,11 +12,13 @@ use crate::rng::SplitMix64;
 use crate::tickets::TicketValue;
 use crate::time;
 
+mod bounds;
 mod ledger;
 mod machine;
 mod resume;
 mod schedule;
 
+pub use bounds::{MAX_BILLED_MS, MAX_COUNT, MAX_SPAN_MS, Range};
 pub use machine::Machine;
 pub use resume::{HeldMint, ResumePoint, StatsPoint};
 

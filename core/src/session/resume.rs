@@ -96,8 +96,10 @@ impl From<StatsPoint> for Stats {
             at_risk: p.at_risk,
             lapses: p.lapses,
             events_dropped: 0,
-            billed: Duration::from_millis(p.billed_ms),
-            surplus: Duration::from_millis(p.surplus_ms),
+            // Clamped: a point from outside (a store, a handoff) is checked by `Snapshot::check`,
+            // but a `Session` resumed from a bare point must not overflow either.
+            billed: Duration::from_millis(p.billed_ms.min(super::MAX_BILLED_MS)),
+            surplus: Duration::from_millis(p.surplus_ms.min(super::MAX_BILLED_MS)),
         }
     }
 }

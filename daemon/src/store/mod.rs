@@ -20,6 +20,7 @@ use std::error::Error;
 use std::fmt;
 use std::path::PathBuf;
 
+mod lock;
 mod memory;
 mod sqlite;
 mod writer;
@@ -27,6 +28,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use lock::StateLock;
 pub use memory::MemoryStore;
 pub use sqlite::{Durability, SCHEMA_VERSION, SqliteStore};
 pub use writer::{Ticket, WriterConfig, WriterHandle, WriterStats, spawn_writer, try_spawn_writer};
@@ -211,6 +213,14 @@ pub enum StoreError {
     /// The writer thread has stopped (shut down, never started, or died), so the write was
     /// not committed by it.
     WriterStopped,
+    /// Another process holds the state file's lock ([`StateLock`]): two daemons on one file
+    /// would fund the same sessions from two copies of the signer state.
+    Locked {
+        /// The state file.
+        path: PathBuf,
+        /// The holder, as its lock file names it (`pid 1234`), when it does.
+        holder: Option<String>,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -228,6 +238,13 @@ impl fmt::Display for StoreError {
             StoreError::Load { detail } => write!(f, "cannot load the session store: {detail}"),
             StoreError::Commit { detail } => write!(f, "session store commit failed: {detail}"),
             StoreError::WriterStopped => f.write_str("the session store writer has stopped"),
+            StoreError::Locked { path, holder } => write!(
+                f,
+                "the session store {} is in use by another livepay daemon ({}); stop it first, or \
+                 give this one another --state",
+                path.display(),
+                holder.as_deref().unwrap_or("holder unknown"),
+            ),
         }
     }
 }

@@ -2,13 +2,12 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{SessionRecord, Store, StoreError, Write};
+use super::{SessionRecord, StateLock, Store, StoreError, Write};
 
 /// The schema version this build writes, and the highest it reads.
 ///
@@ -89,6 +88,8 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     durability: Durability,
+    /// One daemon per file, for the store's life.
+    _lock: StateLock,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -126,6 +127,8 @@ impl SqliteStore {
             path: path.to_path_buf(),
             detail,
         };
+        // First the lock: a second daemon on this file touches nothing.
+        let lock = StateLock::take(path)?;
         create_private(path).map_err(|e| open_error(e.to_string()))?;
         // No URI interpretation (a path is a path), no CREATE (the file exists, private, and a
         // vanished file should be an error, not a new world-readable one).
@@ -150,6 +153,7 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
             durability,
+            _lock: lock,
         })
     }
 
@@ -328,14 +332,8 @@ fn ensure_schema(conn: &mut Connection) -> Result<(), StoreError> {
 /// Creates `path` if missing, with mode `0600` on unix, and removes group and other permission
 /// bits of an existing file: the records hold secrets.
 fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    drop(options.open(path)?);
+    // Never through a symlink: the permission change below would change its target's.
+    drop(super::lock::open_private(path)?);
     restrict_to_owner(path)
 }
 

@@ -10,6 +10,7 @@ mod engine;
 mod output;
 mod protocol;
 mod snapshot;
+mod snapshot_bounds;
 
 /// `ms` milliseconds after the origin.
 fn at(ms: u64) -> Instant {

@@ -144,6 +144,9 @@ fn unusable_snapshots_are_refused_by_name() {
     no_params.payment.as_mut().unwrap().payment_params.clear();
     assert_eq!(
         resume(no_params).err(),
-        Some(ResumeError::Field("payment_params"))
+        Some(ResumeError::OutOfRange {
+            field: "payment.payment_params",
+            why: Range::Empty
+        })
     );
 }

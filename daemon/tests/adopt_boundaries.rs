@@ -1,0 +1,127 @@
+//! Issue 17, items 2, 3 and 11: an adopt body crosses a trust boundary. A forged snapshot (a
+//! `billed_ms` of `u64::MAX`, a runway of 49 days, version 0, an id of spaces or escapes, a
+//! signer URL other than the one named, an unsendable or cross-origin URL) is a 400 naming the
+//! field; nothing is stored; every other session goes on being paid; `/healthz` stays honest.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Events, Running, create, get, post, releases_of, request};
+use livepay_mock::serve::{ServeConfig, ServedModel};
+use serde_json::{Value, json};
+
+const EVENT_LIMIT: Duration = Duration::from_secs(20);
+/// A URL nobody named: where a forged snapshot would send the caller's credentials.
+const ELSEWHERE: &str = "http://127.0.0.1:9/evil";
+
+/// A way to forge an adopt body.
+type Forge = fn(&mut Value);
+
+/// The handoff body of `id` from `daemon`, with `signer_url` added: an adopt body.
+async fn hand_off(daemon: &Running, model: &ServedModel, id: &str) -> Value {
+    let path = format!("/v1/sessions/{id}/handoff");
+    let reply = request(daemon.addr, "POST", &path, Some(&daemon.token), None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let mut body = reply.json();
+    body["signer_url"] = model.signer_url().into();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_snapshots_are_400_by_field_and_stop_no_other_session() {
+    let model = ServedModel::start(ServeConfig::default()).await.expect("model");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let here = Running::start(&dir.path().join("here.db")).await;
+    let there_state = dir.path().join("there.db");
+    let there = Running::start(&there_state).await;
+    let moving = create(&here, &model).await;
+    let staying = create(&there, &model).await;
+    let adopt = hand_off(&here, &model, &moving).await;
+
+    let forgeries: Vec<(&str, Forge)> = vec![
+        (
+            "snapshot.funding.stats.billed_ms",
+            (|b| b["snapshot"]["funding"]["stats"]["billed_ms"] = json!(u64::MAX)),
+        ),
+        (
+            "snapshot.funding.runway_ms",
+            (|b| b["snapshot"]["funding"]["runway_ms"] = json!(u32::MAX)),
+        ),
+        (
+            "snapshot.funding.stats.payments_sent",
+            (|b| b["snapshot"]["funding"]["stats"]["payments_sent"] = json!(u32::MAX)),
+        ),
+        ("snapshot.version", (|b| b["snapshot"]["version"] = json!(0))),
+        (
+            "snapshot.session_id",
+            (|b| b["snapshot"]["session_id"] = json!("    ")),
+        ),
+        (
+            "snapshot.session_id",
+            (|b| b["snapshot"]["session_id"] = json!("a\u{1b}[2Jb")),
+        ),
+        (
+            "snapshot.session_id",
+            (|b| b["snapshot"]["session_id"] = json!("x".repeat(50_000))),
+        ),
+        ("taken_at_ms", (|b| b["taken_at_ms"] = json!(0))),
+        (
+            "snapshot.payment.signer_url",
+            (|b| b["snapshot"]["payment"]["signer_url"] = json!(ELSEWHERE)),
+        ),
+        (
+            "snapshot.payment.signer_url",
+            (|b| b["snapshot"]["payment"]["signer_url"] = json!("gopher://127.0.0.1:1")),
+        ),
+        (
+            "snapshot.control_url",
+            (|b| b["snapshot"]["control_url"] = json!("http://u:p@127.0.0.1:1/x")),
+        ),
+        (
+            "snapshot.control_url",
+            (|b| b["snapshot"]["control_url"] = json!("http://127.0.0.1:1/x\r\nX: y")),
+        ),
+        (
+            "snapshot.payment.payment_url",
+            (|b| b["snapshot"]["payment"]["payment_url"] = json!(ELSEWHERE)),
+        ),
+    ];
+    for (field, forge) in &forgeries {
+        let mut body = adopt.clone();
+        forge(&mut body);
+        let reply = post(there.addr, &there.token, "/v1/sessions", &body).await;
+        let error = reply.error(400, "bad_request");
+        assert_eq!(error["field"], *field, "{}", reply.body);
+        assert!(!reply.body.contains('\u{1b}'), "no escape echoed: {}", reply.body);
+    }
+    // The signer named in a snapshot only never heard from this daemon (nothing listens there,
+    // and the session was not funded), and the daemon is healthy and funding the other session.
+    let health = request(there.addr, "GET", "/healthz", None, None).await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    let mut events = Events::open(
+        there.addr,
+        &there.token,
+        &format!("/v1/sessions/{staying}/events"),
+    )
+    .await;
+    events.until("payment_accepted", EVENT_LIMIT).await;
+    drop(events);
+    let list = get(there.addr, &there.token, "/v1/sessions").await.json();
+    assert_eq!(
+        list["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "nothing forged is listed: {list}"
+    );
+
+    // The real one is adopted, and funded.
+    let adopted = post(there.addr, &there.token, "/v1/sessions", &adopt).await;
+    assert_eq!(adopted.status, 201, "{}", adopted.body);
+    let mut events = Events::open(there.addr, &there.token, &format!("/v1/sessions/{moving}/events")).await;
+    events.until("payment_accepted", EVENT_LIMIT).await;
+    drop(events);
+    assert!(releases_of(&model, &moving).is_empty());
+    assert!(releases_of(&model, &staying).is_empty());
+    here.stop().await;
+    there.stop().await;
+}
