@@ -145,7 +145,28 @@ impl IntoResponse for ServiceError {
                 error(status, "reservation_failed", &e.to_string(), None)
             }
             Self::Store(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", &e, None),
+            Self::NotStored { id, error: cause } => {
+                let message = match *cause {
+                    Self::Store(e) => e,
+                    other => format!("{other:?}"),
+                };
+                let body = json!({ "error": {
+                    "code": "not_stored",
+                    "message": format!("the reservation could not be stored, so it was stopped: {message}"),
+                    "id": id,
+                } });
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+            }
             Self::Resume(e) => error(StatusCode::BAD_REQUEST, "unusable_session", &e, None),
+            Self::Stale { held, given } => error(
+                StatusCode::CONFLICT,
+                "stale_snapshot",
+                &format!(
+                    "snapshot generation {given} is not newer than the {held} held here (a handoff replayed): \
+                     two owners would fund one signer state"
+                ),
+                Some("snapshot.generation"),
+            ),
             Self::CloseTimeout => error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "close_timeout",

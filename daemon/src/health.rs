@@ -47,16 +47,23 @@ impl Health {
     }
 
     /// Watches `task` (named `name`): a panic fails the daemon. A task that ends otherwise ends
-    /// with the funder, at shutdown.
-    pub fn watch<T: Send + 'static>(self: &Arc<Self>, name: &'static str, task: JoinHandle<T>) {
+    /// with the funder, at shutdown. The receiver resolves once the task has ended, however.
+    pub fn watch<T: Send + 'static>(
+        self: &Arc<Self>,
+        name: &'static str,
+        task: JoinHandle<T>,
+    ) -> tokio::sync::oneshot::Receiver<()> {
         let health = Arc::clone(self);
+        let (ended, on_end) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             if let Err(e) = task.await
                 && e.is_panic()
             {
                 health.fail(format!("the {name} task panicked"));
             }
+            let _ = ended.send(());
         });
+        on_end
     }
 }
 
@@ -72,12 +79,13 @@ mod tests {
             let health = Arc::clone(&health);
             async move { health.failure().await }
         });
-        health.watch("quiet", tokio::spawn(async {}));
-        health.watch(
+        drop(health.watch("quiet", tokio::spawn(async {})));
+        let ended = health.watch(
             "funder",
             tokio::spawn(async { panic!("overflow when adding durations") }),
         );
         waiting.await.expect("woken");
+        ended.await.expect("the end is told");
         assert_eq!(health.failed(), Some("the funder task panicked"));
         // Later failures keep the first reason.
         health.fail("another".into());
@@ -88,9 +96,7 @@ mod tests {
     async fn a_task_that_ends_without_panicking_leaves_the_daemon_healthy() {
         let health = Health::new();
         let task = tokio::spawn(async { 7 });
-        health.watch("pump", task);
-        tokio::task::yield_now().await;
-        tokio::task::yield_now().await;
+        health.watch("pump", task).await.expect("ended");
         assert_eq!(health.failed(), None);
     }
 }

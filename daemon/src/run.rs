@@ -184,8 +184,9 @@ impl Daemon {
         self.writer.clone()
     }
 
-    /// Serves the API until `shutdown` resolves, then flushes the store. Sessions are not
-    /// closed: a restart within their runway resumes them.
+    /// Serves the API until `shutdown` resolves (or a funding task fails), then stops funding
+    /// and flushes and closes the store. Sessions are not closed: a restart within their runway
+    /// resumes them.
     ///
     /// # Errors
     ///
@@ -206,7 +207,10 @@ impl Daemon {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
-        if let Err(e) = self.writer.flush().await {
+        // Funding stops with the API (a restart within the runway resumes every session), then
+        // the store is flushed and closed: its file and its lock are free when `serve` returns.
+        self.service.stop_funding().await;
+        if let Err(e) = self.writer.close().await {
             tracing::warn!(%e, "livepay daemon: the last writes could not be flushed");
         }
         match self.service.health().failed() {

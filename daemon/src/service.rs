@@ -15,17 +15,17 @@ use futures::future::BoxFuture;
 use livepay_core::engine::spend::{Pricing, RunnerPrice, Spend};
 use livepay_core::engine::{Engine, Snapshot};
 use livepay_core::rng::SplitMix64;
-use livepay_core::{
-    Clock as _, Config, Duration, Event, Exit, FirstPayment, ReleaseReason, State, StatusTable,
-};
+use livepay_core::{Clock as _, Config, Duration, FirstPayment, ReleaseReason, State, StatusTable};
 use livepay_hyper::{
     Funder, FunderConfig, FunderHandle, HttpClient, LiveError, SessionKey, WriteAhead, reserve,
 };
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 
-use crate::metrics::{Metrics, SessionCounts};
+use crate::metrics::Metrics;
 use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView, SpendView, wei_text};
 use crate::store::{SessionRecord, Write, WriterHandle};
+
+mod pumps;
 
 /// How the daemon funds its sessions.
 #[derive(Debug, Clone)]
@@ -78,8 +78,23 @@ pub enum ServiceError {
     Reserve(LiveError),
     /// The store could not make the session durable.
     Store(String),
+    /// A new reservation could not be made durable: it was stopped (its id, and why).
+    NotStored {
+        /// The session id the orchestrator gave (now stopped).
+        id: String,
+        /// The store's failure.
+        error: Box<ServiceError>,
+    },
     /// The session could not be resumed from what was given.
     Resume(String),
+    /// An adopted snapshot is not newer than the one held for its session (a replayed
+    /// handoff): its generation, and the one held.
+    Stale {
+        /// The generation held here.
+        held: u64,
+        /// The generation given.
+        given: u64,
+    },
     /// The close did not finish in time.
     CloseTimeout,
     /// The funder is gone (the daemon is stopping).
@@ -100,6 +115,9 @@ struct Entry {
     events: Option<broadcast::Sender<String>>,
     /// Callers of `DELETE` waiting for the release.
     closing: Vec<oneshot::Sender<String>>,
+    /// The generation of the snapshot this daemon funds or handed off ([`Snapshot::generation`]):
+    /// an adopt must be newer.
+    generation: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -125,6 +143,8 @@ struct Shared {
     config: ServiceConfig,
     written_ahead: std::sync::atomic::AtomicU64,
     health: Arc<crate::health::Health>,
+    /// The funder's task, to stop funding when the daemon stops, and its end.
+    funder_task: Mutex<Option<(tokio::task::AbortHandle, oneshot::Receiver<()>)>>,
 }
 
 impl Shared {
@@ -315,6 +335,7 @@ impl Service {
             config: config.clone(),
             written_ahead: std::sync::atomic::AtomicU64::new(0),
             health: crate::health::Health::new(),
+            funder_task: Mutex::new(None),
         });
         let mut funder = Funder::new(
             http.clone(),
@@ -330,7 +351,10 @@ impl Service {
         let exits = funder.exits();
         let handle = funder.handle();
         let health = Arc::clone(&shared.health);
-        health.watch("funder", tokio::spawn(funder.run()));
+        let funder_task = tokio::spawn(funder.run());
+        let abort = funder_task.abort_handle();
+        let ended = health.watch("funder", funder_task);
+        *shared.funder_task.lock().unwrap_or_else(PoisonError::into_inner) = Some((abort, ended));
         let service = Self {
             shared,
             handle,
@@ -339,13 +363,29 @@ impl Service {
             rng: Arc::new(Mutex::new(SplitMix64::new(seed))),
         };
         if let Some(events) = events {
-            health.watch("events pump", tokio::spawn(service.clone().pump_events(events)));
+            drop(health.watch("events pump", tokio::spawn(service.clone().pump_events(events))));
         }
         if let Some(exits) = exits {
-            health.watch("exits pump", tokio::spawn(service.clone().pump_exits(exits)));
+            drop(health.watch("exits pump", tokio::spawn(service.clone().pump_exits(exits))));
         }
         let resumed = service.resume_all(records);
         Ok((service, resumed))
+    }
+
+    /// Stops funding every session, without stopping them: the daemon is stopping, and a
+    /// restart within their runway resumes them from the store. Resolves once the funder's task
+    /// has ended: nothing is paid, and nothing written ahead, after it.
+    pub async fn stop_funding(&self) {
+        let task = self
+            .shared
+            .funder_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((abort, ended)) = task {
+            abort.abort();
+            let _ = ended.await;
+        }
     }
 
     /// Whether every funding task is alive ([`Health`](crate::health::Health)).
@@ -372,17 +412,18 @@ impl Service {
                 continue;
             };
             if let Some(reason) = record.closed {
-                self.shared.registry().by_id.insert(
-                    record.id.clone(),
-                    Entry::new(
-                        spec,
-                        None,
-                        State::Released {
-                            reason: ReleaseReason::ClosedByClient,
-                        },
-                        Some(reason),
-                    ),
+                let mut entry = Entry::new(
+                    spec,
+                    None,
+                    State::Released {
+                        reason: ReleaseReason::ClosedByClient,
+                    },
+                    Some(reason),
                 );
+                // A handed-off session's record holds the handoff's snapshot: its generation
+                // refuses that snapshot replayed here.
+                entry.generation = snapshot.generation;
+                self.shared.registry().by_id.insert(record.id.clone(), entry);
                 continue;
             }
             let elapsed_ms = now_ms.saturating_sub(record.updated_ms);
@@ -472,6 +513,9 @@ impl Service {
         registry
             .by_id
             .insert(id.to_owned(), Entry::new(spec, Some(key), state, None));
+        if let Some(entry) = registry.by_id.get_mut(id) {
+            entry.generation = snapshot.generation;
+        }
         drop(registry);
         // Counted from here on: what the snapshot's counters say was counted where it was made.
         self.shared.note_counting(id, snapshot, unix_ms(), false, false);
@@ -479,7 +523,9 @@ impl Service {
     }
 
     /// Stores `snapshot` of `id` durably (a new or adopted session), then funds it (`built`,
-    /// when the engine exists already: a new reservation keeps its exact runway).
+    /// when the engine exists already: a new reservation keeps its exact runway). The caller
+    /// has claimed `id` ([`claim`](Self::claim)). A store that fails hands the engine back
+    /// (unfunded), so that a new reservation can be stopped rather than orphaned.
     async fn store_and_add(
         &self,
         id: &str,
@@ -487,15 +533,18 @@ impl Service {
         snapshot: Snapshot,
         elapsed: Duration,
         built: Option<Engine>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), (ServiceError, Option<Engine>)> {
         // Built first: a snapshot the engine refuses is never stored (nor warned about at every
         // start).
         let built = match built {
             Some(engine) => engine,
-            None => self.build(&spec, &snapshot, elapsed)?,
+            None => self.build(&spec, &snapshot, elapsed).map_err(|e| (e, None))?,
         };
         let texts = serde_json::to_string(&spec).and_then(|s| Ok((s, serde_json::to_string(&snapshot)?)));
-        let (spec_text, snapshot_text) = texts.map_err(|e| ServiceError::Store(e.to_string()))?;
+        let (spec_text, snapshot_text) = match texts {
+            Ok(texts) => texts,
+            Err(e) => return Err((ServiceError::Store(e.to_string()), Some(built))),
+        };
         let at_ms = unix_ms().saturating_sub(elapsed.as_millis());
         let ticket = self.shared.writer.submit(Write::Put {
             id: id.to_owned(),
@@ -503,12 +552,36 @@ impl Service {
             snapshot: snapshot_text,
             at_ms,
         });
-        self.shared
-            .writer
-            .durable(ticket)
-            .await
-            .map_err(|e| ServiceError::Store(e.to_string()))?;
+        if let Err(e) = self.shared.writer.durable(ticket).await {
+            return Err((ServiceError::Store(e.to_string()), Some(built)));
+        }
         self.add(id, spec, &snapshot, elapsed, Some(built))
+            .map_err(|e| (e, None))
+    }
+
+    /// Claims `id` for a new record, so that nothing else writes it meanwhile: `false` when a
+    /// session of that id is funded here or being added (a colliding id must never overwrite
+    /// another session's record). Release with [`unclaim`](Self::unclaim).
+    fn claim(&self, id: &str) -> bool {
+        let mut registry = self.shared.registry();
+        let funded = registry.by_id.get(id).is_some_and(|e| e.key.is_some());
+        !funded && registry.adopting.insert(id.to_owned())
+    }
+
+    fn unclaim(&self, id: &str) {
+        self.shared.registry().adopting.remove(id);
+    }
+
+    /// Stops a reservation this daemon will not fund (its id collides, or it could not be made
+    /// durable): the orchestrator would otherwise hold a paid session nobody funds or stops.
+    async fn stop_unfunded(&self, mut engine: Engine) {
+        let clock = self.handle.clock();
+        let http = livepay_hyper::HyperHttp::new(self.http.clone(), clock);
+        engine.close(clock.now());
+        let exit = engine
+            .run(&http, &clock, futures::stream::pending(), |_, _| {})
+            .await;
+        tracing::warn!(reason = ?exit.reason(), "livepay daemon: a reservation it could not fund was stopped");
     }
 
     /// `POST /v1/sessions`: reserves and funds a new session.
@@ -542,9 +615,35 @@ impl Service {
         let config = self.engine_config(&spec);
         let engine =
             Engine::new(&config, reserved, self.table).map_err(|e| ServiceError::Resume(e.to_string()))?;
+        if !self.claim(&id) {
+            // Another session here has this id (two orchestrators on one seed): its record
+            // stays untouched, and this reservation is stopped rather than left paid.
+            self.stop_unfunded(engine).await;
+            return Err(ServiceError::Duplicate);
+        }
         let snapshot = engine.snapshot(clock.now());
-        self.store_and_add(&id, spec, snapshot, Duration::from_ticks(0), Some(engine))
-            .await?;
+        let added = self
+            .store_and_add(&id, spec, snapshot, Duration::from_ticks(0), Some(engine))
+            .await;
+        self.unclaim(&id);
+        match added {
+            Ok(()) => {}
+            Err((error, Some(engine))) => {
+                self.stop_unfunded(engine).await;
+                // The writer retries the record it could not commit: close it behind, so that a
+                // restart never resumes the stopped session.
+                self.shared.writer.submit(Write::Close {
+                    id: id.clone(),
+                    reason: "stopped: the reservation could not be stored".into(),
+                    at_ms: unix_ms(),
+                });
+                return Err(ServiceError::NotStored {
+                    id,
+                    error: Box::new(error),
+                });
+            }
+            Err((error, None)) => return Err(error),
+        }
         self.view(&id).await.ok_or(ServiceError::NotFound)
     }
 
@@ -558,20 +657,29 @@ impl Service {
             .checked(&self.shared.config.session_config, unix_ms())
             .map_err(ServiceError::BadBody)?;
         let id = snapshot.session_id.clone();
+        // The id is claimed before its record is written, so that two adopts of one session
+        // cannot both overwrite it; a closed or handed-off session may be adopted back.
+        if !self.claim(&id) {
+            return Err(ServiceError::Duplicate);
+        }
+        // Not newer than what this daemon holds for the session (it handed that off, or was
+        // closed): a replay, which two owners would fund from one signer state.
+        let held = self.shared.registry().by_id.get(&id).map(|e| e.generation);
+        if let Some(held) = held
+            && snapshot.generation <= held
         {
-            // The id is claimed before its record is written, so that two adopts of one session
-            // cannot both overwrite it; a closed or handed-off session may be adopted back.
-            let mut registry = self.shared.registry();
-            let funded = registry.by_id.get(&id).is_some_and(|e| e.key.is_some());
-            if funded || !registry.adopting.insert(id.clone()) {
-                return Err(ServiceError::Duplicate);
-            }
+            self.unclaim(&id);
+            return Err(ServiceError::Stale {
+                held,
+                given: snapshot.generation,
+            });
         }
         let added = self
             .store_and_add(&id, spec, snapshot, Duration::from_millis(elapsed_ms), None)
             .await;
-        self.shared.registry().adopting.remove(&id);
-        added?;
+        self.unclaim(&id);
+        // An adopted session that could not be stored is not stopped: its owner still has it.
+        added.map_err(|(error, _)| error)?;
         self.view(&id).await.ok_or(ServiceError::NotFound)
     }
 
@@ -677,9 +785,20 @@ impl Service {
             .map_err(|_| ServiceError::Stopping)?
             .await
             .map_err(|_| ServiceError::NotFound)?;
-        let snapshot = engine.snapshot(self.handle.clock().now());
+        let mut engine = engine;
+        let snapshot = engine.hand_off(self.handle.clock().now());
+        drop(engine);
         let taken_at_ms = unix_ms();
         let reason = "handed off".to_owned();
+        // The handoff's snapshot is what this store holds from now on: its generation refuses
+        // the same snapshot replayed here, after a restart too.
+        if let Ok(text) = serde_json::to_string(&snapshot) {
+            self.shared.writer.submit(Write::Snapshot {
+                id: id.to_owned(),
+                snapshot: text,
+                at_ms: taken_at_ms,
+            });
+        }
         let ticket = self.shared.writer.submit(Write::Close {
             id: id.to_owned(),
             reason: reason.clone(),
@@ -691,6 +810,7 @@ impl Service {
             entry.release = Some(reason);
             entry.state = State::Reserved;
             entry.key = None;
+            entry.generation = snapshot.generation;
         }
         registry.by_key.remove(&key);
         Ok(serde_json::json!({ "snapshot": snapshot, "taken_at_ms": taken_at_ms }))
@@ -735,103 +855,6 @@ impl Service {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Forwards the funder's events to the events streams, and live state changes to the view.
-    /// Events may be dropped under back-pressure: nothing here decides the session's end, its
-    /// storage or a metric (those come from [`pump_exits`](Self::pump_exits)).
-    async fn pump_events(self, mut events: mpsc::Receiver<(SessionKey, Event)>) {
-        while let Some((key, event)) = events.recv().await {
-            let mut registry = self.shared.registry();
-            let Some(id) = registry.by_key.get(&key).cloned() else {
-                continue;
-            };
-            let Some(entry) = registry.by_id.get_mut(&id) else {
-                continue;
-            };
-            if let Some(events) = &entry.events
-                && events.receiver_count() > 0
-            {
-                let mut line = event_line(&event);
-                // A credited payment's checkpoint came first (the funder stores it before it emits
-                // the event): its spend is the session's, up to this payment.
-                if matches!(event, Event::PaymentAccepted { .. })
-                    && let Some(spend) = entry.last.map(|l| l.spend)
-                    && let Some(wei) = spend.wei
-                {
-                    line["spend_wei"] = wei_text(wei).into();
-                    if let Some(usd) = spend.usd {
-                        line["spend_usd"] = usd.into();
-                    }
-                }
-                let _ = events.send(line.to_string());
-            }
-            if let Event::StateChanged { to, .. } = event
-                && !to.is_released()
-                && !entry.state.is_released()
-            {
-                entry.state = to;
-                let counts = SessionCounts::of(registry.by_id.values().map(|e| e.state));
-                drop(registry);
-                self.shared.metrics.set_sessions(counts);
-            }
-        }
-    }
-
-    /// Every session's end, from the funder's lossless exits: the view, `DELETE`'s waiters, the
-    /// events stream's last line, the store's close record and the metrics.
-    async fn pump_exits(self, mut exits: mpsc::UnboundedReceiver<(SessionKey, Exit)>) {
-        while let Some((key, exit)) = exits.recv().await {
-            self.on_exit(key, exit);
-        }
-    }
-
-    fn on_exit(&self, key: SessionKey, exit: Exit) {
-        let mut registry = self.shared.registry();
-        let Some(id) = registry.by_key.remove(&key) else {
-            return;
-        };
-        let Some(entry) = registry.by_id.get_mut(&id) else {
-            return;
-        };
-        let before = entry.last.map(|l| l.stats).unwrap_or_default();
-        if let Some(last) = &mut entry.last {
-            last.stats = exit.stats();
-        }
-        match exit {
-            Exit::Released { reason, .. } => {
-                entry.state = State::Released { reason };
-                entry.key = None;
-                let text = reason.to_string();
-                entry.release = Some(text.clone());
-                for waiter in entry.closing.drain(..) {
-                    let _ = waiter.send(text.clone());
-                }
-                // The stream ends with the release, its last line saying why.
-                if let Some(events) = entry.events.take() {
-                    let line = event_line(&Event::StateChanged {
-                        from: State::Funding,
-                        to: State::Released { reason },
-                    });
-                    let _ = events.send(line.to_string());
-                }
-                self.shared.writer.submit(Write::Close {
-                    id,
-                    reason: text,
-                    at_ms: unix_ms(),
-                });
-                self.shared.metrics.observe_release(reason);
-            }
-            Exit::Stopped { .. } => {
-                // Handed off (the handoff records it), or nothing to fund: funded no more here.
-                entry.state = State::Reserved;
-                entry.key = None;
-            }
-        }
-        let counts = SessionCounts::of(registry.by_id.values().map(|e| e.state));
-        drop(registry);
-        self.shared.metrics.observe_stats_growth(&before, &exit.stats());
-        self.shared.metrics.set_sessions(counts);
-    }
 }
 
 impl Entry {
@@ -844,6 +867,7 @@ impl Entry {
             last: None,
             events: None,
             closing: Vec::new(),
+            generation: 0,
         }
     }
 }
@@ -856,35 +880,4 @@ pub(crate) const fn state_name(state: State) -> &'static str {
         State::Skipped => "skipped",
         State::Released { .. } => "released",
     }
-}
-
-/// One event as a JSON object: its kind and its text (which holds no secret).
-fn event_line(event: &Event) -> serde_json::Value {
-    let kind = match event {
-        Event::StateChanged { .. } => "state_changed",
-        Event::PaymentAccepted { .. } => "payment_accepted",
-        Event::CycleSkipped { .. } => "cycle_skipped",
-        Event::PaymentFailed { .. } => "payment_failed",
-        Event::PaymentAbandoned { .. } => "payment_abandoned",
-        Event::RefreshRequired { .. } => "refresh_required",
-        Event::Refreshed { .. } => "refreshed",
-        Event::AtRisk { .. } => "at_risk",
-        Event::Lapsed { .. } => "lapsed",
-        Event::BudgetExhausted { .. } => "budget_exhausted",
-        Event::MintLost { .. } => "mint_lost",
-        Event::FundingNotRequired { .. } => "funding_not_required",
-        Event::StopFailed { .. } => "stop_failed",
-    };
-    let mut line = serde_json::json!({ "type": kind, "text": event.to_string() });
-    if let Event::StateChanged {
-        to: State::Released { reason },
-        ..
-    } = event
-    {
-        line["state"] = "released".into();
-        line["reason"] = reason.to_string().into();
-    } else if let Event::StateChanged { to, .. } = event {
-        line["state"] = state_name(*to).into();
-    }
-    line
 }

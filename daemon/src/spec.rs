@@ -404,6 +404,7 @@ impl AdoptRequest {
                 last_mint_value: None,
             }),
             funding: ResumePoint::reserved(&config),
+            generation: 0,
         })
     }
 }

@@ -125,3 +125,64 @@ async fn forged_snapshots_are_400_by_field_and_stop_no_other_session() {
     here.stop().await;
     there.stop().await;
 }
+
+/// Issue 17, item 7: a handoff replayed into the daemon that made it is refused (409
+/// `stale_snapshot`), after a restart of that daemon too; a newer handoff comes back.
+#[test]
+fn a_handoff_replayed_into_its_maker_is_refused_and_a_newer_one_comes_back() {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let model_runtime = runtime();
+    let model = model_runtime
+        .block_on(ServedModel::start(ServeConfig::default()))
+        .expect("model");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a_state, b_state) = (dir.path().join("a.db"), dir.path().join("b.db"));
+
+    let first = runtime();
+    let (id, adopt) = first.block_on(async {
+        let a = Running::start(&a_state).await;
+        let id = create(&a, &model).await;
+        let adopt = hand_off(&a, &model, &id).await;
+        assert_eq!(adopt["snapshot"]["generation"], 1, "{adopt}");
+        let replay = post(a.addr, &a.token, "/v1/sessions", &adopt).await;
+        assert_eq!(
+            replay.error(409, "stale_snapshot")["field"],
+            "snapshot.generation"
+        );
+        a.stop().await;
+        (id, adopt)
+    });
+    drop(first);
+
+    let second = runtime();
+    second.block_on(async {
+        // Restarted, A still refuses it; B takes it, and hands it back one generation newer.
+        let a = Running::start(&a_state).await;
+        let replay = post(a.addr, &a.token, "/v1/sessions", &adopt).await;
+        assert_eq!(
+            replay.error(409, "stale_snapshot")["field"],
+            "snapshot.generation"
+        );
+        let b = Running::start(&b_state).await;
+        let taken = post(b.addr, &b.token, "/v1/sessions", &adopt).await;
+        assert_eq!(taken.status, 201, "{}", taken.body);
+        let back = hand_off(&b, &model, &id).await;
+        assert_eq!(back["snapshot"]["generation"], 2, "{back}");
+        let returned = post(a.addr, &a.token, "/v1/sessions", &back).await;
+        assert_eq!(returned.status, 201, "{}", returned.body);
+        let mut events = Events::open(a.addr, &a.token, &format!("/v1/sessions/{id}/events")).await;
+        events.until("payment_accepted", EVENT_LIMIT).await;
+        assert!(
+            releases_of(&model, &id).is_empty(),
+            "one owner at a time: never released"
+        );
+        a.stop().await;
+        b.stop().await;
+    });
+}

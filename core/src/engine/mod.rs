@@ -143,6 +143,8 @@ pub struct Engine {
     cancelled: Option<RequestId>,
     /// [`Output::Done`] was produced in this run.
     done: bool,
+    /// Owner changes so far ([`Snapshot::generation`]).
+    generation: u64,
 }
 
 /// A write-ahead hold: the signer state minted by request `id` must be durable before the POST
@@ -200,6 +202,7 @@ impl Engine {
             credential_asked: false,
             cancelled: None,
             done: false,
+            generation: 0,
         })
     }
 

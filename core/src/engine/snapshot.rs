@@ -111,6 +111,11 @@ pub struct Snapshot {
     pub payment: Option<PaymentSnapshot>,
     /// The funding machine.
     pub funding: ResumePoint,
+    /// How many times the session changed owner ([`Engine::hand_off`]): a holder refuses a
+    /// snapshot that is not newer than the one it has (a handoff replayed into the process that
+    /// made it). 0 for a session never handed off, and for snapshots written before it existed.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl Snapshot {
@@ -263,7 +268,17 @@ impl Engine {
             control_url: self.protocol.control_url().to_string(),
             payment,
             funding: self.session().resume_point(now),
+            generation: self.generation,
         }
+    }
+
+    /// This engine handed to another owner at `now`: its snapshot, one
+    /// [`generation`](Snapshot::generation) newer than any it made before. Drop the engine
+    /// after (it must not fund again), and record the handoff's generation where it was held,
+    /// so that the snapshot cannot be replayed into it.
+    pub fn hand_off(&mut self, now: Instant) -> Snapshot {
+        self.generation = self.generation.saturating_add(1);
+        self.snapshot(now)
     }
 
     /// An engine resumed at `now` from `snapshot`, taken `elapsed` ago, sending
@@ -311,6 +326,7 @@ impl Engine {
         let session =
             Session::resume(&config, now, &snapshot.funding, elapsed).map_err(ResumeError::Config)?;
         *engine.calls.machine_mut() = session;
+        engine.generation = snapshot.generation;
         Ok(engine)
     }
 }

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use livepay_daemon::run::{Daemon, DaemonError, DaemonOptions};
+use livepay_daemon::run::{Daemon, DaemonOptions};
 use livepay_daemon::service::ServiceConfig;
-use livepay_daemon::store::StoreError;
 use livepay_mock::serve::ServedModel;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines};
@@ -314,19 +313,8 @@ impl Running {
 
     /// Starts a daemon with `options` and spawns its `serve` with a oneshot shutdown.
     pub(crate) async fn start_with(options: DaemonOptions) -> Self {
-        // A daemon of this state stopped in this process releases the file's lock when its
-        // writer thread ends, after its runtime is dropped: wait for that (a bounded guard).
-        let deadline = tokio::time::Instant::now() + REQUEST_LIMIT;
-        let daemon = loop {
-            match Daemon::start(options.clone()).await {
-                Err(DaemonError::Store(StoreError::Locked { .. }))
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                started => break started.expect("the daemon starts"),
-            }
-        };
+        // A daemon stopped before on this state released it when its `serve` returned.
+        let daemon = Daemon::start(options).await.expect("the daemon starts");
         let token = std::fs::read_to_string(&daemon.token_path)
             .expect("the token file")
             .trim()

@@ -121,6 +121,9 @@ impl Snapshot {
         if let Some(payment) = &self.payment {
             payment.check(&orchestrator)?;
         }
+        if self.generation > u64::from(crate::session::MAX_COUNT) {
+            return Err(("generation", Range::TooLarge));
+        }
         self.funding.check()
     }
 }
