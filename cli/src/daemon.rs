@@ -101,7 +101,8 @@ pub(crate) async fn run(args: &DaemonArgs) -> Result<(), CliError> {
         DaemonError::Bind(..)
         | DaemonError::Remote(_)
         | DaemonError::Token(..)
-        | DaemonError::EmptyToken(_) => CliError::BadInput(e.to_string()),
+        | DaemonError::EmptyToken(_)
+        | DaemonError::BadToken(..) => CliError::BadInput(e.to_string()),
         other => CliError::BadInput(other.to_string()),
     })?;
     if !daemon.addr.ip().is_loopback() {

@@ -38,6 +38,8 @@ pub enum DaemonError {
     Token(PathBuf, io::Error),
     /// The token file is empty.
     EmptyToken(PathBuf),
+    /// The token file or its token is unsafe or unusable (why).
+    BadToken(PathBuf, &'static str),
     /// The store could not be opened or read.
     Store(StoreError),
     /// The writer thread could not start.
@@ -59,6 +61,7 @@ impl std::fmt::Display for DaemonError {
             ),
             Self::Token(path, e) => write!(f, "API token file {}: {e}", path.display()),
             Self::EmptyToken(path) => write!(f, "API token file {} is empty", path.display()),
+            Self::BadToken(path, why) => write!(f, "API token file {}: {why}", path.display()),
             Self::Store(e) => write!(f, "state: {e}"),
             Self::Writer(e) => write!(f, "state: the writer thread could not start: {e}"),
             Self::Http(e) => write!(f, "HTTP client: {e}"),
@@ -95,6 +98,7 @@ fn token_at(path: &Path, create: bool) -> Result<(String, bool), DaemonError> {
             if token.is_empty() {
                 return Err(DaemonError::EmptyToken(path.to_owned()));
             }
+            check_token(path, &token)?;
             Ok((token, false))
         }
         Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
@@ -104,6 +108,35 @@ fn token_at(path: &Path, create: bool) -> Result<(String, bool), DaemonError> {
         }
         Err(e) => Err(DaemonError::Token(path.to_owned(), e)),
     }
+}
+
+/// The shortest token accepted: 16 characters (a guessable token guards nothing).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Refuses a token file anyone may rewrite, and a token that is short or could never match
+/// (a bearer token is printable ASCII: anything else never arrives in an `Authorization` header).
+fn check_token(path: &Path, token: &str) -> Result<(), DaemonError> {
+    let bad = |why| Err(DaemonError::BadToken(path.to_owned(), why));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| DaemonError::Token(path.to_owned(), e))?
+            .permissions()
+            .mode();
+        if mode & 0o002 != 0 {
+            return bad("is writable by every user (anyone could set the token): chmod o-w it");
+        }
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return bad(
+            "the token holds a space, a control or a non-ASCII character, so no request could ever match it",
+        );
+    }
+    if token.len() < MIN_TOKEN_LEN {
+        return bad("the token is shorter than 16 characters");
+    }
+    Ok(())
 }
 
 /// 32 random bytes from the operating system, in hex.
