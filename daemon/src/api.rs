@@ -8,7 +8,7 @@
 //! | `GET` | `/v1/sessions/{id}` | state, runway, counters, spend |
 //! | `DELETE` | `/v1/sessions/{id}` | stop funding, then stop; the release reason |
 //! | `POST` | `/v1/sessions/{id}/handoff` | stop funding here; the snapshot another daemon adopts |
-//! | `GET` | `/v1/sessions/{id}/events` | Server-Sent Events, one JSON object each |
+//! | `GET` | `/v1/sessions/{id}/events` | Server-Sent Events, one JSON object each; the last says the end (`released`, or `{"type":"ended","reason"}` after a handoff or for a stream opened after the end), then the stream closes |
 //! | `GET` | `/metrics` | Prometheus text |
 //! | `GET` | `/healthz` | liveness: 200 `ok`, or 503 `unhealthy` once a funding task failed (the daemon then exits non-zero) |
 //!
@@ -31,7 +31,7 @@ use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::service::{Service, ServiceError};
+use crate::service::{Service, ServiceError, Subscription};
 use crate::spec::{AdoptRequest, BadBody, CreateRequest};
 
 /// The largest request body accepted.
@@ -283,12 +283,17 @@ async fn metrics(State(api): State<Api>) -> Response {
 }
 
 async fn events(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    let Some(receiver) = api.service.subscribe(&id) else {
-        return ServiceError::NotFound.into_response();
-    };
-    Sse::new(event_stream(receiver))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    match api.service.subscribe(&id) {
+        None => ServiceError::NotFound.into_response(),
+        Some(Subscription::Live(receiver)) => Sse::new(event_stream(receiver))
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+        Some(Subscription::Ended(line)) => {
+            let last =
+                futures::stream::once(async move { Ok::<_, Infallible>(SseEvent::default().data(line)) });
+            Sse::new(last).into_response()
+        }
+    }
 }
 
 /// The session's event lines as SSE events, until its release (the channel closes) or the

@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use livepay_core::engine::spend::{Pricing, RunnerPrice, Spend};
 use livepay_core::engine::{Engine, Snapshot};
 use livepay_core::rng::SplitMix64;
-use livepay_core::{Clock as _, Config, Duration, FirstPayment, ReleaseReason, State, StatusTable};
+use livepay_core::{Clock as _, Config, Duration, FirstPayment, State, StatusTable};
 use livepay_hyper::{
     Funder, FunderConfig, FunderHandle, HttpClient, LiveError, SessionKey, WriteAhead, reserve,
 };
@@ -26,6 +26,7 @@ use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView
 use crate::store::{SessionRecord, Write, WriterHandle};
 
 mod pumps;
+mod resume;
 
 /// How the daemon funds its sessions.
 #[derive(Debug, Clone)]
@@ -103,6 +104,20 @@ pub enum ServiceError {
     Credential,
 }
 
+/// A subscription to a session's event lines ([`Service::subscribe`]).
+#[derive(Debug)]
+pub enum Subscription {
+    /// The session is funded: its lines as they come, ending with its end.
+    Live(broadcast::Receiver<String>),
+    /// The session had ended: the one final line (`{"type":"ended","reason":…}`).
+    Ended(String),
+}
+
+/// The last line of a session's events stream: it ended (released, closed, handed off), why.
+fn ended_line(reason: &str) -> String {
+    serde_json::json!({ "type": "ended", "reason": reason }).to_string()
+}
+
 /// One session the daemon knows.
 struct Entry {
     key: Option<SessionKey>,
@@ -118,6 +133,8 @@ struct Entry {
     /// The generation of the snapshot this daemon funds or handed off ([`Snapshot::generation`]):
     /// an adopt must be newer.
     generation: u64,
+    /// A handoff is under way: a `DELETE` waits for it rather than closing.
+    handing_off: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -399,68 +416,6 @@ impl Service {
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         config.seed = rng.next_u64();
         config
-    }
-
-    fn resume_all(&self, records: Vec<SessionRecord>) -> usize {
-        let now_ms = unix_ms();
-        let mut open = Vec::with_capacity(records.len());
-        for record in records {
-            let spec: Result<SessionSpec, _> = serde_json::from_str(&record.spec);
-            let snapshot: Result<Snapshot, _> = serde_json::from_str(&record.snapshot);
-            let (Ok(spec), Ok(snapshot)) = (spec, snapshot) else {
-                tracing::warn!(id = %record.id, "livepay daemon: an unreadable record is left alone");
-                continue;
-            };
-            if let Some(reason) = record.closed {
-                let mut entry = Entry::new(
-                    spec,
-                    None,
-                    State::Released {
-                        reason: ReleaseReason::ClosedByClient,
-                    },
-                    Some(reason),
-                );
-                // A handed-off session's record holds the handoff's snapshot: its generation
-                // refuses that snapshot replayed here.
-                entry.generation = snapshot.generation;
-                self.shared.registry().by_id.insert(record.id.clone(), entry);
-                continue;
-            }
-            let elapsed_ms = now_ms.saturating_sub(record.updated_ms);
-            let left_ms = u64::from(snapshot.funding.runway_ms).saturating_sub(elapsed_ms);
-            open.push((
-                left_ms,
-                record.id,
-                spec,
-                snapshot,
-                Duration::from_millis(elapsed_ms),
-            ));
-        }
-        // The shortest runway first: the funder's lanes serve requests in the order they come,
-        // so a restart never leaves the same sessions at the back of the queue every time (a
-        // daemon restarted again and again would starve them).
-        open.sort_by_key(|(left_ms, ..)| *left_ms);
-        let mut resumed = 0;
-        for (_, id, spec, snapshot, elapsed) in open {
-            match self.add(&id, spec, &snapshot, elapsed, None) {
-                Ok(()) => resumed += 1,
-                Err(ServiceError::Resume(why)) => {
-                    // A record no engine accepts (an older build stored it, or another process
-                    // wrote the file): closed with the reason, so it is neither funded nor warned
-                    // about at every start.
-                    tracing::warn!(%id, %why, "livepay daemon: an unusable session record is closed");
-                    self.shared.writer.submit(Write::Close {
-                        id,
-                        reason: format!("unusable record: {why}"),
-                        at_ms: unix_ms(),
-                    });
-                }
-                Err(error) => {
-                    tracing::warn!(%id, ?error, "livepay daemon: a session could not be resumed");
-                }
-            }
-        }
-        resumed
     }
 
     /// The engine of `snapshot` (taken `elapsed ago`) under `spec`: refused before anything is
@@ -754,8 +709,11 @@ impl Service {
                 return Ok(reason.clone());
             }
             entry.closing.push(tx);
-            let key = entry.key.ok_or(ServiceError::NotFound)?;
-            self.handle.close(key).map_err(|_| ServiceError::Stopping)?;
+            if !entry.handing_off {
+                let key = entry.key.ok_or(ServiceError::NotFound)?;
+                self.handle.close(key).map_err(|_| ServiceError::Stopping)?;
+            }
+            // Handing off: the handoff answers the waiter as soon as it is done.
         }
         match tokio::time::timeout(self.shared.config.close_timeout, rx).await {
             Ok(Ok(reason)) => Ok(reason),
@@ -772,20 +730,29 @@ impl Service {
     /// [`ServiceError::NotFound`] (also once released), [`ServiceError::Stopping`].
     pub async fn handoff(&self, id: &str) -> Result<serde_json::Value, ServiceError> {
         let key = {
-            let registry = self.shared.registry();
-            let entry = registry.by_id.get(id).ok_or(ServiceError::NotFound)?;
-            entry
+            let mut registry = self.shared.registry();
+            let entry = registry.by_id.get_mut(id).ok_or(ServiceError::NotFound)?;
+            let key = entry
                 .key
-                .filter(|_| entry.release.is_none())
-                .ok_or(ServiceError::NotFound)?
+                .filter(|_| entry.release.is_none() && !entry.handing_off)
+                .ok_or(ServiceError::NotFound)?;
+            entry.handing_off = true;
+            key
         };
-        let engine = self
-            .handle
-            .stop(key)
-            .map_err(|_| ServiceError::Stopping)?
-            .await
-            .map_err(|_| ServiceError::NotFound)?;
-        let mut engine = engine;
+        let stopped = match self.handle.stop(key) {
+            Ok(engine) => engine.await.map_err(|_| ServiceError::NotFound),
+            Err(_) => Err(ServiceError::Stopping),
+        };
+        let mut engine = match stopped {
+            Ok(engine) => engine,
+            Err(error) => {
+                // Ended meanwhile (its exit answers any waiting `DELETE`): nothing to hand off.
+                if let Some(entry) = self.shared.registry().by_id.get_mut(id) {
+                    entry.handing_off = false;
+                }
+                return Err(error);
+            }
+        };
         let snapshot = engine.hand_off(self.handle.clock().now());
         drop(engine);
         let taken_at_ms = unix_ms();
@@ -807,25 +774,39 @@ impl Service {
         let _ = self.shared.writer.durable(ticket).await;
         let mut registry = self.shared.registry();
         if let Some(entry) = registry.by_id.get_mut(id) {
+            // Its streams end, saying so, and a `DELETE` that raced the handoff is answered now.
+            if let Some(events) = entry.events.take() {
+                let _ = events.send(ended_line(&reason));
+            }
+            for waiter in entry.closing.drain(..) {
+                let _ = waiter.send(reason.clone());
+            }
             entry.release = Some(reason);
             entry.state = State::Reserved;
             entry.key = None;
             entry.generation = snapshot.generation;
+            entry.handing_off = false;
         }
         registry.by_key.remove(&key);
         Ok(serde_json::json!({ "snapshot": snapshot, "taken_at_ms": taken_at_ms }))
     }
 
     /// A stream of session `id`'s event lines (JSON), from now on.
-    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<String>> {
+    pub fn subscribe(&self, id: &str) -> Option<Subscription> {
         let mut registry = self.shared.registry();
         let entry = registry.by_id.get_mut(id)?;
-        Some(
+        if entry.key.is_none()
+            && let Some(reason) = &entry.release
+        {
+            // Ended before the subscriber came: it gets the end at once, not an endless stream.
+            return Some(Subscription::Ended(ended_line(reason)));
+        }
+        Some(Subscription::Live(
             entry
                 .events
                 .get_or_insert_with(|| broadcast::channel(256).0)
                 .subscribe(),
-        )
+        ))
     }
 
     /// Ends every open events stream (at shutdown: a graceful shutdown waits for every
@@ -868,6 +849,7 @@ impl Entry {
             events: None,
             closing: Vec::new(),
             generation: 0,
+            handing_off: false,
         }
     }
 }

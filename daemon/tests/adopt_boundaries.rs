@@ -186,3 +186,52 @@ fn a_handoff_replayed_into_its_maker_is_refused_and_a_newer_one_comes_back() {
         b.stop().await;
     });
 }
+
+/// Issue 17, item 9: a handoff ends the session's open streams with a final `ended` line, and a
+/// stream opened after the end gets that line at once, then ends (a client never hangs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_of_an_ended_session_end_with_the_reason() {
+    let model = ServedModel::start(ServeConfig::default()).await.expect("model");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Running::start(&dir.path().join("s.db")).await;
+    let id = create(&daemon, &model).await;
+    let path = format!("/v1/sessions/{id}/events");
+    let mut open = Events::open(daemon.addr, &daemon.token, &path).await;
+    let _ = hand_off(&daemon, &model, &id).await;
+    let (ended, _) = open.until("ended", EVENT_LIMIT).await;
+    assert_eq!(ended["reason"], "handed off", "{ended}");
+    open.until_end(EVENT_LIMIT).await;
+
+    let mut late = Events::open(daemon.addr, &daemon.token, &path).await;
+    let (ended, _) = late.until("ended", EVENT_LIMIT).await;
+    assert_eq!(ended["reason"], "handed off", "{ended}");
+    late.until_end(EVENT_LIMIT).await;
+    daemon.stop().await;
+}
+
+/// Issue 17, item 10: a `DELETE` racing a handoff is answered at once (with the handoff, or
+/// with its own close), never after the 15 s close timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_racing_a_handoff_is_answered_at_once() {
+    let model = ServedModel::start(ServeConfig::default()).await.expect("model");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Running::start(&dir.path().join("s.db")).await;
+    for _ in 0..4 {
+        let id = create(&daemon, &model).await;
+        let path = format!("/v1/sessions/{id}");
+        let handoff_path = format!("{path}/handoff");
+        let handoff = request(daemon.addr, "POST", &handoff_path, Some(&daemon.token), None);
+        let delete = common::delete(daemon.addr, &daemon.token, &path);
+        let (_, closed) =
+            tokio::time::timeout(Duration::from_secs(5), futures::future::join(handoff, delete))
+                .await
+                .expect("both answer well before the close timeout");
+        assert_eq!(closed.status, 200, "{}", closed.body);
+        let reason = closed.json()["reason"].as_str().map(str::to_owned);
+        assert!(
+            matches!(reason.as_deref(), Some("handed off" | "closed by the client")),
+            "{reason:?}"
+        );
+    }
+    daemon.stop().await;
+}
