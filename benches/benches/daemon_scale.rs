@@ -141,6 +141,7 @@ async fn daemon_mode(server: &mut Server, n: usize, secs: u64) -> Measured {
         allow_remote: false,
         http: HttpConfig::default(),
         service: ServiceConfig::default(),
+        api_limits: livepay_daemon::listen::ApiLimits::default(),
     })
     .await
     .expect("the daemon starts");

@@ -50,6 +50,13 @@ pub(crate) struct DaemonArgs {
         hide_env_values = true
     )]
     signer_token_command: Option<String>,
+    /// The longest an API connection may take to send a request head; then it is closed.
+    #[arg(long, default_value = "5s", value_parser = duration::parse, env = "LIVEPAY_DAEMON_API_HEADER_TIMEOUT")]
+    api_header_timeout: Duration,
+    /// The most API connections at once (default: a quarter of the descriptor limit, 16 to
+    /// 1,024; the rest is kept for funding).
+    #[arg(long, value_name = "N", env = "LIVEPAY_DAEMON_API_MAX_CONNECTIONS")]
+    api_max_connections: Option<usize>,
     /// ETH in US dollars: spend is also shown in USD.
     #[arg(long, value_name = "RATE", env = "LIVEPAY_ETH_USD")]
     eth_usd: Option<f64>,
@@ -64,6 +71,16 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, CliError> {
     if args.timeout.is_zero() {
         return Err(CliError::BadInput("--timeout must be above zero".into()));
     }
+    if args.api_header_timeout.is_zero() {
+        return Err(CliError::BadInput(
+            "--api-header-timeout must be above zero".into(),
+        ));
+    }
+    if args.api_max_connections == Some(0) {
+        return Err(CliError::BadInput(
+            "--api-max-connections must be above zero".into(),
+        ));
+    }
     if let Some(rate) = args.eth_usd
         && !(rate.is_finite() && rate > 0.0)
     {
@@ -76,6 +93,11 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, CliError> {
         state: args.state.clone(),
         api_token_file: args.api_token_file.clone(),
         allow_remote: args.allow_remote,
+        api_limits: livepay_daemon::listen::ApiLimits {
+            header_timeout: args.api_header_timeout,
+            max_connections: args.api_max_connections,
+            ..livepay_daemon::listen::ApiLimits::default()
+        },
         http: HttpConfig {
             request_timeout: args.timeout,
             ..HttpConfig::default()

@@ -9,6 +9,8 @@
 //! - [`spec`]: request bodies, stored specs and the views the API shows;
 //! - [`store`]: the [`Store`](store::Store) trait, SQLite behind it, and the batching writer
 //!   that makes every signer state durable before the payment carrying it is posted;
+//! - [`listen`]: the API's accept loop with a header-read timeout, a connection cap and a
+//!   shutdown deadline;
 //! - [`health`]: a panic in a funding task fails `/healthz` and stops the daemon non-zero;
 //! - [`metrics`]: Prometheus series of sessions, payments, latencies, runway, releases and spend.
 //!
@@ -25,6 +27,7 @@
 //!     allow_remote: false,
 //!     http: livepay_hyper::HttpConfig::default(),
 //!     service: livepay_daemon::service::ServiceConfig::default(),
+//!     api_limits: livepay_daemon::listen::ApiLimits::default(),
 //! })
 //! .await?;
 //! println!("API on http://{}, token in {}", daemon.addr, daemon.token_path.display());
@@ -37,6 +40,7 @@
 
 pub mod api;
 pub mod health;
+pub mod listen;
 pub mod metrics;
 pub mod run;
 pub mod service;

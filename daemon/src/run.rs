@@ -27,6 +27,8 @@ pub struct DaemonOptions {
     pub http: HttpConfig,
     /// How sessions are funded.
     pub service: ServiceConfig,
+    /// The API's connection limits.
+    pub api_limits: crate::listen::ApiLimits,
 }
 
 /// Why the daemon could not start.
@@ -88,6 +90,7 @@ pub struct Daemon {
     pub resumed: usize,
     /// The address bound.
     pub addr: SocketAddr,
+    api_limits: crate::listen::ApiLimits,
 }
 
 /// Reads the token at `path`, or makes one there (mode 0600) when `create` and it is missing.
@@ -204,6 +207,7 @@ impl Daemon {
             token_created,
             resumed,
             addr,
+            api_limits: options.api_limits,
         })
     }
 
@@ -237,9 +241,13 @@ impl Daemon {
             }
             service.end_streams();
         };
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let stopper = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(());
+        });
+        crate::listen::serve(self.listener, router, self.api_limits, stopped).await;
+        stopper.abort();
         // Funding stops with the API (a restart within the runway resumes every session), then
         // the store is flushed and closed: its file and its lock are free when `serve` returns.
         self.service.stop_funding().await;

@@ -290,6 +290,7 @@ pub(crate) fn options(state: &Path) -> DaemonOptions {
         allow_remote: false,
         http: livepay_hyper::HttpConfig::default(),
         service: ServiceConfig::default(),
+        api_limits: livepay_daemon::listen::ApiLimits::default(),
     }
 }
 
