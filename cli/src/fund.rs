@@ -357,13 +357,31 @@ pub(crate) async fn run(args: &FundArgs) -> Result<(), CliError> {
             .map_err(|why| CliError::BadInput(format!("--signer-token-command: {why}")))?;
         options = options.with_credentials(crate::token::source(command.clone()));
     }
-    let session = tokio::select! {
-        reserved = LiveSession::reserve(options) => reserved.map_err(live_error)?,
-        () = crate::shutdown_signal() => {
-            crate::err_line("interrupted before the session was reserved");
-            return Ok(());
+    // An interrupt before the paid reservation leaves cancels it (nothing is paid); after, the
+    // reservation finishes and the session is stopped at once (its prepay is spent either way,
+    // and a dropped one would run on it unfunded and unstopped).
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cancel = {
+        let interrupted = std::sync::Arc::clone(&interrupted);
+        async move {
+            crate::shutdown_signal().await;
+            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
         }
     };
+    let session = match LiveSession::reserve_until(options, cancel).await {
+        Ok(session) => session,
+        Err(livepay_hyper::LiveError::Cancelled) => {
+            crate::err_line("interrupted before any payment left: nothing was reserved");
+            return Ok(());
+        }
+        Err(e) => return Err(live_error(e)),
+    };
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        crate::err_line("interrupted while the paid reservation was under way: stopping the session");
+        let reason = session.close().await.map_err(live_error)?;
+        crate::err_line(&format!("stopped: {reason}"));
+        return Ok(());
+    }
     let id = session.session_id().to_owned();
     // Subscribed before anything is printed: `events` hands its first caller every event since
     // the reservation.

@@ -132,15 +132,53 @@ pub async fn reserve(
     clock: &TokioClock,
     options: ReserveOptions,
 ) -> Result<Reserved, LiveError> {
+    reserve_until(http, clock, options, std::future::pending()).await
+}
+
+/// [`reserve`], cancelled when `cancel` resolves, if the flow says nothing was paid yet
+/// ([`ReserveFlow::payment_left`]): then it ends at once with [`LiveError::Cancelled`]. Once the
+/// paid reservation has left, `cancel` is ignored and the reservation finishes, so that the
+/// caller can stop the session it paid for rather than leave it to run on its prepay.
+///
+/// # Errors
+///
+/// As [`reserve`], and [`LiveError::Cancelled`].
+pub async fn reserve_until(
+    http: &HttpClient,
+    clock: &TokioClock,
+    options: ReserveOptions,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<Reserved, LiveError> {
     let mut flow = ReserveFlow::with_cache(options, &http.payers())?;
     let adapter = HyperHttp::new(http.clone(), *clock);
+    let cancel = futures::FutureExt::fuse(cancel);
+    futures::pin_mut!(cancel);
+    let mut cancelled = false;
     // The core only sees a `Failure`; keep the detail of the request that got no answer.
     let mut unanswered = None;
     let result = loop {
+        if cancelled && !flow.payment_left() {
+            break Err(ReserveError::Unfinished);
+        }
         match flow.poll_output(clock.now()) {
             Some(Output::Transmit(request)) => {
                 let id = request.id;
-                let exchange = adapter.exchange(request).await;
+                let paid = flow.payment_left();
+                let exchange = adapter.exchange(request);
+                let exchange = if paid || cancelled {
+                    exchange.await
+                } else {
+                    futures::pin_mut!(exchange);
+                    tokio::select! {
+                        biased;
+                        () = &mut cancel => {
+                            // Nothing paid has left: the request is abandoned.
+                            cancelled = true;
+                            continue;
+                        }
+                        exchange = &mut exchange => exchange,
+                    }
+                };
                 if let Some(at) = exchange.sent_at {
                     flow.handle_sent(at, id);
                 }
@@ -155,13 +193,27 @@ pub async fn reserve(
                     }
                 }
             }
-            Some(Output::Timeout(at)) => clock.sleep_until(at).await,
+            Some(Output::Timeout(at)) => {
+                if flow.payment_left() || cancelled {
+                    clock.sleep_until(at).await;
+                } else {
+                    tokio::select! {
+                        biased;
+                        () = &mut cancel => cancelled = true,
+                        () = clock.sleep_until(at) => {}
+                    }
+                }
+            }
             Some(Output::Done(result)) => break result,
             // A reservation persists nothing, asks for no credential and cancels nothing.
             Some(_) => {}
             None => break Err(ReserveError::Unfinished),
         }
     };
+    if cancelled && !flow.payment_left() {
+        tracing::debug!("livepay: reservation cancelled before its payment left");
+        return Err(LiveError::Cancelled);
+    }
     flow.update_cache(&mut http.payers());
     match result {
         Ok(reserved) => {

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::TokioClock;
 use crate::http::HttpClient;
-use crate::hyper_http::{HyperHttp, reserve};
+use crate::hyper_http::HyperHttp;
 
 mod error;
 mod options;
@@ -69,6 +69,21 @@ impl LiveSession {
     ///
     /// [`Reserved::minted_at`]: livepay_core::engine::Reserved::minted_at
     pub async fn reserve(options: LiveOptions) -> Result<Self, LiveError> {
+        Self::reserve_until(options, std::future::pending()).await
+    }
+
+    /// [`reserve`](Self::reserve), cancelled when `cancel` resolves if no payment has left yet
+    /// ([`LiveError::Cancelled`]: nothing reserved, nothing paid). After the paid reservation
+    /// has left, the reservation finishes: stop the session it returns
+    /// ([`close`](Self::close)) rather than leave it running on its prepay.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Self::reserve), and [`LiveError::Cancelled`].
+    pub async fn reserve_until(
+        options: LiveOptions,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Self, LiveError> {
         let handle = Handle::try_current().map_err(|_| LiveError::NoRuntime)?;
         let LiveOptions {
             reserve: reserve_options,
@@ -112,7 +127,7 @@ impl LiveSession {
             None => HttpClient::new(http).map_err(LiveError::Http)?,
         };
         let clock = TokioClock::new();
-        let reserved = reserve(&client, &clock, reserve_options).await?;
+        let reserved = crate::reserve_until(&client, &clock, reserve_options, cancel).await?;
         let session_id = reserved.session_id.clone();
         let app_url = reserved.app_url.clone();
         let control_url = reserved.control_url.clone();

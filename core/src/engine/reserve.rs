@@ -368,11 +368,21 @@ pub struct ReserveFlow {
     /// When the first mint's request left (the prepay runs from then).
     mint_sent: Instant,
     succeeded: Option<bool>,
+    /// A paid reservation request was produced: the payment may have reached the orchestrator.
+    payment_left: bool,
     /// What every answer means.
     table: StatusTable,
 }
 
 impl ReserveFlow {
+    /// Whether the paid reservation has been sent (or handed to the transport): from then on
+    /// the orchestrator may hold a paid session, so an interrupted caller must finish the flow
+    /// and stop the session rather than drop it. Before, dropping the flow cancels it at no cost
+    /// (the signer's mint is never posted).
+    pub const fn payment_left(&self) -> bool {
+        self.payment_left
+    }
+
     /// A flow for `options`.
     ///
     /// # Errors
@@ -422,6 +432,7 @@ impl ReserveFlow {
             next_id: 1,
             mint_sent: Instant::from_ticks(0),
             succeeded: None,
+            payment_left: false,
             table: StatusTable::new(),
         })
     }
@@ -551,6 +562,7 @@ impl ReserveFlow {
                     );
                     return None;
                 };
+                self.payment_left = true;
                 self.reservation(id, Endpoint::PaidReservation)
                     .with_header(header::PAYMENT, payment)
                     .with_header(header::SEGMENT, seg_creds)

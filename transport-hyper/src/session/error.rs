@@ -95,6 +95,9 @@ pub enum LiveError {
     },
     /// The funding task ended abnormally (it panicked); the session's funding state is lost.
     TaskLost,
+    /// The reservation was cancelled before its payment left: nothing was reserved or paid
+    /// ([`LiveSession::reserve_until`](super::LiveSession::reserve_until)).
+    Cancelled,
 }
 
 impl fmt::Display for LiveError {
@@ -127,6 +130,7 @@ impl fmt::Display for LiveError {
             }
             Self::AlreadyClosed { reason } => write!(f, "the session is already released ({reason})"),
             Self::TaskLost => f.write_str("the funding task ended abnormally"),
+            Self::Cancelled => f.write_str("reservation cancelled before its payment left: nothing was paid"),
         }
     }
 }

@@ -442,3 +442,31 @@ fn spend_is_the_prepay_and_every_delivered_bill_at_the_payments_price() {
     .unwrap();
     assert_eq!(unread.spend_wei(), None);
 }
+
+/// The reservation says when cancelling it costs nothing: until the paid retry is produced.
+#[test]
+fn a_reservation_can_be_dropped_for_free_until_its_paid_retry_is_produced() {
+    let options = ReserveOptions::new(
+        "http://orch.example/apps/runner/session",
+        Some("http://signer.example".into()),
+        PaymentType::Live,
+    )
+    .with_payer_address("0x01");
+    let mut flow = ReserveFlow::new(options).unwrap();
+    let challenge = flow.poll_request(at(0)).unwrap();
+    assert!(!flow.payment_left());
+    flow.handle_response(
+        at(0),
+        challenge.id,
+        &Response::new(
+            402,
+            br#"{"payment_params":"cA==","manifest_id":"m1","payment_url":"http://orch.example/apps/runner/session/m1/payment"}"#,
+        ),
+    );
+    let mint = flow.poll_request(at(0)).unwrap();
+    assert!(!flow.payment_left(), "a mint not posted pays nothing");
+    flow.handle_response(at(0), mint.id, &Response::new(200, MINTED_READABLE));
+    let paid = flow.poll_request(at(0)).unwrap();
+    assert_eq!(paid.endpoint, Endpoint::PaidReservation);
+    assert!(flow.payment_left());
+}
