@@ -137,5 +137,13 @@ mod tests {
         let mode = std::fs::metadata(&target).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o644, "the target's permissions are untouched");
         assert_eq!(std::fs::read_to_string(&target).expect("read"), "precious\n");
+
+        // The state file itself, a symlink: refused before its target's mode is touched.
+        let state_link = dir.path().join("t.db");
+        std::os::unix::fs::symlink(&target, &state_link).expect("symlink");
+        let err = crate::store::SqliteStore::open(&state_link).expect_err("refused");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let mode = std::fs::metadata(&target).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "the target's permissions are untouched");
     }
 }
