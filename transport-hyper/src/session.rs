@@ -55,7 +55,7 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
-    /// Reserves a session (`docs/protocol.md` §2.1, §2.3, with [`reserve`]) and, for a metered
+    /// Reserves a session (`docs/protocol.md` §2.1, §2.3, with [`reserve`](crate::reserve)) and, for a metered
     /// one, starts funding it unless [`LiveOptions::start_payments`] is `false`. The runway
     /// counts from the reservation's mint ([`Reserved::minted_at`]).
     ///

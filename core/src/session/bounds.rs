@@ -10,7 +10,7 @@ pub const MAX_SPAN_MS: u32 = 86_400_000;
 pub const MAX_BILLED_MS: u64 = 10 * 365 * 86_400_000;
 /// The largest counter a snapshot may carry: a payment a second for three years.
 pub const MAX_COUNT: u32 = 100_000_000;
-/// Why a snapshot field is out of range: [`ResumeError::OutOfRange`](super::ResumeError::OutOfRange).
+/// Why a snapshot field is out of range (`engine::ResumeError::OutOfRange`, with the `alloc` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Range {
     /// Empty where a value is required.

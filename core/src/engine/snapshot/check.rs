@@ -100,7 +100,7 @@ impl Snapshot {
     /// Checks the snapshot against what a real session can be, field by field: the version,
     /// the ids (non-empty, printable ASCII, at most [`MAX_ID_LEN`] bytes), the URLs (sendable
     /// `http(s)`, the payment URL on the control URL's origin), the opaque values' sizes, and
-    /// every number of [`ResumePoint::check`]. [`Engine::resume`](super::Engine::resume) calls
+    /// every number of [`ResumePoint::check`](crate::session::ResumePoint::check). [`Engine::resume`](super::Engine::resume) calls
     /// it; a process that receives a snapshot calls it first to answer with the field.
     ///
     /// # Errors
