@@ -187,7 +187,10 @@ pub enum Peer {
     Signer,
 }
 
-/// The meaning of one row of the table.
+/// The meaning of one reply: the value of a row of the table, which a user overrides, so it
+/// carries no data. Not an [`Outcome`], which is how a whole action ended: a `Minted` leads to
+/// the POST, `CredentialRefused` to a credential and a retry, `CreditExhausted` and
+/// `PriceChanged` to [`Outcome::Rejected`] with their own reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Signer 200: tickets minted, POST them to the orchestrator next.
@@ -235,7 +238,9 @@ pub enum Next {
     Done(Outcome),
 }
 
-/// The answer to one [`Action`](crate::Action), fed to [`Session::handle_outcome`](crate::Session::handle_outcome).
+/// The answer to one [`Action`](crate::Action), fed to [`Session::handle_outcome`](crate::Session::handle_outcome):
+/// how the action ended, with the endpoint, reply and reason the machine and its stats need.
+/// The [`Sequencer`](crate::Sequencer) makes it from the [`Verdict`]s of the action's replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The payment was credited (signer 200, then payment 200).

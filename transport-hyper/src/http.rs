@@ -315,7 +315,7 @@ impl HttpClient {
     }
 
     /// Sends `request` to `request.peer()` and reads the whole answer, under the request timeout
-    /// and the body cap. Copies the body; [`execute_owned`](Self::execute_owned) does not.
+    /// (or the request's own [`deadline`](Request::deadline), when shorter) and the body cap. Copies the body; [`execute_owned`](Self::execute_owned) does not.
     ///
     /// # Errors
     ///
@@ -323,7 +323,7 @@ impl HttpClient {
     pub async fn execute(&self, request: &Request) -> Result<Answered<Bytes>, HttpError> {
         let prepared = self.prepare(request, Bytes::copy_from_slice(&request.body))?;
         let started = tokio::time::Instant::now();
-        let result = self.exchange(request.peer(), prepared).await;
+        let result = within(request.deadline, self.exchange(request.peer(), prepared)).await;
         self.observe(request.endpoint, started, &result);
         result
     }
@@ -334,10 +334,10 @@ impl HttpClient {
     ///
     /// As [`execute`](Self::execute).
     pub async fn execute_owned(&self, request: Request) -> Result<Answered<Bytes>, HttpError> {
-        let endpoint = request.endpoint;
+        let (endpoint, deadline) = (request.endpoint, request.deadline);
         let prepared = self.prepare_owned(request)?;
         let started = tokio::time::Instant::now();
-        let result = self.exchange(endpoint.peer(), prepared).await;
+        let result = within(deadline, self.exchange(endpoint.peer(), prepared)).await;
         self.observe(endpoint, started, &result);
         result
     }
@@ -471,6 +471,20 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
         text.push_str(&part);
     }
     text
+}
+
+/// `exchange` under the request's own deadline (the stop's), when the engine set one: every
+/// sender (the Funder, LiveSession, discovery) keeps it, however the client's timeout is set.
+async fn within(
+    deadline: Option<livepay_core::Duration>,
+    exchange: impl std::future::Future<Output = Result<Answered<Bytes>, HttpError>>,
+) -> Result<Answered<Bytes>, HttpError> {
+    match deadline {
+        Some(limit) => tokio::time::timeout(std::time::Duration::from_micros(limit.as_micros()), exchange)
+            .await
+            .unwrap_or(Err(HttpError::Timeout)),
+        None => exchange.await,
+    }
 }
 
 #[cfg(test)]
