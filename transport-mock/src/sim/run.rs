@@ -312,14 +312,9 @@ pub(super) fn run_session<P: Machine>(
             in_flight = Some(world.send(call.id, call.endpoint, fresh, now));
         }
         let timer = calls.machine().poll_timeout();
-        let Some((wake, answer)) = next_wake(in_flight, timer) else {
+        let Some((wake, answer)) = next_wake(config, now, in_flight, timer) else {
             break;
         };
-        // A suspended client does nothing until it resumes.
-        let wake = config.plan.resume_at(ORIGIN, wake).max(now);
-        if wake >= end {
-            break;
-        }
         now = wake;
         match in_flight.take() {
             Some(f) if answer => {
@@ -338,15 +333,23 @@ pub(super) fn run_session<P: Machine>(
     Ok(world.finish(&calls.machine().stats()))
 }
 
-/// What wakes the client next: the answer in flight, or its timer if that comes first (`true`:
-/// the answer).
-fn next_wake(in_flight: Option<InFlight>, timer: Option<Instant>) -> Option<(Instant, bool)> {
-    match (in_flight, timer) {
-        (Some(f), Some(t)) if t < f.arrives => Some((t, false)),
-        (Some(f), _) => Some((f.arrives, true)),
-        (None, Some(t)) => Some((t, false)),
-        (None, None) => None,
-    }
+/// What wakes the client next, after `now`: the answer in flight, or its timer if that comes
+/// first (`true`: the answer); a suspended client not before it resumes. `None` when nothing
+/// does before the end of the run.
+fn next_wake(
+    config: &SimConfig,
+    now: Instant,
+    in_flight: Option<InFlight>,
+    timer: Option<Instant>,
+) -> Option<(Instant, bool)> {
+    let (wake, answer) = match (in_flight, timer) {
+        (Some(f), Some(t)) if t < f.arrives => (t, false),
+        (Some(f), _) => (f.arrives, true),
+        (None, Some(t)) => (t, false),
+        (None, None) => return None,
+    };
+    let wake = config.plan.resume_at(ORIGIN, wake).max(now);
+    (wake < ORIGIN + config.duration).then_some((wake, answer))
 }
 
 /// Bytes of the structures one session needs while it is simulated: the client machine and its

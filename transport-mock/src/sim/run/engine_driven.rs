@@ -186,13 +186,9 @@ fn run_session(
                 other => panic!("unexpected output {other:?}"),
             }
         }
-        let Some((wake, answer)) = next_wake(in_flight.map(|(f, _)| f), timer) else {
+        let Some((wake, answer)) = next_wake(config, now, in_flight.map(|(f, _)| f), timer) else {
             break;
         };
-        let wake = config.plan.resume_at(ORIGIN, wake).max(now);
-        if wake >= end {
-            break;
-        }
         now = wake;
         match in_flight.take() {
             Some(f) if answer => world.answer(&mut engine, f, now),
