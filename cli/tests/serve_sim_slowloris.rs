@@ -28,11 +28,11 @@ fn serve_sim(flags: &[&str]) -> (Child, String, Vec<String>) {
     ];
     args.extend_from_slice(flags);
     let mut child = livepay(&args).stdout(Stdio::piped()).spawn().expect("spawn");
-    let lines: Vec<String> = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .take(5)
-        .map_while(Result::ok)
-        .collect();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let lines: Vec<String> = stdout.by_ref().take(5).map_while(Result::ok).collect();
+    // Keep reading: the banner goes on (the dialect line), and a closed pipe would make the
+    // server stop (`standard output was closed`) under whichever request races it.
+    std::thread::spawn(move || for _ in stdout {});
     let addr = lines
         .first()
         .and_then(|l| l.strip_prefix("orchestrator "))
