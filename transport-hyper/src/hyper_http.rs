@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use livepay_core::Clock as _;
 use livepay_core::engine::{
-    Credential, Delivery, Http, Output, Request, ReserveError, ReserveFlow, ReserveOptions, Reserved,
+    Adoption, Credential, Delivery, Http, Output, Request, ReserveError, ReserveFlow, ReserveOptions,
+    Reserved,
 };
 use livepay_core::redact;
 
@@ -149,7 +150,36 @@ pub async fn reserve_until(
     options: ReserveOptions,
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<Reserved, LiveError> {
-    let mut flow = ReserveFlow::with_cache(options, &http.payers())?;
+    let flow = ReserveFlow::with_cache(options, &http.payers())?;
+    run_flow(http, clock, flow, cancel).await
+}
+
+/// A session reserved by another client, ready to fund ([`ReserveFlow::adopt`]): at most one
+/// request, the payer address when this client has not learnt it yet (cached per signer, as
+/// for reservations). An unknown [`Adoption::minted_at`] assumes the prepay spent at `clock`'s
+/// now.
+///
+/// # Errors
+///
+/// [`LiveError::Reserve`] with [`ReserveError::BadAdoption`] for an unusable field; as
+/// [`reserve`] for the signer's answer.
+pub async fn adopt(
+    http: &HttpClient,
+    clock: &TokioClock,
+    options: ReserveOptions,
+    adoption: Adoption,
+) -> Result<Reserved, LiveError> {
+    let flow = ReserveFlow::adopt(options, adoption, &http.payers(), clock.now())?;
+    run_flow(http, clock, flow, std::future::pending()).await
+}
+
+/// Pumps `flow` to its end (see [`reserve_until`] for `cancel`).
+async fn run_flow(
+    http: &HttpClient,
+    clock: &TokioClock,
+    mut flow: ReserveFlow,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<Reserved, LiveError> {
     let adapter = HyperHttp::new(http.clone(), *clock);
     let cancel = futures::FutureExt::fuse(cancel);
     futures::pin_mut!(cancel);

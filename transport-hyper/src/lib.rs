@@ -14,7 +14,7 @@ pub use clock::TokioClock;
 pub use discovery::discover;
 pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey, WriteAhead};
 pub use http::{HttpClient, HttpConfig, HttpError, Observer};
-pub use hyper_http::{HyperHttp, reserve, reserve_until};
+pub use hyper_http::{HyperHttp, adopt, reserve, reserve_until};
 /// Which server a request goes to, the core's ([`livepay_core::Peer`]).
 pub use livepay_core::Peer;
 /// The discovery types, the core's ([`livepay_core::engine`]).

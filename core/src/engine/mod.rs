@@ -68,10 +68,12 @@ use crate::event::{Event, State};
 use crate::sequencer::{CallError, RequestId, Sequencer};
 use crate::session::{Session, Stats};
 
+mod adopt;
 mod checks;
 mod discovery;
 mod drive;
 mod output;
+mod payers;
 mod protocol;
 mod release_watch;
 mod request;
@@ -81,14 +83,16 @@ pub mod spend;
 #[cfg(test)]
 mod tests;
 
+pub use adopt::Adoption;
 pub use checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 pub use discovery::{DiscoveredPrice, DiscoveredRunner, DiscoveryError, DiscoveryQuery};
 pub use drive::{Answered, Credential, Delivery, Http};
 pub use output::Output;
+pub use payers::PayerCache;
 pub use protocol::{MaxPrice, ProtocolError, ProtocolState, Reading, origin};
 pub use release_watch::release_announced;
 pub use request::{Method, Request, Response, header};
-pub use reserve::{PayerCache, ReserveError, ReserveFlow, ReserveOptions, Reserved};
+pub use reserve::{ReserveError, ReserveFlow, ReserveOptions, Reserved};
 pub use snapshot::{MaxPriceSnapshot, PaymentSnapshot, Range, ResumeError, SNAPSHOT_VERSION, Snapshot};
 /// The bounds of [`Snapshot::check`].
 pub mod bounds {

@@ -1,15 +1,17 @@
 //! The reservation (`docs/protocol.md` §2.1, §2.3) as a sans-IO state machine of the same shape
 //! as the [`Engine`](super::Engine): requests out, answers in, by id.
 
-use alloc::collections::BTreeMap;
+use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
 use embassy_time::Instant;
 
+use super::adopt::Adoption;
 use super::checks::{HeaderProblem, UrlProblem, check_signer_header, check_url};
 use super::output::Output;
+use super::payers::PayerCache;
 use super::protocol::{
     MaxPrice, ProtocolError, ProtocolState, Reading, SessionParts, is_decimal, signer_post,
 };
@@ -228,6 +230,13 @@ pub enum ReserveError {
     },
     /// [`ReserveFlow::result`] was called before the flow finished.
     Unfinished,
+    /// An [`Adoption`] field is unusable (empty, not a URL, not a JSON object).
+    BadAdoption {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 impl fmt::Display for ReserveError {
@@ -280,6 +289,7 @@ impl fmt::Display for ReserveError {
                 "reservation: the signer asked for a refresh on all {attempts} challenges"
             ),
             Self::Unfinished => f.write_str("reservation: not finished"),
+            Self::BadAdoption { field, problem } => write!(f, "adoption: `{field}` {problem}"),
         }
     }
 }
@@ -300,7 +310,10 @@ impl ReserveError {
     /// before any request.
     pub fn is_caller_input(&self) -> bool {
         match self {
-            Self::BadMaxPrice | Self::UserInfoInUrl { .. } | Self::BadSignerHeader { .. } => true,
+            Self::BadMaxPrice
+            | Self::UserInfoInUrl { .. }
+            | Self::BadSignerHeader { .. }
+            | Self::BadAdoption { .. } => true,
             Self::BadUrl { field } => matches!(*field, "runner_url" | "signer_url"),
             _ => false,
         }
@@ -318,7 +331,7 @@ impl core::error::Error for ReserveError {
 
 /// Where a [`ReserveFlow`] is.
 #[derive(Debug)]
-enum Stage {
+pub(super) enum Stage {
     /// Ask the signer for the payer address.
     OrchestratorInfo,
     /// Ask for a 402 challenge (or an unpriced 200).
@@ -352,13 +365,13 @@ enum Stage {
 /// `Debug` redacts every secret.
 #[derive(Debug)]
 pub struct ReserveFlow {
-    options: ReserveOptions,
+    pub(super) options: ReserveOptions,
     runner_origin: String,
-    payer: Option<String>,
+    pub(super) payer: Option<String>,
     /// The payer address came from a [`PayerCache`]: forget it if the flow fails.
     payer_from_cache: bool,
     attempts: u8,
-    stage: Stage,
+    pub(super) stage: Stage,
     in_flight: Option<RequestId>,
     /// Transient failures retried so far.
     retries: u8,
@@ -367,11 +380,14 @@ pub struct ReserveFlow {
     next_id: u64,
     /// When the first mint's request left (the prepay runs from then).
     mint_sent: Instant,
-    succeeded: Option<bool>,
+    pub(super) succeeded: Option<bool>,
     /// A paid reservation request was produced: the payment may have reached the orchestrator.
     payment_left: bool,
     /// What every answer means.
     table: StatusTable,
+    /// A session reserved elsewhere, done once the payer address is known
+    /// ([`ReserveFlow::adopt`]).
+    pub(super) adopting: Option<Box<Adoption>>,
 }
 
 impl ReserveFlow {
@@ -434,6 +450,7 @@ impl ReserveFlow {
             succeeded: None,
             payment_left: false,
             table: StatusTable::new(),
+            adopting: None,
         })
     }
 
@@ -678,7 +695,10 @@ impl ReserveFlow {
         match wire::OrchestratorInfoSignature::parse(body, &mut scratch) {
             Ok(info) => {
                 self.payer = Some(info.address.to_string());
-                Stage::Challenge
+                match self.adopting.take() {
+                    Some(adoption) => Stage::Done(Ok(self.adopted(*adoption))),
+                    None => Stage::Challenge,
+                }
             }
             Err(error) => Stage::Done(Err(ReserveError::Malformed {
                 endpoint: Endpoint::OrchestratorInfo,
@@ -815,51 +835,6 @@ impl ReserveFlow {
             payer_address: self.payer.clone().filter(|_| self.options.signer_url.is_some()),
             payment,
         })
-    }
-}
-
-/// Payer addresses by signer URL (`docs/protocol.md` §2.1: ask each signer once): data the
-/// caller keeps (one per process, say) and hands to [`ReserveFlow::with_cache`] and
-/// [`ReserveFlow::update_cache`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PayerCache {
-    by_signer: BTreeMap<String, String>,
-}
-
-impl PayerCache {
-    /// An empty cache.
-    pub const fn new() -> Self {
-        Self {
-            by_signer: BTreeMap::new(),
-        }
-    }
-
-    /// The payer address known for the signer at `signer_url` (its exact
-    /// [`ReserveOptions::signer_url`]).
-    pub fn get(&self, signer_url: &str) -> Option<&str> {
-        self.by_signer.get(signer_url).map(String::as_str)
-    }
-
-    /// Records `address` as the payer of the signer at `signer_url`.
-    pub fn insert(&mut self, signer_url: &str, address: &str) {
-        self.by_signer.insert(signer_url.to_string(), address.to_string());
-    }
-
-    /// Drops the payer of `signer_url` if it is still `address`.
-    pub fn forget(&mut self, signer_url: &str, address: &str) {
-        if self.get(signer_url) == Some(address) {
-            self.by_signer.remove(signer_url);
-        }
-    }
-
-    /// How many signers are known.
-    pub fn len(&self) -> usize {
-        self.by_signer.len()
-    }
-
-    /// Whether no signer is known.
-    pub fn is_empty(&self) -> bool {
-        self.by_signer.is_empty()
     }
 }
 

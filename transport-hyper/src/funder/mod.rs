@@ -566,6 +566,15 @@ impl Funder {
         self
     }
 
+    /// The same funder on `clock` (another zero), for a caller that needs instants before its
+    /// own start, such as an adoption assumed a whole prepay old. Call it before
+    /// [`handle`](Self::handle): handles carry the clock.
+    #[must_use]
+    pub const fn with_clock(mut self, clock: TokioClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// A handle to add, close and stop sessions.
     pub fn handle(&self) -> FunderHandle {
         FunderHandle {

@@ -5,6 +5,7 @@ use embassy_time::Instant;
 use super::{Engine, doc_reserved};
 use crate::{Config, FirstPayment, StatusTable};
 
+mod adopt;
 mod dialects;
 mod engine;
 mod output;

@@ -345,6 +345,15 @@ impl Orchestrator {
         active.len()
     }
 
+    /// Session `id` dropped at `at` the way [`restart`](Self::restart) drops every session (a
+    /// runner that crashed, an operator's action): silently, its next payment gets a 404.
+    /// Whether it was live.
+    pub fn release_one(&mut self, at: Instant, id: &str) -> bool {
+        let live = self.session(id).is_some_and(HostedSession::is_active);
+        self.release(at, id, ReleaseCause::Restarted);
+        live
+    }
+
     /// The balance (wei) of the record `(sender, session_id)` of a priced session, if the record is live
     /// at `now`.
     #[must_use]
