@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-paths=(transport-hyper/src daemon/src cli/src transport-mock/src/memory.rs transport-mock/src/sim)
+paths=(transport-hyper/src daemon/src cli/src transport-mock/src/memory.rs transport-mock/src/sim python/src python/livepay)
 excluded='(/tests/|/tests\.rs:|_test\.rs:|transport-mock/src/sim/fast\.rs:|daemon/src/api\.rs:)'
 patterns=(
   # a status compared, matched or ranged
@@ -25,7 +25,7 @@ patterns=(
 )
 found=0
 for pattern in "${patterns[@]}"; do
-  hits=$(grep -rnE --include='*.rs' "$pattern" "${paths[@]}" | grep -vE "$excluded" | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)
+  hits=$(grep -rnE --include='*.rs' --include='*.py' "$pattern" "${paths[@]}" | grep -vE "$excluded" | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)
   if [[ -n "$hits" ]]; then
     printf 'a driver decides what the core decides (pattern %s):\n%s\n' "$pattern" "$hits"
     found=1

@@ -13,8 +13,8 @@ use super::checks::check_url;
 use super::payers::PayerCache;
 use super::protocol::{OwnedState, ProtocolState, SessionParts};
 use super::reserve::{ReserveError, ReserveFlow, ReserveOptions, Reserved, Stage};
-use crate::redact;
 use crate::wire::{self, Challenge};
+use crate::{redact, time};
 
 /// What another client's reservation left: the 402 challenge it paid, the session's URLs, the
 /// signer's state after the reservation's mint, and when that mint was made. `Debug` redacts
@@ -37,8 +37,9 @@ pub struct Adoption {
     /// starts a fresh signer ledger (the signer bills its prepay again: safe, not free).
     pub signer_state: Option<String>,
     /// When the reservation's mint was made, on the clock of the flow's `now`; `None` when
-    /// nobody knows, which assumes the worst: the prepay was spent by the adoption's `now` (see
-    /// [`ReserveFlow::adopt`]), and the session pays at once.
+    /// nobody knows, which assumes the worst that can still be paid without an alarm: only the
+    /// check level of runway is left at the adoption's `now` (see [`ReserveFlow::adopt`]), and
+    /// the session pays at once.
     pub minted_at: Option<Instant>,
 }
 
@@ -64,9 +65,9 @@ impl Adoption {
     fn check(&self, allow_cross_origin: bool) -> Result<(), ReserveError> {
         let bad = |field, problem| Err(ReserveError::BadAdoption { field, problem });
         for (value, field) in [
-            (&self.session_id, "session_id"),
-            (&self.payment_params, "payment_params"),
             (&self.manifest_id, "manifest_id"),
+            (&self.payment_params, "payment_params"),
+            (&self.session_id, "session_id"),
         ] {
             if value.trim().is_empty() {
                 return bad(field, "is empty");
@@ -100,8 +101,9 @@ impl ReserveFlow {
     /// address (`sign-orchestrator-info`, which a 480's refresh needs), skipped when `options`
     /// or `cache` know it; its result is the [`Reserved`] to fund. `options.runner_url` is not
     /// used: it is replaced by the control URL. `options.signer_url` is required. `now` is the
-    /// instant of the adoption: an unknown [`Adoption::minted_at`] is taken as one prepay
-    /// before it (on a clock younger than a prepay, its zero).
+    /// instant of the adoption: an unknown [`Adoption::minted_at`] leaves only
+    /// [`Config::check_runway`](crate::Config::check_runway) of runway at `now` (on a clock
+    /// younger than that, its zero).
     ///
     /// # Errors
     ///
@@ -121,8 +123,12 @@ impl ReserveFlow {
         }
         adoption.check(options.allow_cross_origin_payment_url)?;
         if adoption.minted_at.is_none() {
-            let prepay = options.payment_type.prepay();
-            adoption.minted_at = Some(now.checked_sub(prepay).unwrap_or(Instant::from_ticks(0)));
+            // As little runway as a session may have and still be paid at once without an
+            // alarm: the check level (above one server tick, so no `AtRisk`, no `Lapsed`). A
+            // session really older than that gets its answer from the orchestrator (a 404).
+            let config = crate::Config::new(options.payment_type);
+            let spent = time::minus(config.prepay, config.check_runway);
+            adoption.minted_at = Some(now.checked_sub(spent).unwrap_or(Instant::from_ticks(0)));
         }
         options.runner_url = adoption.control_url.clone();
         let mut flow = Self::with_cache(options, cache)?;

@@ -121,7 +121,7 @@ fn a_signer_refusing_the_payer_lookup_fails_the_adoption() {
 }
 
 #[test]
-fn an_unknown_reservation_instant_assumes_the_prepay_spent() {
+fn an_unknown_reservation_instant_leaves_only_the_check_level() {
     let unknown = Adoption {
         minted_at: None,
         ..adoption()
@@ -132,10 +132,27 @@ fn an_unknown_reservation_instant_assumes_the_prepay_spent() {
     };
     let config = Config::default();
     let mut engine = Engine::new(&config, reserved, StatusTable::new()).unwrap();
-    assert_eq!(engine.funded_until(), at(60_000), "no runway assumed");
-    // It pays at once, whatever the first-payment phase says.
-    let body = first_signer_body(&mut engine, at(60_000));
-    assert!(body.contains("ManifestID"));
+    assert_eq!(
+        engine.funded_until(),
+        at(66_000),
+        "the check level of runway, no more"
+    );
+    // It pays at once, whatever the first-payment phase says, and raises no alarm.
+    engine.start(at(60_000));
+    loop {
+        match engine.poll_output(at(60_000)) {
+            Some(Output::Transmit(request)) => {
+                assert_eq!(request.endpoint.as_str(), "signer");
+                break;
+            }
+            Some(Output::Event(event)) => assert!(
+                !matches!(event, crate::Event::AtRisk { .. } | crate::Event::Lapsed { .. }),
+                "{event:?}"
+            ),
+            Some(Output::Timeout(_)) | None => panic!("no request at once"),
+            Some(_) => {}
+        }
+    }
 }
 
 #[test]
