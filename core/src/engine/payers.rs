@@ -4,8 +4,8 @@ use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 
 /// Payer addresses by signer URL (`docs/protocol.md` §2.1: ask each signer once): data the
-/// caller keeps (one per process, say) and hands to [`ReserveFlow::with_cache`] and
-/// [`ReserveFlow::update_cache`].
+/// caller keeps (one per process, say) and hands to [`ReserveFlow::with_cache`](super::ReserveFlow::with_cache) and
+/// [`ReserveFlow::update_cache`](super::ReserveFlow::update_cache).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PayerCache {
     by_signer: BTreeMap<String, String>,
@@ -20,7 +20,7 @@ impl PayerCache {
     }
 
     /// The payer address known for the signer at `signer_url` (its exact
-    /// [`ReserveOptions::signer_url`]).
+    /// [`ReserveOptions::signer_url`](super::ReserveOptions::signer_url)).
     pub fn get(&self, signer_url: &str) -> Option<&str> {
         self.by_signer.get(signer_url).map(String::as_str)
     }
