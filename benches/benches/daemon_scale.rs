@@ -136,7 +136,7 @@ async fn daemon_mode(server: &mut Server, n: usize, secs: u64) -> Measured {
     let rss_before = rss_bytes();
     let daemon = Daemon::start(DaemonOptions {
         listen: "127.0.0.1:0".parse().expect("an address"),
-        state: dir.path().join("sessions.db"),
+        state: dir.path().join("sessions.db").into(),
         api_token_file: None,
         allow_remote: false,
         http: HttpConfig::default(),

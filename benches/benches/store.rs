@@ -39,9 +39,12 @@ fn seeded_store(path: &Path) -> SqliteStore {
             spec: format!("{{\"orchestrator\":\"https://o{index}.example\",\"price\":\"1000\"}}"),
             snapshot: snapshot_json(index, 0),
             at_ms: 0,
+            epoch: 1,
+            lease_until_ms: 0,
+            app_lease_until_ms: None,
         })
         .collect();
-    store.commit(&puts).expect("seed the bench store");
+    store.commit("local", &puts).expect("seed the bench store");
     store
 }
 
@@ -51,6 +54,7 @@ fn snapshots(round: u64) -> Vec<Write> {
             id: session_id(index),
             snapshot: snapshot_json(index, round),
             at_ms: round,
+            epoch: 1,
         })
         .collect()
 }
@@ -68,7 +72,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 // SESSIONS is a multiple of every batch size: the windows tile the sessions.
                 let end = start + batch;
-                store.commit(black_box(&writes[start..end])).expect("commit");
+                store
+                    .commit("local", black_box(&writes[start..end]))
+                    .expect("commit");
                 start = end % SESSIONS;
             });
         });

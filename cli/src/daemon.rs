@@ -1,6 +1,6 @@
 //! `livepay daemon`: the crash-safe funding service (`livepay_daemon`), for gateways in any
-//! language. Its sessions live in a SQLite file (`--state`); a restart resumes every session
-//! not closed.
+//! language. Its sessions live in a SQLite file or a PostgreSQL database shared by a fleet
+//! (`--state`); a restart, or another daemon of the fleet, resumes every session not closed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, builder::BoolishValueParser};
 use livepay_core::PaymentType;
-use livepay_daemon::run::{Daemon, DaemonError, DaemonOptions};
-use livepay_daemon::service::ServiceConfig;
+use livepay_daemon::run::{Daemon, DaemonError, DaemonOptions, StateLocation};
+use livepay_daemon::service::{FleetConfig, ServiceConfig};
 use livepay_hyper::HttpConfig;
 
 use crate::{CliError, duration};
@@ -20,11 +20,18 @@ pub(crate) struct DaemonArgs {
     /// Where the API listens (loopback; another address needs --allow-remote).
     #[arg(long, default_value = "127.0.0.1:7878", env = "LIVEPAY_DAEMON_LISTEN")]
     listen: SocketAddr,
-    /// The SQLite file holding the sessions (created, mode 0600; WAL beside it).
-    #[arg(long, value_name = "PATH", env = "LIVEPAY_DAEMON_STATE")]
-    state: PathBuf,
+    /// Where the sessions live: a SQLite file (created, mode 0600; WAL beside it), or a
+    /// PostgreSQL database shared by a fleet of daemons (`postgres://USER[:PASSWORD]@HOST:PORT/DB`).
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        env = "LIVEPAY_DAEMON_STATE",
+        hide_env_values = true
+    )]
+    state: String,
     /// A file holding the API token (`Authorization: Bearer TOKEN`). Without it, a token is made
-    /// at first start in `<state>.token` (mode 0600) and its path printed.
+    /// at first start in `<state>.token` (mode 0600) and its path printed; a PostgreSQL state
+    /// needs one (the fleet's daemons share it).
     #[arg(long, value_name = "FILE", env = "LIVEPAY_DAEMON_API_TOKEN_FILE")]
     api_token_file: Option<PathBuf>,
     /// Listen on a non-loopback address. The API has no TLS of its own: put a TLS proxy in front.
@@ -60,6 +67,14 @@ pub(crate) struct DaemonArgs {
     /// ETH in US dollars: spend is also shown in USD.
     #[arg(long, value_name = "RATE", env = "LIVEPAY_ETH_USD")]
     eth_usd: Option<f64>,
+    /// How long a session's lease holds without renewal: after it, another daemon of the fleet
+    /// takes the session over.
+    #[arg(long, default_value = "3s", value_parser = duration::parse, env = "LIVEPAY_DAEMON_LEASE")]
+    lease: Duration,
+    /// How often leases are renewed and expired ones claimed. Lease plus interval must stay
+    /// within 6 s (a takeover well inside the orchestrator's 10 s prepay).
+    #[arg(long, default_value = "1s", value_parser = duration::parse, env = "LIVEPAY_DAEMON_CLAIM_INTERVAL")]
+    claim_interval: Duration,
     /// Test hook: abort (as `kill -9` would) right after this many signer states were written
     /// ahead, before their payment is posted.
     #[arg(long, hide = true, env = "LIVEPAY_DAEMON_ABORT_AFTER_WRITE_AHEAD")]
@@ -90,7 +105,7 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, CliError> {
     }
     Ok(DaemonOptions {
         listen: args.listen,
-        state: args.state.clone(),
+        state: StateLocation::parse(&args.state),
         api_token_file: args.api_token_file.clone(),
         allow_remote: args.allow_remote,
         api_limits: livepay_daemon::listen::ApiLimits {
@@ -107,6 +122,11 @@ fn options(args: &DaemonArgs) -> Result<DaemonOptions, CliError> {
             eth_usd: args.eth_usd,
             abort_after_write_ahead: args.abort_after_write_ahead,
             credentials: args.signer_token_command.clone().map(crate::token::source),
+            fleet: FleetConfig {
+                lease: args.lease,
+                tick: args.claim_interval,
+                ..FleetConfig::default()
+            },
             ..ServiceConfig::default()
         },
     })
@@ -139,7 +159,7 @@ pub(crate) async fn run(args: &DaemonArgs) -> Result<(), CliError> {
         } else {
             ""
         },
-        args.state.display(),
+        StateLocation::parse(&args.state),
         daemon.resumed,
     ));
     daemon

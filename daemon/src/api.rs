@@ -53,6 +53,7 @@ pub fn router(service: Service, token: &str) -> Router {
         .route("/v1/sessions", post(create).get(list))
         .route("/v1/sessions/{id}", get(one).delete(close))
         .route("/v1/sessions/{id}/handoff", post(handoff))
+        .route("/v1/sessions/{id}/renew", post(renew))
         .route("/v1/sessions/{id}/events", get(events))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
@@ -185,6 +186,12 @@ impl IntoResponse for ServiceError {
                 "the daemon is stopping",
                 None,
             ),
+            Self::OwnedElsewhere => error(
+                StatusCode::CONFLICT,
+                "owned_elsewhere",
+                "another daemon of the fleet funds this session (its record has a higher epoch)",
+                Some("session_id"),
+            ),
         }
     }
 }
@@ -267,6 +274,14 @@ async fn close(State(api): State<Api>, Path(id): Path<String>) -> Response {
 async fn handoff(State(api): State<Api>, Path(id): Path<String>) -> Response {
     match api.service.handoff(&id).await {
         Ok(body) => axum::Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /v1/sessions/{id}/renew`: the app's lease renewed; its new end.
+async fn renew(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match api.service.renew_app(&id).await {
+        Ok(until_ms) => axum::Json(json!({ "app_lease_until_ms": until_ms })).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -22,7 +22,7 @@
 //!
 //! let daemon = Daemon::start(DaemonOptions {
 //!     listen: "127.0.0.1:7878".parse()?,
-//!     state: "livepay.db".into(),
+//!     state: livepay_daemon::run::StateLocation::parse("livepay.db"),
 //!     api_token_file: None, // made beside the state at first start, mode 0600
 //!     allow_remote: false,
 //!     http: livepay_hyper::HttpConfig::default(),

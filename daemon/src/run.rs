@@ -10,16 +10,80 @@ use livepay_hyper::{HttpClient, HttpConfig, HttpError};
 
 use crate::metrics::Metrics;
 use crate::service::{Service, ServiceConfig};
-use crate::store::{SqliteStore, Store, StoreError, WriterConfig, WriterHandle, try_spawn_writer};
+use crate::store::{
+    PgOptions, PgStore, SqliteStore, Store, StoreError, WriterConfig, WriterHandle, try_spawn_fenced_writer,
+};
+
+/// Where the sessions live: a SQLite file (one daemon), or a PostgreSQL database (a fleet).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// A SQLite file (created, mode 0600).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://` or `postgresql://`). Its password is never shown.
+    Postgres(String),
+}
+
+impl StateLocation {
+    /// `postgres://…` and `postgresql://…` are databases; anything else is a file path.
+    pub fn parse(text: &str) -> StateLocation {
+        let lower = text.get(..13).unwrap_or(text).to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            StateLocation::Postgres(text.to_owned())
+        } else {
+            StateLocation::Sqlite(PathBuf::from(text))
+        }
+    }
+}
+
+impl From<PathBuf> for StateLocation {
+    fn from(path: PathBuf) -> StateLocation {
+        StateLocation::Sqlite(path)
+    }
+}
+
+impl From<&Path> for StateLocation {
+    fn from(path: &Path) -> StateLocation {
+        StateLocation::Sqlite(path.to_owned())
+    }
+}
+
+impl std::fmt::Display for StateLocation {
+    /// The path, or the URL without its password (and without its query, which may hold one).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateLocation::Sqlite(path) => write!(f, "{}", path.display()),
+            StateLocation::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let rest = rest.split(['?', '#']).next().unwrap_or("");
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let host = match authority.rsplit_once('@') {
+                    Some((user, host)) => {
+                        let user = user.split(':').next().unwrap_or("");
+                        format!("{user}@{host}")
+                    }
+                    None => authority.to_owned(),
+                };
+                write!(f, "{scheme}://{host}/{path}")
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for StateLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StateLocation({self})")
+    }
+}
 
 /// What `livepay daemon` is given.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     /// Where the API listens (loopback unless `allow_remote`).
     pub listen: SocketAddr,
-    /// The SQLite file of the sessions (created, mode 0600).
-    pub state: PathBuf,
-    /// A file holding the API token; `None`: `<state>.token`, made at first start.
+    /// Where the sessions live.
+    pub state: StateLocation,
+    /// A file holding the API token; `None`: `<state>.token` beside a SQLite file, made at
+    /// first start (a PostgreSQL fleet needs one file, shared by its daemons).
     pub api_token_file: Option<PathBuf>,
     /// Allow a non-loopback `listen` (the API has no TLS: put a TLS proxy in front).
     pub allow_remote: bool,
@@ -52,6 +116,10 @@ pub enum DaemonError {
     Config(livepay_core::ConfigError),
     /// The listen address could not be bound.
     Bind(SocketAddr, io::Error),
+    /// The lease settings cannot take a session over in time (why).
+    Fleet(String),
+    /// A PostgreSQL state needs `api_token_file`: the fleet's daemons share one token.
+    TokenFileNeeded,
 }
 
 impl std::fmt::Display for DaemonError {
@@ -69,6 +137,10 @@ impl std::fmt::Display for DaemonError {
             Self::Http(e) => write!(f, "HTTP client: {e}"),
             Self::Config(e) => write!(f, "session configuration: {e}"),
             Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Self::Fleet(why) => write!(f, "leases: {why}"),
+            Self::TokenFileNeeded => f.write_str(
+                "a PostgreSQL --state needs --api-token-file (one token shared by the fleet's daemons)",
+            ),
         }
     }
 }
@@ -86,8 +158,10 @@ pub struct Daemon {
     pub token_path: PathBuf,
     /// Whether the token was made now (first start).
     pub token_created: bool,
-    /// Sessions resumed from the store.
+    /// Sessions resumed from the store (claimed at start).
     pub resumed: usize,
+    /// This daemon's owner id in the store's leases.
+    pub owner: String,
     /// The address bound.
     pub addr: SocketAddr,
     api_limits: crate::listen::ApiLimits,
@@ -142,6 +216,27 @@ fn check_token(path: &Path, token: &str) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// This process's owner id in the leases: the host, the pid, and 8 random bytes (a restarted
+/// daemon is a new owner: it claims its sessions like any other daemon would).
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "livepay".to_owned());
+    let random = new_token().map_or_else(
+        |_| format!("{:x}", crate::service::unix_ms()),
+        |t| t[..16].to_owned(),
+    );
+    format!("{host}-{}-{random}", std::process::id())
+}
+
 /// 32 random bytes from the operating system, in hex.
 fn new_token() -> io::Result<String> {
     use std::io::Read as _;
@@ -173,19 +268,47 @@ impl Daemon {
         if !options.listen.ip().is_loopback() && !options.allow_remote {
             return Err(DaemonError::Remote(options.listen));
         }
-        let (token_path, create) = match &options.api_token_file {
-            Some(path) => (path.clone(), false),
-            None => {
-                let mut name = options.state.clone().into_os_string();
+        let mut fleet = options.service.fleet;
+        fleet.single_process = matches!(options.state, StateLocation::Sqlite(_));
+        fleet.check().map_err(DaemonError::Fleet)?;
+        let (token_path, create) = match (&options.api_token_file, &options.state) {
+            (Some(path), _) => (path.clone(), false),
+            (None, StateLocation::Sqlite(state)) => {
+                let mut name = state.clone().into_os_string();
                 name.push(".token");
                 (PathBuf::from(name), true)
             }
+            (None, StateLocation::Postgres(_)) => return Err(DaemonError::TokenFileNeeded),
         };
         let (token, token_created) = token_at(&token_path, create)?;
-        let mut store = SqliteStore::open(&options.state).map_err(DaemonError::Store)?;
-        let records = store.load().map_err(DaemonError::Store)?;
-        let writer =
-            try_spawn_writer(Box::new(store), WriterConfig::default()).map_err(DaemonError::Writer)?;
+        // Opened and read on a blocking thread: SQLite blocks, and PostgreSQL's client runs a
+        // runtime of its own.
+        let state = options.state.clone();
+        let opened = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut store: Box<dyn Store> = match &state {
+                StateLocation::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+                StateLocation::Postgres(url) => Box::new(PgStore::open(url, PgOptions::default())?),
+            };
+            let records = store.load()?;
+            Ok((store, records))
+        })
+        .await
+        .map_err(|e| DaemonError::Writer(io::Error::other(e.to_string())))?;
+        let (store, records) = opened.map_err(DaemonError::Store)?;
+        let owner = owner_id();
+        let (fenced_tx, fenced) = tokio::sync::mpsc::unbounded_channel();
+        let writer = try_spawn_fenced_writer(
+            store,
+            WriterConfig::default(),
+            &owner,
+            Some(Box::new(move |ids: &[String]| {
+                for id in ids {
+                    // The service is gone only at shutdown: nothing left to stop then.
+                    let _ = fenced_tx.send(id.clone());
+                }
+            })),
+        )
+        .map_err(DaemonError::Writer)?;
         let metrics = Arc::new(Metrics::new());
         let http = HttpClient::new(options.http)
             .map_err(DaemonError::Http)?
@@ -196,8 +319,11 @@ impl Daemon {
         let addr = listener
             .local_addr()
             .map_err(|e| DaemonError::Bind(options.listen, e))?;
-        let (service, resumed) = Service::start(http, writer.clone(), metrics, &options.service, records)
+        let mut service_config = options.service.clone();
+        service_config.fleet = fleet;
+        let service = Service::start(http, writer.clone(), metrics, &service_config, records, &owner)
             .map_err(DaemonError::Config)?;
+        let resumed = service.start_fleet(fenced).await;
         Ok(Self {
             listener,
             service,
@@ -206,6 +332,7 @@ impl Daemon {
             token_path,
             token_created,
             resumed,
+            owner,
             addr,
             api_limits: options.api_limits,
         })
@@ -251,6 +378,11 @@ impl Daemon {
         // Funding stops with the API (a restart within the runway resumes every session), then
         // the store is flushed and closed: its file and its lock are free when `serve` returns.
         self.service.stop_funding().await;
+        // Every write made durable, then the leases given up: another daemon of the fleet takes
+        // the sessions over at once (a rolling deploy), and a restart here claims them back.
+        if self.writer.flush().await.is_ok() {
+            self.service.release_leases().await;
+        }
         if let Err(e) = self.writer.close().await {
             tracing::warn!(%e, "livepay daemon: the last writes could not be flushed");
         }

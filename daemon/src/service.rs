@@ -25,8 +25,11 @@ use crate::metrics::Metrics;
 use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView, SpendView, wei_text};
 use crate::store::{SessionRecord, Write, WriterHandle};
 
+mod fleet;
 mod pumps;
 mod resume;
+
+pub use fleet::{APP_GONE, FleetConfig, MAX_TAKEOVER};
 
 /// How the daemon funds its sessions.
 #[derive(Debug, Clone)]
@@ -50,6 +53,8 @@ pub struct ServiceConfig {
     /// the events streams. A full channel drops events; nothing that decides a session's end,
     /// its storage or a metric depends on them.
     pub event_capacity: usize,
+    /// Leases: how long, how often renewed and claimed ([`FleetConfig`]).
+    pub fleet: FleetConfig,
 }
 
 impl Default for ServiceConfig {
@@ -62,6 +67,7 @@ impl Default for ServiceConfig {
             abort_after_write_ahead: None,
             credentials: None,
             event_capacity: FunderConfig::default().event_capacity,
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -102,6 +108,8 @@ pub enum ServiceError {
     Stopping,
     /// The credential source gave no credential for the reservation.
     Credential,
+    /// Another daemon of the fleet owns the session (its record is under a higher epoch).
+    OwnedElsewhere,
 }
 
 /// A subscription to a session's event lines ([`Service::subscribe`]).
@@ -135,6 +143,12 @@ struct Entry {
     generation: u64,
     /// A handoff is under way: a `DELETE` waits for it rather than closing.
     handing_off: bool,
+    /// The epoch under which this daemon holds the session's lease: every write carries it.
+    epoch: u64,
+    /// The app's lease: its length, and when it lapses (unix ms).
+    app_lease: Option<fleet::AppLease>,
+    /// The release reason to record instead of the engine's (the app went away).
+    close_reason: Option<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -159,6 +173,11 @@ struct Shared {
     metrics: Arc<Metrics>,
     config: ServiceConfig,
     written_ahead: std::sync::atomic::AtomicU64,
+    /// This daemon's owner id in the store's leases.
+    owner: String,
+    /// Until when this daemon's leases certainly hold (the last renewal's send time plus the
+    /// lease, less a margin): past it, no new signer state is posted.
+    lease_valid_until: Mutex<Option<tokio::time::Instant>>,
     health: Arc<crate::health::Health>,
     /// The funder's task, to stop funding when the daemon stops, and its end.
     funder_task: Mutex<Option<(tokio::task::AbortHandle, oneshot::Receiver<()>)>>,
@@ -168,6 +187,22 @@ impl Shared {
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // Every update is short and leaves the registry consistent: recover a poisoned lock.
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The id and epoch of the session funded as `key`, while this daemon holds it.
+    fn held(&self, key: SessionKey) -> Option<(String, u64)> {
+        let registry = self.registry();
+        let id = registry.by_key.get(&key)?;
+        let entry = registry.by_id.get(id)?;
+        Some((id.clone(), entry.epoch))
+    }
+
+    /// Whether this daemon's leases certainly hold now.
+    fn lease_holds(&self) -> bool {
+        self.lease_valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| tokio::time::Instant::now() < until)
     }
 
     /// Notes what a snapshot says of session `id` (metrics: counters, spend; the runway
@@ -265,9 +300,14 @@ impl WriteAhead for Persist {
         let shared = Arc::clone(&self.0);
         let taken_ms = unix_ms();
         async move {
-            let Some(id) = shared.registry().by_key.get(&key).cloned() else {
-                return true;
+            let Some((id, epoch)) = shared.held(key) else {
+                // Not this daemon's (lost to another owner meanwhile): never post its state.
+                return false;
             };
+            if !shared.lease_holds() {
+                // The lease may have passed to another daemon: its new state must not go out.
+                return false;
+            }
             let Ok(text) = serde_json::to_string(&snapshot) else {
                 return false;
             };
@@ -275,11 +315,15 @@ impl WriteAhead for Persist {
                 id: id.clone(),
                 snapshot: text,
                 at_ms: taken_ms,
+                epoch,
             });
             let durable =
                 tokio::time::timeout(shared.config.write_ahead_timeout, shared.writer.durable(ticket))
                     .await
-                    .is_ok_and(|r| r.is_ok());
+                    .is_ok_and(|r| r.is_ok())
+                    // Durable, but the lease must still hold when the POST goes out.
+                    && shared.lease_holds()
+                    && shared.held(key).is_some_and(|(_, held)| held == epoch);
             shared.note(&id, &snapshot, taken_ms, false);
             if durable && let Some(n) = shared.config.abort_after_write_ahead {
                 let done = shared
@@ -297,7 +341,7 @@ impl WriteAhead for Persist {
     }
 
     fn checkpoint(&self, key: SessionKey, snapshot: Snapshot) {
-        let Some(id) = self.0.registry().by_key.get(&key).cloned() else {
+        let Some((id, epoch)) = self.0.held(key) else {
             return;
         };
         let taken_ms = unix_ms();
@@ -306,6 +350,7 @@ impl WriteAhead for Persist {
                 id: id.clone(),
                 snapshot: text,
                 at_ms: taken_ms,
+                epoch,
             });
         }
         self.0.note(&id, &snapshot, taken_ms, true);
@@ -343,7 +388,8 @@ impl Service {
         metrics: Arc<Metrics>,
         config: &ServiceConfig,
         records: Vec<SessionRecord>,
-    ) -> Result<(Self, usize), livepay_core::ConfigError> {
+        owner: &str,
+    ) -> Result<Self, livepay_core::ConfigError> {
         let seed = unix_ms() ^ u64::from(std::process::id());
         let shared = Arc::new(Shared {
             registry: Mutex::new(Registry::default()),
@@ -351,6 +397,8 @@ impl Service {
             metrics,
             config: config.clone(),
             written_ahead: std::sync::atomic::AtomicU64::new(0),
+            owner: owner.to_owned(),
+            lease_valid_until: Mutex::new(None),
             health: crate::health::Health::new(),
             funder_task: Mutex::new(None),
         });
@@ -385,8 +433,8 @@ impl Service {
         if let Some(exits) = exits {
             drop(health.watch("exits pump", tokio::spawn(service.clone().pump_exits(exits))));
         }
-        let resumed = service.resume_all(records);
-        Ok((service, resumed))
+        service.remember_closed(records);
+        Ok(service)
     }
 
     /// Stops funding every session, without stopping them: the daemon is stopping, and a
@@ -447,6 +495,7 @@ impl Service {
         snapshot: &Snapshot,
         elapsed: Duration,
         built: Option<Engine>,
+        epoch: u64,
     ) -> Result<(), ServiceError> {
         let engine = match built {
             Some(engine) => engine,
@@ -470,6 +519,8 @@ impl Service {
             .insert(id.to_owned(), Entry::new(spec, Some(key), state, None));
         if let Some(entry) = registry.by_id.get_mut(id) {
             entry.generation = snapshot.generation;
+            entry.epoch = epoch;
+            entry.app_lease = fleet::AppLease::of(&entry.spec, unix_ms());
         }
         drop(registry);
         // Counted from here on: what the snapshot's counters say was counted where it was made.
@@ -500,17 +551,33 @@ impl Service {
             Ok(texts) => texts,
             Err(e) => return Err((ServiceError::Store(e.to_string()), Some(built))),
         };
-        let at_ms = unix_ms().saturating_sub(elapsed.as_millis());
+        let now_ms = unix_ms();
+        let at_ms = now_ms.saturating_sub(elapsed.as_millis());
+        // The next epoch of the id: a record closed here or elsewhere (a handoff) is adopted
+        // under a higher one; an open record of another daemon refuses the put.
+        let key = id.to_owned();
+        let stored = self.shared.writer.with_store(move |store| store.get(&key)).await;
+        let epoch = match stored {
+            Ok(record) => record.map_or(1, |r| r.epoch.saturating_add(1)),
+            Err(e) => return Err((ServiceError::Store(e.to_string()), Some(built))),
+        };
         let ticket = self.shared.writer.submit(Write::Put {
             id: id.to_owned(),
             spec: spec_text,
             snapshot: snapshot_text,
             at_ms,
+            epoch,
+            lease_until_ms: now_ms.saturating_add(self.shared.config.fleet.lease_ms()),
+            app_lease_until_ms: fleet::AppLease::of(&spec, now_ms).map(|a| a.until_ms),
         });
-        if let Err(e) = self.shared.writer.durable(ticket).await {
-            return Err((ServiceError::Store(e.to_string()), Some(built)));
+        match self.shared.writer.durable(ticket).await {
+            Ok(()) => {}
+            Err(crate::store::StoreError::Fenced { .. }) => {
+                return Err((ServiceError::OwnedElsewhere, Some(built)));
+            }
+            Err(e) => return Err((ServiceError::Store(e.to_string()), Some(built))),
         }
-        self.add(id, spec, &snapshot, elapsed, Some(built))
+        self.add(id, spec, &snapshot, elapsed, Some(built), epoch)
             .map_err(|e| (e, None))
     }
 
@@ -587,10 +654,12 @@ impl Service {
                 self.stop_unfunded(engine).await;
                 // The writer retries the record it could not commit: close it behind, so that a
                 // restart never resumes the stopped session.
+                let epoch = self.shared.registry().by_id.get(&id).map_or(1, |e| e.epoch);
                 self.shared.writer.submit(Write::Close {
                     id: id.clone(),
                     reason: "stopped: the reservation could not be stored".into(),
                     at_ms: unix_ms(),
+                    epoch,
                 });
                 return Err(ServiceError::NotStored {
                     id,
@@ -652,7 +721,11 @@ impl Service {
 
     /// Session `id` now.
     pub async fn view(&self, id: &str) -> Option<SessionView> {
-        let key = self.shared.registry().by_id.get(id)?.key;
+        let known = self.shared.registry().by_id.get(id).map(|e| e.key);
+        let Some(key) = known else {
+            // Another daemon of the fleet funds it (or nobody does yet): what the store says.
+            return self.stored_view(id).await;
+        };
         // A live session is asked for its runway and counters; a released one shows the last.
         if let Some(key) = key
             && let Ok(reply) = self.handle.snapshot(key)
@@ -662,37 +735,13 @@ impl Service {
         }
         let registry = self.shared.registry();
         let entry = registry.by_id.get(id)?;
-        let now_ms = unix_ms();
-        let last = entry.last;
-        let runway_ms = last.map_or(0, |l| {
-            u64::from(l.runway_ms).saturating_sub(now_ms.saturating_sub(l.taken_ms))
-        });
-        let stats = last.map(|l| l.stats).unwrap_or_default();
-        let spend = last.map(|l| l.spend).unwrap_or_default();
-        #[allow(clippy::cast_precision_loss)]
-        Some(SessionView {
-            id: id.to_owned(),
-            state: state_name(entry.state),
-            release_reason: entry.release.clone(),
-            runway_s: if entry.state.is_released() {
-                0.0
-            } else {
-                runway_ms as f64 / 1e3
-            },
-            payments_accepted: stats.payments_accepted,
-            cycles_skipped: stats.cycles_skipped,
-            failures: stats.failures,
-            refreshes: stats.refreshes,
-            lost_mints: stats.lost_mints,
-            billed_s: stats.billed.as_millis() as f64 / 1e3,
-            spend: SpendView {
-                wei: spend.wei.map(wei_text),
-                usd: spend.usd,
-            },
-            runner_url: entry.spec.runner_url.clone(),
-            signer_url: entry.spec.signer_url.clone(),
-            created_ms: entry.spec.created_ms,
-        })
+        Some(render_view(
+            id,
+            &entry.spec,
+            entry.state,
+            entry.release.clone(),
+            entry.last,
+        ))
     }
 
     /// `DELETE /v1/sessions/{id}`: stops funding, then stops the session; the release reason.
@@ -701,6 +750,16 @@ impl Service {
     ///
     /// [`ServiceError::NotFound`], [`ServiceError::CloseTimeout`], [`ServiceError::Stopping`].
     pub async fn close(&self, id: &str) -> Result<String, ServiceError> {
+        let known = self.shared.registry().by_id.contains_key(id);
+        if !known {
+            // Funded by another daemon of the fleet (or by nobody, its owner dead).
+            return self.close_elsewhere(id).await;
+        }
+        self.close_local(id).await
+    }
+
+    /// `DELETE` of a session this daemon knows.
+    async fn close_local(&self, id: &str) -> Result<String, ServiceError> {
         let (tx, rx) = oneshot::channel();
         {
             let mut registry = self.shared.registry();
@@ -759,17 +818,20 @@ impl Service {
         let reason = "handed off".to_owned();
         // The handoff's snapshot is what this store holds from now on: its generation refuses
         // the same snapshot replayed here, after a restart too.
+        let epoch = self.shared.registry().by_id.get(id).map_or(0, |e| e.epoch);
         if let Ok(text) = serde_json::to_string(&snapshot) {
             self.shared.writer.submit(Write::Snapshot {
                 id: id.to_owned(),
                 snapshot: text,
                 at_ms: taken_at_ms,
+                epoch,
             });
         }
         let ticket = self.shared.writer.submit(Write::Close {
             id: id.to_owned(),
             reason: reason.clone(),
             at_ms: taken_at_ms,
+            epoch,
         });
         let _ = self.shared.writer.durable(ticket).await;
         let mut registry = self.shared.registry();
@@ -850,7 +912,50 @@ impl Entry {
             closing: Vec::new(),
             generation: 0,
             handing_off: false,
+            epoch: 0,
+            app_lease: None,
+            close_reason: None,
         }
+    }
+}
+
+/// The API's view of a session: its spec, state and release, and what its last snapshot said.
+fn render_view(
+    id: &str,
+    spec: &SessionSpec,
+    state: State,
+    release: Option<String>,
+    last: Option<Summary>,
+) -> SessionView {
+    let now_ms = unix_ms();
+    let runway_ms = last.map_or(0, |l| {
+        u64::from(l.runway_ms).saturating_sub(now_ms.saturating_sub(l.taken_ms))
+    });
+    let stats = last.map(|l| l.stats).unwrap_or_default();
+    let spend = last.map(|l| l.spend).unwrap_or_default();
+    #[allow(clippy::cast_precision_loss)]
+    SessionView {
+        id: id.to_owned(),
+        state: state_name(state),
+        release_reason: release,
+        runway_s: if state.is_released() {
+            0.0
+        } else {
+            runway_ms as f64 / 1e3
+        },
+        payments_accepted: stats.payments_accepted,
+        cycles_skipped: stats.cycles_skipped,
+        failures: stats.failures,
+        refreshes: stats.refreshes,
+        lost_mints: stats.lost_mints,
+        billed_s: stats.billed.as_millis() as f64 / 1e3,
+        spend: SpendView {
+            wei: spend.wei.map(wei_text),
+            usd: spend.usd,
+        },
+        runner_url: spec.runner_url.clone(),
+        signer_url: spec.signer_url.clone(),
+        created_ms: spec.created_ms,
     }
 }
 

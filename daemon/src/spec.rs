@@ -24,7 +24,7 @@ pub struct BadBody {
 }
 
 impl BadBody {
-    fn field(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn field(field: &str, message: impl Into<String>) -> Self {
         Self {
             field: Some(field.to_owned()),
             message: format!("{field}: {}", message.into()),
@@ -113,6 +113,10 @@ pub struct CreateRequest {
     /// Spending limits.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// The app's lease, seconds: unless renewed (`POST /v1/sessions/{id}/renew`, or an open
+    /// events stream) within it, the session is stopped ("the app went away"). Off by default.
+    #[serde(default)]
+    pub app_lease_s: Option<f64>,
 }
 
 const fn live() -> PaymentType {
@@ -166,6 +170,9 @@ pub struct AdoptRequest {
     /// Spending limits.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// The app's lease, seconds (as for a new session).
+    #[serde(default)]
+    pub app_lease_s: Option<f64>,
     /// Either a reservation…
     #[serde(default)]
     pub adopt: Option<Reservation>,
@@ -203,6 +210,9 @@ pub struct SessionSpec {
     /// state their own.
     #[serde(default)]
     pub runner_price: RunnerPrice,
+    /// The app's lease, seconds (`None`: none).
+    #[serde(default)]
+    pub app_lease_s: Option<f64>,
 }
 
 impl SessionSpec {
@@ -263,6 +273,20 @@ fn check_common(interval: Option<f64>, budget: Option<BudgetSpec>, base: &Config
         .map_err(|e| BadBody::field("interval", e.to_string()))
 }
 
+/// The shortest and longest app lease: a lease shorter than a funding cycle would stop sessions
+/// whose app is there; a day is longer than any app waits to say it is alive.
+const APP_LEASE_RANGE_S: std::ops::RangeInclusive<f64> = 2.0..=86_400.0;
+
+fn checked_app_lease(lease: Option<f64>) -> Result<Option<f64>, BadBody> {
+    match lease {
+        Some(s) if !APP_LEASE_RANGE_S.contains(&s) => Err(BadBody::field(
+            "app_lease_s",
+            "out of range (2 ≤ seconds ≤ 86400)",
+        )),
+        other => Ok(other),
+    }
+}
+
 impl CreateRequest {
     /// The reservation's options and the spec to store, checked.
     ///
@@ -291,6 +315,7 @@ impl CreateRequest {
             budget: self.budget,
             created_ms: now_ms,
             runner_price: RunnerPrice::default(),
+            app_lease_s: checked_app_lease(self.app_lease_s)?,
         };
         Ok((options, spec))
     }
@@ -320,6 +345,7 @@ impl AdoptRequest {
             budget: self.budget,
             created_ms: now_ms,
             runner_price: RunnerPrice::default(),
+            app_lease_s: checked_app_lease(self.app_lease_s)?,
         };
         let (snapshot, taken_ms) = match (&self.adopt, &self.snapshot) {
             (Some(_), Some(_)) | (None, None) => {

@@ -58,12 +58,13 @@ async fn a_reservation_that_cannot_be_stored_is_stopped_and_its_id_returned() {
     let store = MemoryStore::new();
     let writer = spawn_writer(Box::new(store.clone()), WriterConfig::default());
     let http = HttpClient::new(HttpConfig::default()).expect("client");
-    let (service, _) = Service::start(
+    let service = Service::start(
         http,
         writer,
         Arc::new(Metrics::new()),
         &ServiceConfig::default(),
         Vec::new(),
+        "local",
     )
     .expect("service");
     store.fail_next_commits(1_000);

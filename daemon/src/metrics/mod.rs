@@ -129,6 +129,10 @@ pub struct Metrics {
     releases: Family<Release, Counter>,
     spend_wei: Counter,
     spend_usd: Counter<f64, AtomicU64>,
+    app_gone: Counter,
+    taken_over: Counter,
+    claimed: Counter,
+    renewal_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -155,6 +159,10 @@ impl Metrics {
             releases: Family::default(),
             spend_wei: Counter::default(),
             spend_usd: Counter::default(),
+            app_gone: Counter::default(),
+            taken_over: Counter::default(),
+            claimed: Counter::default(),
+            renewal_failures: Counter::default(),
         };
         // Creating a series is what makes it appear; the guards are dropped at once.
         for state in SessionState::ALL {
@@ -230,7 +238,47 @@ impl Metrics {
             self.spend_wei.clone(),
         );
         r.register("spend_usd", "US dollars spent", self.spend_usd.clone());
+        r.register(
+            "app_gone",
+            "Sessions stopped because the app's lease lapsed (the app went away)",
+            self.app_gone.clone(),
+        );
+        r.register(
+            "taken_over",
+            "Sessions this daemon stopped funding because another daemon of the fleet took them over",
+            self.taken_over.clone(),
+        );
+        r.register(
+            "claimed",
+            "Sessions this daemon claimed from the store (at start, or from a daemon that went away)",
+            self.claimed.clone(),
+        );
+        r.register(
+            "lease_renewal_failures",
+            "Lease renewals the store refused or did not answer",
+            self.renewal_failures.clone(),
+        );
         self
+    }
+
+    /// Counts a session stopped because its app's lease lapsed.
+    pub fn observe_app_gone(&self) {
+        self.app_gone.inc();
+    }
+
+    /// Counts a session lost to another daemon.
+    pub fn observe_taken_over(&self) {
+        self.taken_over.inc();
+    }
+
+    /// Counts `n` sessions claimed.
+    pub fn observe_claimed(&self, n: usize) {
+        self.claimed.inc_by(n as u64);
+    }
+
+    /// Counts a failed lease renewal.
+    pub fn observe_renewal_failure(&self) {
+        self.renewal_failures.inc();
     }
 
     /// Counts a session's release, by reason: call it once per session, from the path that

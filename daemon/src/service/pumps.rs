@@ -76,7 +76,9 @@ impl Service {
             Exit::Released { reason, .. } => {
                 entry.state = State::Released { reason };
                 entry.key = None;
-                let text = reason.to_string();
+                // A stop this daemon decided for a reason of its own (the app went away) is
+                // recorded as that reason.
+                let text = entry.close_reason.take().unwrap_or_else(|| reason.to_string());
                 entry.release = Some(text.clone());
                 for waiter in entry.closing.drain(..) {
                     let _ = waiter.send(text.clone());
@@ -93,6 +95,7 @@ impl Service {
                     id,
                     reason: text,
                     at_ms: unix_ms(),
+                    epoch: entry.epoch,
                 });
                 self.shared.metrics.observe_release(reason);
             }

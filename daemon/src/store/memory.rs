@@ -1,10 +1,10 @@
 //! An in-memory [`Store`] for tests, with injectable commit failures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{SessionRecord, Store, StoreError, Write};
+use super::{Committed, LeaseTerms, Renewal, SessionRecord, Store, StoreError, Write};
 
 /// An in-memory [`Store`]: same semantics as [`SqliteStore`](super::SqliteStore), nothing on
 /// disk.
@@ -20,6 +20,8 @@ pub struct MemoryStore {
 struct MemoryState {
     /// A `BTreeMap` keyed by id yields records in id order, as [`Store::load`] promises.
     records: BTreeMap<String, SessionRecord>,
+    /// Each daemon's heartbeat: alive until (unix ms).
+    daemons: HashMap<String, u64>,
     fail_next: usize,
     commits: u64,
     failed_commits: u64,
@@ -77,59 +79,196 @@ impl MemoryStore {
     }
 }
 
+impl MemoryState {
+    /// The injected failure, if one is due.
+    fn injected(&mut self) -> Result<(), StoreError> {
+        if self.fail_next > 0 {
+            self.fail_next -= 1;
+            self.failed_commits += 1;
+            return Err(StoreError::Commit {
+                detail: "injected failure (MemoryStore)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Store for MemoryStore {
     fn load(&mut self) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(self.records())
     }
 
-    fn commit(&mut self, batch: &[Write]) -> Result<(), StoreError> {
+    fn get(&mut self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.record(id))
+    }
+
+    fn commit(&mut self, owner: &str, batch: &[Write]) -> Result<Committed, StoreError> {
         let mut state = self.state();
-        if state.fail_next > 0 {
-            state.fail_next -= 1;
-            state.failed_commits += 1;
-            return Err(StoreError::Commit {
-                detail: "injected failure (MemoryStore)".into(),
-            });
-        }
-        for write in batch {
-            apply(&mut state.records, write);
+        state.injected()?;
+        let mut committed = Committed::default();
+        for (index, write) in batch.iter().enumerate() {
+            if !apply(&mut state.records, owner, write) {
+                committed.fenced.push(index);
+            }
         }
         state.commits += 1;
+        Ok(committed)
+    }
+
+    fn claim(
+        &mut self,
+        terms: LeaseTerms<'_>,
+        max: usize,
+        all: bool,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut state = self.state();
+        state.injected()?;
+        let mut expired: Vec<(u64, String)> = state
+            .records
+            .values()
+            .filter(|r| r.closed.is_none())
+            .filter(|r| {
+                if all {
+                    r.owner.as_deref() != Some(terms.owner)
+                } else {
+                    r.owner.is_none() || r.lease_until_ms < terms.now_ms
+                }
+            })
+            .map(|r| (r.lease_until_ms, r.id.clone()))
+            .collect();
+        // The longest-expired first, as the SQL stores order them.
+        expired.sort();
+        let mut claimed = Vec::new();
+        for (_, id) in expired.into_iter().take(max) {
+            if let Some(record) = state.records.get_mut(&id) {
+                record.owner = Some(terms.owner.to_owned());
+                record.epoch = record.epoch.saturating_add(1);
+                record.lease_until_ms = terms.now_ms.saturating_add(terms.lease_ms);
+                claimed.push(record.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn renew(&mut self, terms: LeaseTerms<'_>, held: &[(String, u64)]) -> Result<Renewal, StoreError> {
+        let mut state = self.state();
+        state.injected()?;
+        let until = terms.now_ms.saturating_add(terms.lease_ms);
+        let mut renewal = Renewal::default();
+        for (id, epoch) in held {
+            match state.records.get_mut(id) {
+                Some(record)
+                    if record.closed.is_none()
+                        && record.epoch == *epoch
+                        && record.owner.as_deref() == Some(terms.owner) =>
+                {
+                    record.lease_until_ms = until;
+                    if let Some(reason) = &record.close_requested {
+                        renewal.close_requested.push((id.clone(), reason.clone()));
+                    }
+                    if let Some(app) = record.app_lease_until_ms {
+                        renewal.app_leases.push((id.clone(), app));
+                    }
+                }
+                _ => renewal.lost.push(id.clone()),
+            }
+        }
+        state.daemons.insert(terms.owner.to_owned(), until);
+        renewal.daemons_alive = state.daemons.values().filter(|u| **u >= terms.now_ms).count();
+        renewal.open_sessions = state.records.values().filter(|r| r.closed.is_none()).count();
+        Ok(renewal)
+    }
+
+    fn release(&mut self, owner: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.injected()?;
+        for record in state.records.values_mut() {
+            if record.owner.as_deref() == Some(owner) {
+                record.lease_until_ms = 0;
+            }
+        }
+        state.daemons.remove(owner);
         Ok(())
+    }
+
+    fn request_close(&mut self, id: &str, reason: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let mut state = self.state();
+        state.injected()?;
+        Ok(state.records.get_mut(id).map(|record| {
+            if record.closed.is_none() && record.close_requested.is_none() {
+                record.close_requested = Some(reason.to_owned());
+            }
+            record.clone()
+        }))
+    }
+
+    fn renew_app(&mut self, id: &str, until_ms: u64) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.injected()?;
+        Ok(match state.records.get_mut(id) {
+            Some(record) if record.closed.is_none() => {
+                record.app_lease_until_ms = Some(until_ms);
+                true
+            }
+            _ => false,
+        })
     }
 }
 
-/// Applies one write with the semantics of the SQLite statements (see `sqlite.rs`).
-fn apply(records: &mut BTreeMap<String, SessionRecord>, write: &Write) {
+/// Applies one write as `owner` with the semantics of the SQL statements (see `sqlite.rs`):
+/// false when its condition fails and nothing changed.
+fn apply(records: &mut BTreeMap<String, SessionRecord>, owner: &str, write: &Write) -> bool {
+    let owns = |record: &SessionRecord, epoch: u64| {
+        record.closed.is_none() && record.epoch == epoch && record.owner.as_deref() == Some(owner)
+    };
     match write {
         Write::Put {
             id,
             spec,
             snapshot,
             at_ms,
+            epoch,
+            lease_until_ms,
+            app_lease_until_ms,
         } => {
-            records.insert(
-                id.clone(),
-                SessionRecord {
-                    id: id.clone(),
-                    spec: spec.clone(),
-                    snapshot: snapshot.clone(),
-                    closed: None,
-                    updated_ms: *at_ms,
-                },
-            );
+            let allowed = records.get(id).is_none_or(|record| {
+                (record.closed.is_some() && record.epoch < *epoch) || owns(record, *epoch)
+            });
+            if allowed {
+                let mut record = SessionRecord::new(id, spec, snapshot, *at_ms);
+                record.owner = Some(owner.to_owned());
+                record.epoch = *epoch;
+                record.lease_until_ms = *lease_until_ms;
+                record.app_lease_until_ms = *app_lease_until_ms;
+                records.insert(id.clone(), record);
+            }
+            allowed
         }
-        Write::Snapshot { id, snapshot, at_ms } => {
-            if let Some(record) = records.get_mut(id) {
+        Write::Snapshot {
+            id,
+            snapshot,
+            at_ms,
+            epoch,
+        } => match records.get_mut(id) {
+            Some(record) if owns(record, *epoch) => {
                 record.snapshot.clone_from(snapshot);
                 record.updated_ms = *at_ms;
+                true
             }
-        }
-        Write::Close { id, reason, at_ms } => {
-            if let Some(record) = records.get_mut(id) {
+            _ => false,
+        },
+        Write::Close {
+            id,
+            reason,
+            at_ms,
+            epoch,
+        } => match records.get_mut(id) {
+            Some(record) if owns(record, *epoch) => {
                 record.closed = Some(reason.clone());
                 record.updated_ms = *at_ms;
+                true
             }
-        }
+            _ => false,
+        },
     }
 }

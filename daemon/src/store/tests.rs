@@ -9,12 +9,18 @@ use super::*;
 
 const SECRET: &str = "SECRET-STATE";
 
+/// The owner a writer spawned by `spawn_writer` commits as.
+const OWNER: &str = "local";
+
 fn put(id: &str, snapshot: &str, at_ms: u64) -> Write {
     Write::Put {
         id: id.into(),
         spec: format!("{{\"spec\":\"{id}\"}}"),
         snapshot: snapshot.into(),
         at_ms,
+        epoch: 1,
+        lease_until_ms: 0,
+        app_lease_until_ms: None,
     }
 }
 
@@ -23,6 +29,7 @@ fn snapshot(id: &str, snapshot: &str, at_ms: u64) -> Write {
         id: id.into(),
         snapshot: snapshot.into(),
         at_ms,
+        epoch: 1,
     }
 }
 
@@ -31,6 +38,7 @@ fn close(id: &str, reason: &str, at_ms: u64) -> Write {
         id: id.into(),
         reason: reason.into(),
         at_ms,
+        epoch: 1,
     }
 }
 
@@ -41,6 +49,11 @@ fn record(id: &str, snapshot: &str, closed: Option<&str>, updated_ms: u64) -> Se
         snapshot: snapshot.into(),
         closed: closed.map(Into::into),
         updated_ms,
+        owner: Some(OWNER.into()),
+        epoch: 1,
+        lease_until_ms: 0,
+        close_requested: None,
+        app_lease_until_ms: None,
     }
 }
 
@@ -67,10 +80,10 @@ fn sqlite_round_trip_survives_reopen() {
     let mut store = SqliteStore::open(&path).expect("open");
     assert_eq!(store.load().expect("load"), Vec::new());
     store
-        .commit(&[put("b", "b0", 1), put("a", "a0", 2)])
+        .commit(OWNER, &[put("b", "b0", 1), put("a", "a0", 2)])
         .expect("commit puts");
     store
-        .commit(&[snapshot("a", "a1", 3), close("b", "exhausted", 4)])
+        .commit(OWNER, &[snapshot("a", "a1", 3), close("b", "exhausted", 4)])
         .expect("commit updates");
     drop(store);
 
@@ -82,9 +95,15 @@ fn sqlite_round_trip_survives_reopen() {
             record("b", "b0", Some("exhausted"), 4)
         ]
     );
-    // A put of a closed session (re-adopted) replaces it and reopens it.
-    reopened.commit(&[put("b", "b9", 5)]).expect("re-put");
-    assert_eq!(reopened.load().expect("load")[1], record("b", "b9", None, 5));
+    // A put of a closed session (re-adopted, under the next epoch) replaces it and reopens it.
+    let mut again = put("b", "b9", 5);
+    if let Write::Put { epoch, .. } = &mut again {
+        *epoch = 2;
+    }
+    reopened.commit(OWNER, &[again]).expect("re-put");
+    let mut expected = record("b", "b9", None, 5);
+    expected.epoch = 2;
+    assert_eq!(reopened.load().expect("load")[1], expected);
 }
 
 #[test]
@@ -114,7 +133,7 @@ fn sqlite_files_are_private_to_their_owner() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("sessions.db");
     let mut store = SqliteStore::open(&path).expect("open");
-    store.commit(&[put("a", SECRET, 1)]).expect("commit");
+    store.commit(OWNER, &[put("a", SECRET, 1)]).expect("commit");
     assert_eq!(mode(&path), 0o600);
     for sidecar in ["sessions.db-wal", "sessions.db-shm"] {
         let sidecar = dir.path().join(sidecar);
@@ -136,18 +155,21 @@ fn sqlite_ignores_snapshots_and_closes_of_unknown_ids() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = SqliteStore::open(&dir.path().join("sessions.db")).expect("open");
     store
-        .commit(&[snapshot("ghost", "s", 1), close("ghost", "gone", 2)])
+        .commit(OWNER, &[snapshot("ghost", "s", 1), close("ghost", "gone", 2)])
         .expect("ignored");
     assert_eq!(store.load().expect("load"), Vec::new());
     store
-        .commit(&[
-            put("a", "a0", 1),
-            snapshot("ghost", "s", 2),
-            snapshot("a", "a1", 3),
-        ])
+        .commit(
+            OWNER,
+            &[
+                put("a", "a0", 1),
+                snapshot("ghost", "s", 2),
+                snapshot("a", "a1", 3),
+            ],
+        )
         .expect("mixed");
     assert_eq!(store.load().expect("load"), vec![record("a", "a1", None, 3)]);
-    store.commit(&[]).expect("an empty batch is a no-op");
+    store.commit(OWNER, &[]).expect("an empty batch is a no-op");
 }
 
 #[test]
@@ -170,7 +192,12 @@ fn sqlite_refuses_a_newer_schema() {
             supported: SCHEMA_VERSION
         }
     );
-    assert!(error.to_string().contains("schema version 2"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+        "{error}"
+    );
 }
 
 #[test]
@@ -207,7 +234,7 @@ fn sqlite_commit_is_all_or_nothing_and_its_error_holds_no_contents() {
         .expect("trigger");
 
     let error = store
-        .commit(&[put("good", SECRET, 1), put("bad", SECRET, 2)])
+        .commit(OWNER, &[put("good", SECRET, 1), put("bad", SECRET, 2)])
         .expect_err("aborted");
     assert!(matches!(error, StoreError::Commit { .. }), "{error:?}");
     assert!(error.to_string().contains("rejected by test trigger"), "{error}");
@@ -226,16 +253,19 @@ fn memory_store_fails_on_request_and_shares_state_between_clones() {
     let observer = MemoryStore::new();
     let mut store = observer.clone();
     observer.fail_next_commits(1);
-    let error = store.commit(&[put("a", "a0", 1)]).expect_err("injected");
+    let error = store.commit(OWNER, &[put("a", "a0", 1)]).expect_err("injected");
     assert!(matches!(error, StoreError::Commit { .. }));
     assert_eq!((observer.commits(), observer.failed_commits()), (0, 1));
     assert_eq!(observer.records(), Vec::new(), "a failed commit applies nothing");
 
     store
-        .commit(&[put("b", "b0", 1), put("a", "a0", 2), snapshot("ghost", "g", 3)])
+        .commit(
+            OWNER,
+            &[put("b", "b0", 1), put("a", "a0", 2), snapshot("ghost", "g", 3)],
+        )
         .expect("commit");
     store
-        .commit(&[snapshot("a", "a1", 4), close("b", "done", 5)])
+        .commit(OWNER, &[snapshot("a", "a1", 4), close("b", "done", 5)])
         .expect("commit");
     assert_eq!(
         store.load().expect("load"),
@@ -310,7 +340,9 @@ async fn writer_coalescing_never_changes_the_outcome() {
                 1 => close(&id, &format!("reason{at}"), at),
                 _ => snapshot(&id, &format!("snap{round}-{at}"), at),
             };
-            reference.commit(std::slice::from_ref(&write)).expect("reference");
+            reference
+                .commit(OWNER, std::slice::from_ref(&write))
+                .expect("reference");
             writer.submit(write);
             if next(50) == 0 {
                 writer.flush().await.expect("flush mid-way");
@@ -414,21 +446,53 @@ async fn writer_close_reports_writes_it_could_not_commit() {
 }
 
 /// A store that panics on commit, standing in for a writer thread that dies.
-struct PanickingStore;
+struct PanickingStore(MemoryStore);
 
 impl Store for PanickingStore {
     fn load(&mut self) -> Result<Vec<SessionRecord>, StoreError> {
-        Ok(Vec::new())
+        self.0.load()
     }
 
-    fn commit(&mut self, _batch: &[Write]) -> Result<(), StoreError> {
+    fn get(&mut self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.0.get(id)
+    }
+
+    fn commit(&mut self, _owner: &str, _batch: &[Write]) -> Result<Committed, StoreError> {
         panic!("store failure injected by the test (expected in the output)");
+    }
+
+    fn claim(
+        &mut self,
+        terms: LeaseTerms<'_>,
+        max: usize,
+        all: bool,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.0.claim(terms, max, all)
+    }
+
+    fn renew(&mut self, terms: LeaseTerms<'_>, held: &[(String, u64)]) -> Result<Renewal, StoreError> {
+        self.0.renew(terms, held)
+    }
+
+    fn release(&mut self, owner: &str) -> Result<(), StoreError> {
+        self.0.release(owner)
+    }
+
+    fn request_close(&mut self, id: &str, reason: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.0.request_close(id, reason)
+    }
+
+    fn renew_app(&mut self, id: &str, until_ms: u64) -> Result<bool, StoreError> {
+        self.0.renew_app(id, until_ms)
     }
 }
 
 #[tokio::test]
 async fn writer_thread_death_is_an_error_not_a_hang() {
-    let writer = spawn_writer(Box::new(PanickingStore), WriterConfig::default());
+    let writer = spawn_writer(
+        Box::new(PanickingStore(MemoryStore::new())),
+        WriterConfig::default(),
+    );
     let ticket = writer.submit(put("a", "a0", 1));
     assert_eq!(writer.durable(ticket).await, Err(StoreError::WriterStopped));
     assert_eq!(writer.close().await, Err(StoreError::WriterStopped));
@@ -472,6 +536,9 @@ async fn debug_output_never_shows_record_contents() {
             spec: SECRET.into(),
             snapshot: "s".into(),
             at_ms: 1,
+            epoch: 1,
+            lease_until_ms: 0,
+            app_lease_until_ms: None,
         },
         snapshot("a", SECRET, 2),
         close("a", SECRET, 3),
@@ -481,13 +548,9 @@ async fn debug_output_never_shows_record_contents() {
         assert!(!shown.contains(SECRET), "{shown}");
         assert!(shown.contains("\"a\""), "ids are shown: {shown}");
     }
-    let record = SessionRecord {
-        id: "a".into(),
-        spec: SECRET.into(),
-        snapshot: SECRET.into(),
-        closed: Some(SECRET.into()),
-        updated_ms: 1,
-    };
+    let mut record = SessionRecord::new("a", SECRET, SECRET, 1);
+    record.closed = Some(SECRET.into());
+    record.close_requested = Some(SECRET.into());
     assert!(!format!("{record:?}").contains(SECRET));
     assert!(format!("{record:?}").contains("snapshot_len: 12"), "{record:?}");
 

@@ -22,16 +22,34 @@
 //!    tickets durable after all. While retrying, new writes join the kept batch regardless of
 //!    `max_batch`, so nothing queues behind a failed batch; coalescing keeps such a batch near
 //!    one write per session.
+//! 6. Every write is conditional on the writer's ownership of its session under the write's
+//!    epoch ([`Store::commit`]). A write whose condition fails (another daemon took the session)
+//!    is committed as nothing: [`durable`](WriterHandle::durable) of its ticket resolves
+//!    [`StoreError::Fenced`], and the [`OnFenced`] callback hears of the session before any
+//!    ticket of the batch resolves, so the daemon stops funding it first.
+//! 7. Other store operations (claims, renewals, reads) run on the same thread between batches
+//!    ([`WriterHandle::with_store`]): one connection, one owner of the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::{Store, StoreError, Write};
+
+/// Told the ids of the sessions whose writes were fenced, once per committed batch, before any
+/// of its tickets resolves.
+pub type OnFenced = Box<dyn Fn(&[String]) + Send>;
+
+/// An operation run on the store by the writer's thread ([`WriterHandle::with_store`]).
+type StoreOp = Box<dyn FnOnce(&mut dyn Store) + Send>;
+
+/// Fenced tickets older than this many tickets behind the newest are forgotten (nobody waits
+/// that long for a write-ahead).
+const FENCED_MEMORY: u64 = 1 << 20;
 
 /// How many times a stopping writer tries to commit what is left before giving up.
 const SHUTDOWN_ATTEMPTS: u32 = 3;
@@ -111,6 +129,8 @@ struct Shared {
     /// a committed ticket then proves every lower ticket was committed too.
     submit: Mutex<SubmitSide>,
     counters: Arc<Mutex<Counters>>,
+    /// Tickets committed as nothing (their condition failed), with their session.
+    fenced: Arc<Mutex<BTreeMap<u64, String>>>,
 }
 
 struct SubmitSide {
@@ -131,6 +151,7 @@ struct Counters {
 
 enum Command {
     Write { ticket: u64, write: Write },
+    Run(StoreOp),
     Flush,
     Shutdown,
 }
@@ -176,6 +197,7 @@ pub fn spawn_writer(store: Box<dyn Store>, config: WriterConfig) -> WriterHandle
                     commands: None,
                 }),
                 counters: Arc::default(),
+                fenced: Arc::default(),
             }),
             progress,
         }
@@ -188,11 +210,30 @@ pub fn spawn_writer(store: Box<dyn Store>, config: WriterConfig) -> WriterHandle
 ///
 /// The operating system's error if it cannot start a thread (`store` is dropped).
 pub fn try_spawn_writer(store: Box<dyn Store>, config: WriterConfig) -> std::io::Result<WriterHandle> {
+    try_spawn_fenced_writer(store, config, "local", None)
+}
+
+/// Spawns the writer thread, which owns `store` from now on and commits as `owner`; `on_fenced`
+/// hears of every session whose write was fenced.
+///
+/// # Errors
+///
+/// The operating system's error if it cannot start a thread (`store` is dropped).
+pub fn try_spawn_fenced_writer(
+    store: Box<dyn Store>,
+    config: WriterConfig,
+    owner: &str,
+    on_fenced: Option<OnFenced>,
+) -> std::io::Result<WriterHandle> {
     let (commands_tx, commands) = mpsc::channel();
     let (progress_tx, progress) = watch::channel(Progress::default());
     let counters = Arc::new(Mutex::new(Counters::default()));
+    let fenced = Arc::new(Mutex::new(BTreeMap::new()));
     let writer = Writer {
         store,
+        owner: owner.to_owned(),
+        on_fenced,
+        fenced: Arc::clone(&fenced),
         config,
         commands,
         progress: progress_tx,
@@ -212,6 +253,7 @@ pub fn try_spawn_writer(store: Box<dyn Store>, config: WriterConfig) -> std::io:
                 commands: Some(commands_tx),
             }),
             counters,
+            fenced,
         }),
         progress,
     })
@@ -258,8 +300,48 @@ impl WriterHandle {
     ///   caller's decision;
     /// - [`StoreError::WriterStopped`] if the writer has stopped before committing the ticket
     ///   (never a hang).
+    ///
+    /// [`StoreError::Fenced`] if the batch was committed without this write, because its
+    /// condition failed (the session is another daemon's, or closed).
     pub async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        self.wait(ticket.0, None).await
+        self.wait(ticket.0, None).await?;
+        match lock(&self.shared.fenced).remove(&ticket.0) {
+            Some(id) => Err(StoreError::Fenced { id }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `op` on the store, on the writer's thread between two batches (a claim, a renewal,
+    /// a read), and returns its result.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::WriterStopped`] if the writer has stopped (the operation never ran, or
+    /// the thread died running it); otherwise `op`'s own error.
+    pub async fn with_store<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut dyn Store) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Run(Box::new(move |store: &mut dyn Store| {
+            // The caller may have gone: nothing to answer then.
+            let _ = reply.send(op(store));
+        }));
+        let sent = {
+            let mut side = lock(&self.shared.submit);
+            let sent = side
+                .commands
+                .as_ref()
+                .is_some_and(|commands| commands.send(command).is_ok());
+            if !sent {
+                side.commands = None;
+            }
+            sent
+        };
+        if !sent {
+            return Err(StoreError::WriterStopped);
+        }
+        answer.await.unwrap_or(Err(StoreError::WriterStopped))
     }
 
     /// Submits nothing; asks the writer to commit at once (without waiting for companions or for
@@ -378,6 +460,10 @@ impl WriterHandle {
 /// The writer thread's state.
 struct Writer {
     store: Box<dyn Store>,
+    /// Every write is made as this owner.
+    owner: String,
+    on_fenced: Option<OnFenced>,
+    fenced: Arc<Mutex<BTreeMap<u64, String>>>,
     config: WriterConfig,
     commands: mpsc::Receiver<Command>,
     progress: watch::Sender<Progress>,
@@ -483,10 +569,46 @@ impl Writer {
         match command {
             Command::Write { ticket, write } => {
                 self.batch.writes.push(write);
+                self.batch.tickets.push(vec![ticket]);
                 self.batch.last_ticket = ticket;
             }
+            Command::Run(op) => op(self.store.as_mut()),
             Command::Flush => self.flush_requested = true,
             Command::Shutdown => self.stopping = true,
+        }
+    }
+
+    /// Records the fenced writes' tickets and tells the callback, before the batch's tickets
+    /// resolve.
+    fn report_fenced(&mut self, fenced: &[usize]) {
+        if fenced.is_empty() {
+            return;
+        }
+        let mut ids: Vec<String> = Vec::with_capacity(fenced.len());
+        {
+            let mut tickets = lock(&self.fenced);
+            for &index in fenced {
+                let (Some(write), Some(covered)) =
+                    (self.batch.writes.get(index), self.batch.tickets.get(index))
+                else {
+                    continue;
+                };
+                for &ticket in covered {
+                    tickets.insert(ticket, write.id().to_owned());
+                }
+                ids.push(write.id().to_owned());
+            }
+            let horizon = self.batch.last_ticket.saturating_sub(FENCED_MEMORY);
+            *tickets = tickets.split_off(&horizon);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        tracing::warn!(
+            sessions = ids.len(),
+            "session store: writes fenced (sessions owned by another daemon, or closed)"
+        );
+        if let Some(on_fenced) = &self.on_fenced {
+            on_fenced(&ids);
         }
     }
 
@@ -510,16 +632,17 @@ impl Writer {
     fn attempt(&mut self) -> bool {
         self.batch.coalesce();
         let started = now();
-        let result = self.store.commit(&self.batch.writes);
+        let result = self.store.commit(&self.owner, &self.batch.writes);
         let took = now().saturating_duration_since(started);
         let mut counters = lock(&self.counters);
         counters.last_commit = took;
         match result {
-            Ok(()) => {
+            Ok(committed) => {
                 counters.commits += 1;
                 counters.rows_written += self.batch.writes.len() as u64;
                 counters.coalesced += self.batch.coalesced;
                 drop(counters);
+                self.report_fenced(&committed.fenced);
                 let through = self.batch.last_ticket;
                 self.batch.clear();
                 self.backoff.reset();
@@ -554,6 +677,9 @@ impl Writer {
 #[derive(Default)]
 struct Batch {
     writes: Vec<Write>,
+    /// The tickets each write of `writes` stands for: its own, and those of the snapshots it
+    /// superseded when the batch was coalesced.
+    tickets: Vec<Vec<u64>>,
     /// The ticket of the last write taken.
     last_ticket: u64,
     /// Writes already dropped from `writes` by coalescing.
@@ -561,17 +687,22 @@ struct Batch {
 }
 
 impl Batch {
-    /// Drops every snapshot followed, in the batch, by another snapshot of the same id with no
-    /// put or close of that id between them. Applying the batch in one transaction gives the
-    /// same result either way.
+    /// Drops every snapshot followed, in the batch, by another snapshot of the same id and
+    /// epoch with no put or close of that id between them. Applying the batch in one
+    /// transaction gives the same result either way (the survivor is fenced exactly when the
+    /// dropped one would have been, and stands for its ticket).
     fn coalesce(&mut self) {
         let mut keep = vec![true; self.writes.len()];
-        let mut open_snapshot: HashMap<&str, usize> = HashMap::new();
+        let mut open_snapshot: HashMap<&str, (usize, u64)> = HashMap::new();
+        let mut moves: Vec<(usize, usize)> = Vec::new();
         for (index, write) in self.writes.iter().enumerate() {
             match write {
-                Write::Snapshot { id, .. } => {
-                    if let Some(superseded) = open_snapshot.insert(id, index) {
+                Write::Snapshot { id, epoch, .. } => {
+                    if let Some((superseded, held)) = open_snapshot.insert(id, (index, *epoch))
+                        && held == *epoch
+                    {
                         keep[superseded] = false;
+                        moves.push((superseded, index));
                     }
                 }
                 Write::Put { id, .. } | Write::Close { id, .. } => {
@@ -579,17 +710,25 @@ impl Batch {
                 }
             }
         }
-        let dropped = keep.iter().filter(|kept| !**kept).count();
-        if dropped > 0 {
-            // `retain` visits the elements in order, once each.
-            let mut kept = keep.into_iter();
-            self.writes.retain(|_| kept.next().unwrap_or(true));
-            self.coalesced += dropped as u64;
+        if moves.is_empty() {
+            return;
         }
+        for (from, to) in moves {
+            let tickets = std::mem::take(&mut self.tickets[from]);
+            self.tickets[to].extend(tickets);
+        }
+        let dropped = keep.iter().filter(|kept| !**kept).count();
+        // `retain` visits the elements in order, once each.
+        let mut kept = keep.iter().copied();
+        self.writes.retain(|_| kept.next().unwrap_or(true));
+        let mut kept = keep.into_iter();
+        self.tickets.retain(|_| kept.next().unwrap_or(true));
+        self.coalesced += dropped as u64;
     }
 
     fn clear(&mut self) {
         self.writes.clear();
+        self.tickets.clear();
         self.coalesced = 0;
     }
 }

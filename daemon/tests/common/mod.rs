@@ -285,7 +285,7 @@ impl Events {
 pub(crate) fn options(state: &Path) -> DaemonOptions {
     DaemonOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        state: state.to_owned(),
+        state: state.into(),
         api_token_file: None,
         allow_remote: false,
         http: livepay_hyper::HttpConfig::default(),
