@@ -22,8 +22,11 @@ start)
         [ "$(id -u)" = 0 ] && chown postgres "$data"
         as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
     fi
-    as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -t 60 \
-        -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
+    # A server left running on this data directory is reused.
+    if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -t 60 \
+            -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
+    fi
     as_pg psql -h 127.0.0.1 -p "$port" -U postgres -tAc \
         "SELECT 1 FROM pg_database WHERE datname = 'livepay'" | grep -q 1 ||
         as_pg psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE livepay" >/dev/null

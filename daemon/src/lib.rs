@@ -42,6 +42,7 @@ pub mod api;
 pub mod health;
 pub mod listen;
 pub mod metrics;
+pub mod openapi;
 pub mod run;
 pub mod service;
 pub mod spec;

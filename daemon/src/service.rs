@@ -1,7 +1,7 @@
 //! [`Service`]: the daemon's sessions on one [`Funder`], made durable through the store's
 //! writer, resumed after a restart, reported to the API, the events streams and the metrics.
 //!
-//! Every new signer state is written ahead of its POST ([`WriteAhead`]): the funder holds the
+//! Every new signer state is written ahead of its POST ([`WriteAhead`](livepay_hyper::WriteAhead)): the funder holds the
 //! session's POST until the writer says the snapshot is durable. A restart resumes every session
 //! not closed from its last snapshot ([`Engine::resume`]), so that the daemon never sends a
 //! state older than one the orchestrator has seen, and reposts a payment whose POST a crash may
@@ -10,24 +10,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use futures::FutureExt as _;
-use futures::future::BoxFuture;
 use livepay_core::engine::spend::{Pricing, RunnerPrice, Spend};
 use livepay_core::engine::{Engine, Snapshot};
 use livepay_core::rng::SplitMix64;
 use livepay_core::{Clock as _, Config, Duration, FirstPayment, State, StatusTable};
-use livepay_hyper::{
-    Funder, FunderConfig, FunderHandle, HttpClient, LiveError, SessionKey, WriteAhead, reserve,
-};
+use livepay_hyper::{Funder, FunderConfig, FunderHandle, HttpClient, LiveError, SessionKey, reserve};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::metrics::Metrics;
-use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView, SpendView, wei_text};
+use crate::spec::{AdoptRequest, BadBody, CreateRequest, SessionSpec, SessionView};
 use crate::store::{SessionRecord, Write, WriterHandle};
 
 mod fleet;
+mod persist;
 mod pumps;
 mod resume;
+mod view;
+
+use persist::{Persist, WRITE_AHEAD_POLL};
+use view::render_view;
 
 pub use fleet::{APP_GONE, FleetConfig, MAX_TAKEOVER};
 
@@ -197,6 +198,21 @@ impl Shared {
         Some((id.clone(), entry.epoch))
     }
 
+    /// Waits until this daemon's lease holds for session `key` under `epoch` (true), or the
+    /// session is lost here (false): a renewal that fails past the lease drops every session
+    /// ([`Service::fleet_round`]), so the wait ends either way.
+    async fn until_leased(&self, key: SessionKey, epoch: u64) -> bool {
+        loop {
+            if self.held(key).is_none_or(|(_, held)| held != epoch) {
+                return false;
+            }
+            if self.lease_holds() {
+                return true;
+            }
+            tokio::time::sleep(WRITE_AHEAD_POLL).await;
+        }
+    }
+
     /// Whether this daemon's leases certainly hold now.
     fn lease_holds(&self) -> bool {
         self.lease_valid_until
@@ -290,71 +306,6 @@ pub(crate) fn unix_ms() -> u64 {
     let now = std::time::SystemTime::now();
     now.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The funder's write-ahead: each new signer state, durable before its POST.
-struct Persist(Arc<Shared>);
-
-impl WriteAhead for Persist {
-    fn persist(&self, key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, bool> {
-        let shared = Arc::clone(&self.0);
-        let taken_ms = unix_ms();
-        async move {
-            let Some((id, epoch)) = shared.held(key) else {
-                // Not this daemon's (lost to another owner meanwhile): never post its state.
-                return false;
-            };
-            if !shared.lease_holds() {
-                // The lease may have passed to another daemon: its new state must not go out.
-                return false;
-            }
-            let Ok(text) = serde_json::to_string(&snapshot) else {
-                return false;
-            };
-            let ticket = shared.writer.submit(Write::Snapshot {
-                id: id.clone(),
-                snapshot: text,
-                at_ms: taken_ms,
-                epoch,
-            });
-            let durable =
-                tokio::time::timeout(shared.config.write_ahead_timeout, shared.writer.durable(ticket))
-                    .await
-                    .is_ok_and(|r| r.is_ok())
-                    // Durable, but the lease must still hold when the POST goes out.
-                    && shared.lease_holds()
-                    && shared.held(key).is_some_and(|(_, held)| held == epoch);
-            shared.note(&id, &snapshot, taken_ms, false);
-            if durable && let Some(n) = shared.config.abort_after_write_ahead {
-                let done = shared
-                    .written_ahead
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1;
-                if done >= n {
-                    tracing::warn!("livepay daemon: aborting after {done} states written ahead (test hook)");
-                    std::process::abort();
-                }
-            }
-            durable
-        }
-        .boxed()
-    }
-
-    fn checkpoint(&self, key: SessionKey, snapshot: Snapshot) {
-        let Some((id, epoch)) = self.0.held(key) else {
-            return;
-        };
-        let taken_ms = unix_ms();
-        if let Ok(text) = serde_json::to_string(&snapshot) {
-            self.0.writer.submit(Write::Snapshot {
-                id: id.clone(),
-                snapshot: text,
-                at_ms: taken_ms,
-                epoch,
-            });
-        }
-        self.0.note(&id, &snapshot, taken_ms, true);
-    }
 }
 
 /// The daemon's sessions. Cheap to clone.
@@ -916,46 +867,6 @@ impl Entry {
             app_lease: None,
             close_reason: None,
         }
-    }
-}
-
-/// The API's view of a session: its spec, state and release, and what its last snapshot said.
-fn render_view(
-    id: &str,
-    spec: &SessionSpec,
-    state: State,
-    release: Option<String>,
-    last: Option<Summary>,
-) -> SessionView {
-    let now_ms = unix_ms();
-    let runway_ms = last.map_or(0, |l| {
-        u64::from(l.runway_ms).saturating_sub(now_ms.saturating_sub(l.taken_ms))
-    });
-    let stats = last.map(|l| l.stats).unwrap_or_default();
-    let spend = last.map(|l| l.spend).unwrap_or_default();
-    #[allow(clippy::cast_precision_loss)]
-    SessionView {
-        id: id.to_owned(),
-        state: state_name(state),
-        release_reason: release,
-        runway_s: if state.is_released() {
-            0.0
-        } else {
-            runway_ms as f64 / 1e3
-        },
-        payments_accepted: stats.payments_accepted,
-        cycles_skipped: stats.cycles_skipped,
-        failures: stats.failures,
-        refreshes: stats.refreshes,
-        lost_mints: stats.lost_mints,
-        billed_s: stats.billed.as_millis() as f64 / 1e3,
-        spend: SpendView {
-            wei: spend.wei.map(wei_text),
-            usd: spend.usd,
-        },
-        runner_url: spec.runner_url.clone(),
-        signer_url: spec.signer_url.clone(),
-        created_ms: spec.created_ms,
     }
 }
 

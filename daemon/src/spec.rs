@@ -3,6 +3,9 @@
 //!
 //! Bodies are strict: unknown fields are refused, and every error names the field. Signer
 //! headers are credentials: they are kept in the store (a mode-0600 file) and never shown.
+//!
+//! Every body the API takes or answers derives [`utoipa::ToSchema`]: the OpenAPI document
+//! ([`crate::openapi`]) is made of these types, so it cannot drift from them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +16,7 @@ use livepay_core::engine::{
 };
 use livepay_core::{Budget, Config, Duration, PaymentType, ResumePoint};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Why a request body was refused: a message naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,43 +83,56 @@ impl fmt::Display for BadBody {
 }
 
 /// Limits on what a session may spend.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
-    /// Most payments.
+    /// Most payments (at least 1).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_payments: Option<u32>,
-    /// Most funded time, seconds.
+    /// Most funded time, seconds (1 to 4294967294, what the engine counts: 136 years).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4_294_967_294_u64)]
     pub max_funded_s: Option<u64>,
 }
 
+/// The most funded time a budget may give, seconds: the engine counts whole seconds in a `u32`
+/// below its "no limit"; more would overflow the conversion to a duration.
+const MAX_FUNDED_S: u64 = u32::MAX as u64 - 1;
+
 /// `POST /v1/sessions`: reserve and fund a new session.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
-    /// The reservation URL, `{orchestrator}/apps/{runner}/session`.
+    /// The reservation URL, `{orchestrator}/apps/{runner}/session` (`http` or `https`).
+    #[schema(examples("http://127.0.0.1:8935/apps/live-runner/session"))]
     pub runner_url: String,
-    /// The remote signer's URL.
+    /// The remote signer's URL (`http` or `https`).
+    #[schema(examples("http://127.0.0.1:8936"))]
     pub signer_url: String,
     /// Headers for every signer request (credentials).
     #[serde(default)]
     pub signer_headers: BTreeMap<String, String>,
     /// The payment type (default `live`).
     #[serde(rename = "type", default = "live")]
+    #[schema(value_type = crate::openapi::PaymentType)]
     pub payment_type: PaymentType,
     /// The app name sent to the signer.
     #[serde(default)]
     pub app: Option<String>,
-    /// Nominal spacing between payments, seconds (default: the daemon's).
+    /// Nominal spacing between payments, seconds (default: the daemon's; 0.1 to 3600, and
+    /// within what the daemon's timings allow).
     #[serde(default)]
+    #[schema(minimum = 0.1, maximum = 3600)]
     pub interval: Option<f64>,
     /// Spending limits.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
-    /// The app's lease, seconds: unless renewed (`POST /v1/sessions/{id}/renew`, or an open
-    /// events stream) within it, the session is stopped ("the app went away"). Off by default.
+    /// The app's lease, seconds (2 to 86400): unless renewed (`POST /v1/sessions/{id}/renew`,
+    /// or an open events stream) within it, the session is stopped ("the app went away"). Off
+    /// by default.
     #[serde(default)]
+    #[schema(minimum = 2, maximum = 86400)]
     pub app_lease_s: Option<f64>,
 }
 
@@ -124,7 +141,7 @@ const fn live() -> PaymentType {
 }
 
 /// The reservation part of an adopt: what another process (or language) reserved.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reservation {
     /// The session id.
@@ -144,13 +161,15 @@ pub struct Reservation {
     /// The payer address.
     pub sender: String,
     /// The signer's state, the JSON object as the signer sent it.
+    #[schema(value_type = Object)]
     pub signer_state: serde_json::Value,
     /// Unix milliseconds of the reservation's mint (its signer call): the runway counts from it.
     pub reserved_at_ms: u64,
 }
 
-/// `POST /v1/sessions` with `adopt`: fund a session reserved elsewhere.
-#[derive(Clone, Deserialize)]
+/// `POST /v1/sessions` with `adopt` or `snapshot` (exactly one of them): fund a session
+/// reserved elsewhere.
+#[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdoptRequest {
     /// The remote signer's URL.
@@ -160,18 +179,21 @@ pub struct AdoptRequest {
     pub signer_headers: BTreeMap<String, String>,
     /// The payment type (default `live`).
     #[serde(rename = "type", default = "live")]
+    #[schema(value_type = crate::openapi::PaymentType)]
     pub payment_type: PaymentType,
     /// The app name sent to the signer.
     #[serde(default)]
     pub app: Option<String>,
-    /// Nominal spacing between payments, seconds.
+    /// Nominal spacing between payments, seconds (as for a new session).
     #[serde(default)]
+    #[schema(minimum = 0.1, maximum = 3600)]
     pub interval: Option<f64>,
     /// Spending limits.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
     /// The app's lease, seconds (as for a new session).
     #[serde(default)]
+    #[schema(minimum = 2, maximum = 86400)]
     pub app_lease_s: Option<f64>,
     /// Either a reservation…
     #[serde(default)]
@@ -179,6 +201,7 @@ pub struct AdoptRequest {
     /// …or a livepay snapshot (`POST /v1/sessions/{id}/handoff` of another daemon), with the
     /// unix milliseconds it was taken at.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub snapshot: Option<Snapshot>,
     /// With `snapshot`: when it was taken, unix ms.
     #[serde(default)]
@@ -226,7 +249,10 @@ impl SessionSpec {
         if let Some(budget) = self.budget {
             config.budget = Budget {
                 max_payments: budget.max_payments,
-                max_funded_time: budget.max_funded_s.map(Duration::from_secs),
+                // Checked at the API; a record stored before that check is clamped, not a panic.
+                max_funded_time: budget
+                    .max_funded_s
+                    .map(|s| Duration::from_secs(s.min(MAX_FUNDED_S))),
             };
         }
         config
@@ -267,6 +293,12 @@ fn check_common(interval: Option<f64>, budget: Option<BudgetSpec>, base: &Config
     }
     if budget.is_some_and(|b| b.max_payments == Some(0) || b.max_funded_s == Some(0)) {
         return Err(BadBody::field("budget", "limits must be above zero"));
+    }
+    if budget.is_some_and(|b| b.max_funded_s.is_some_and(|s| s > MAX_FUNDED_S)) {
+        return Err(BadBody::field(
+            "budget.max_funded_s",
+            format!("out of range (at most {MAX_FUNDED_S} seconds)"),
+        ));
     }
     config
         .validate()
@@ -436,23 +468,27 @@ impl AdoptRequest {
 }
 
 /// Spend so far.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SpendView {
-    /// Wei (a decimal string: it may not fit a JSON number); `None` until a payment's price was
+    /// Wei (a decimal string: it may not fit a JSON number); `null` until a payment's price was
     /// read.
+    #[schema(required = true, pattern = "^[0-9]+$")]
     pub wei: Option<String>,
     /// US dollars, with `--eth-usd`.
+    #[schema(required = true)]
     pub usd: Option<f64>,
 }
 
 /// What the API shows of a session. Never its signer headers, state or payments.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SessionView {
     /// The session id.
     pub id: String,
     /// `reserved`, `funding`, `skipped` or `released`.
+    #[schema(value_type = crate::openapi::SessionState)]
     pub state: &'static str,
     /// Why it was released, once it was.
+    #[schema(required = true)]
     pub release_reason: Option<String>,
     /// The estimated runway, seconds.
     pub runway_s: f64,
@@ -476,6 +512,59 @@ pub struct SessionView {
     pub signer_url: String,
     /// Unix ms of its creation here.
     pub created_ms: u64,
+}
+
+/// `GET /v1/sessions`: every session, in id order.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SessionList {
+    /// The sessions.
+    pub sessions: Vec<SessionView>,
+}
+
+/// `DELETE /v1/sessions/{id}`: the session is released; why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Released {
+    /// The session id.
+    pub id: String,
+    /// Always `released`.
+    #[schema(value_type = String, pattern = "^released$")]
+    pub state: &'static str,
+    /// The release reason (`closed by API`, `handed off`, or why it ended before).
+    pub reason: String,
+}
+
+/// `POST /v1/sessions/{id}/renew`: the app's lease runs until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Renewed {
+    /// The lease's new end, unix ms.
+    pub app_lease_until_ms: u64,
+}
+
+/// Every error answer: `{"error": {"code", "message", "field"?}}` with a 4xx or 5xx status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The `error` of an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code: `bad_request`, `bad_json`, `too_large`, `unauthorized`,
+    /// `not_found`, `duplicate`, `stale_snapshot`, `owned_elsewhere`, `reservation_failed`,
+    /// `unusable_session`, `credential`, `store`, `not_stored`, `stopping`, `close_timeout`,
+    /// `unhealthy`.
+    pub code: String,
+    /// What is wrong, for a person (never a credential).
+    pub message: String,
+    /// The request field at fault (a dotted path: `budget.max_payments`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    /// With `not_stored`: the session id the orchestrator gave (the session was stopped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub id: Option<String>,
 }
 
 /// `u128` wei as the API shows them.
@@ -520,6 +609,35 @@ mod tests {
         for secret in ["HDR-SECRET", "URL-SECRET", "PARAMS-SECRET", "STATE-SECRET"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_funded_time_beyond_what_the_engine_counts_is_refused_not_a_panic() {
+        let base = Config::default();
+        let body = |max_funded_s: u64| {
+            serde_json::json!({"runner_url": "http://o/apps/r/session", "signer_url": "http://s",
+                "budget": {"max_funded_s": max_funded_s}})
+        };
+        // Found by schemathesis: 2^63 seconds overflowed `Duration::from_secs` after the
+        // reservation was made (a panic in the handler, the reservation left unstopped).
+        for too_long in [MAX_FUNDED_S + 1, 1 << 63, u64::MAX] {
+            let create = BadBody::parse::<CreateRequest>(body(too_long)).expect("a body");
+            let bad = create.checked(&base, 1).expect_err("refused");
+            assert_eq!(bad.field.as_deref(), Some("budget.max_funded_s"), "{bad}");
+        }
+        let create = BadBody::parse::<CreateRequest>(body(MAX_FUNDED_S)).expect("a body");
+        let spec = create.checked(&base, 1).expect("the longest budget").1;
+        assert!(spec.config(&base).budget.max_funded_time.is_some());
+        // A record stored before the check resumes with the longest budget, not a panic.
+        let mut stored = spec;
+        stored.budget = Some(BudgetSpec {
+            max_payments: None,
+            max_funded_s: Some(u64::MAX),
+        });
+        assert_eq!(
+            stored.config(&base).budget.max_funded_time,
+            Some(Duration::from_secs(MAX_FUNDED_S))
+        );
     }
 
     #[test]

@@ -223,13 +223,15 @@ async fn on_event(shared: &Shared, key: SessionKey, event: Event) {
     let Some(slot) = shared.slot(key) else {
         return;
     };
-    slot.push(EventItem::Event(event));
-    // The figures the properties read, after every change.
+    // The figures the properties read, after every change, and before the event: a reader
+    // that saw the event reads counters that count it (CI once read `payments_accepted` 0
+    // right after its `payment_accepted`).
     if let Ok(reply) = shared.handle.snapshot(key)
         && let Ok(Some(snapshot)) = reply.await
     {
         slot.note(&snapshot, shared.clock.now(), shared.base.prepay);
     }
+    slot.push(EventItem::Event(event));
 }
 
 fn on_exit(shared: &Shared, key: SessionKey, exit: &Exit) {

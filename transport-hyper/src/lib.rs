@@ -12,7 +12,9 @@ mod tls;
 
 pub use clock::TokioClock;
 pub use discovery::discover;
-pub use funder::{Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, SessionKey, WriteAhead};
+pub use funder::{
+    Funder, FunderClosed, FunderConfig, FunderHandle, FunderStats, Persisted, SessionKey, WriteAhead,
+};
 pub use http::{HttpClient, HttpConfig, HttpError, Observer};
 pub use hyper_http::{HyperHttp, adopt, reserve, reserve_until};
 /// Which server a request goes to, the core's ([`livepay_core::Peer`]).

@@ -16,7 +16,9 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use livepay_core::engine::{ReserveOptions, Snapshot};
 use livepay_core::{Config, Duration, Endpoint, Exit, PaymentType, ReleaseReason, Reply};
-use livepay_hyper::{Funder, FunderConfig, HttpClient, HttpConfig, SessionKey, WriteAhead, reserve};
+use livepay_hyper::{
+    Funder, FunderConfig, HttpClient, HttpConfig, Persisted, SessionKey, WriteAhead, reserve,
+};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Notify;
 
@@ -52,14 +54,14 @@ struct Recorder {
 }
 
 impl WriteAhead for Recorder {
-    fn persist(&self, _key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, bool> {
+    fn persist(&self, _key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, Persisted> {
         self.log.push(Seen::Persist {
             holds_mint: snapshot.payment.as_ref().is_some_and(|p| p.minted.is_some()),
         });
         let release = Arc::clone(&self.release);
         async move {
             release.notified().await;
-            true
+            Persisted::Durable
         }
         .boxed()
     }
@@ -232,4 +234,89 @@ async fn a_new_state_is_durable_before_its_post_and_a_credit_is_checkpointed() {
         "{seen:?}"
     );
     let _ = GUARD;
+}
+
+/// A store that refuses every state: another process owns the session.
+struct Refuser(Arc<Log>);
+
+impl WriteAhead for Refuser {
+    fn persist(&self, _key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, Persisted> {
+        self.0.push(Seen::Persist {
+            holds_mint: snapshot.payment.as_ref().is_some_and(|p| p.minted.is_some()),
+        });
+        async { Persisted::Refused }.boxed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_state_is_never_posted() {
+    let log = Arc::new(Log::default());
+    let origin = scripted(
+        Arc::clone(&log),
+        vec![(200, MINTED), (200, MINTED), (200, MINTED)],
+    )
+    .await;
+    let http = HttpClient::new(HttpConfig::default()).expect("client");
+    let config = FunderConfig {
+        session_config: Config {
+            interval: Duration::from_millis(300),
+            ..Config::new(PaymentType::Live)
+        },
+        start_spread: Some(Duration::from_ticks(0)),
+        ..FunderConfig::default()
+    };
+    let funder = Funder::new(http.clone(), config)
+        .expect("funder")
+        .with_write_ahead(Arc::new(Refuser(Arc::clone(&log))));
+    let handle = funder.handle();
+    tokio::spawn(funder.run());
+    let options = ReserveOptions::new(
+        format!("{origin}/apps/live-runner/session"),
+        Some(origin.clone()),
+        PaymentType::Live,
+    );
+    let reserved = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        reserve(&http, &handle.clock(), options),
+    )
+    .await
+    .expect("reserved in time")
+    .expect("reserved");
+    let key = handle.add(reserved).expect("added");
+    for _ in 0..250 {
+        if handle.stats().write_aheads_refused > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        handle.stats().write_aheads_refused,
+        1,
+        "{:?} {:?}",
+        log.all(),
+        handle.stats()
+    );
+    // Several intervals later, still nothing posted: the engine holds that POST for good.
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let seen = log.all();
+    assert!(
+        !seen
+            .iter()
+            .any(|s| matches!(s, Seen::Request(p) if p.ends_with("/payment"))),
+        "a refused state was posted: {seen:?}"
+    );
+    let stats = handle.stats();
+    assert_eq!((stats.write_aheads_refused, stats.write_ahead_failures), (1, 0));
+    let engine = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        handle.stop(key).expect("the funder runs"),
+    )
+    .await
+    .expect("stopped in time");
+    assert!(engine.is_ok(), "the session is handed back, unstopped");
+    assert!(
+        !log.all()
+            .iter()
+            .any(|s| matches!(s, Seen::Request(p) if p.ends_with("/stop")))
+    );
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod daemon;
 pub(crate) mod raw;
 
 use std::process::{Command, Output, Stdio};

@@ -181,9 +181,30 @@ impl Service {
         let renewal = match renewal {
             Ok(renewal) => renewal,
             Err(error) => {
-                // The leases are not extended: past their end here, no new state is posted.
+                // The leases are not extended: past their end here, no new state is posted, and
+                // once they have certainly ended another daemon may have claimed every session:
+                // funding stops here (the sessions are not stopped; their new owner funds them).
                 tracing::warn!(%error, "livepay daemon: lease renewal failed");
                 self.shared.metrics.observe_renewal_failure();
+                if !self.shared.lease_holds() {
+                    let ids: Vec<String> = self
+                        .shared
+                        .registry()
+                        .by_id
+                        .iter()
+                        .filter(|(_, e)| e.key.is_some())
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    if !ids.is_empty() {
+                        tracing::warn!(
+                            sessions = ids.len(),
+                            "livepay daemon: leases lapsed without the store; funding stops here"
+                        );
+                    }
+                    for id in &ids {
+                        self.lose(id);
+                    }
+                }
                 return 0;
             }
         };

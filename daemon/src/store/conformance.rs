@@ -263,12 +263,12 @@ fn a_failed_commit_changes_nothing(harness: &mut dyn Harness) {
     let batch = [snapshot("s", "s1", 2, 1), put("t", "t0", 2, 1)];
     let error = store.commit(A, &batch).expect_err("the injected failure");
     assert!(matches!(error, StoreError::Commit { .. }), "{error:?}");
+    harness.heal();
     assert_eq!(
         get(store.as_mut(), "s").snapshot,
         "s0",
         "nothing of the batch applied"
     );
-    harness.heal();
     assert_eq!(store.get("t").expect("get"), None);
     // The same batch again: applied whole.
     assert!(fenced(store.as_mut(), A, &batch).is_empty());

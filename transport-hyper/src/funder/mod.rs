@@ -169,6 +169,24 @@ pub struct FunderStats {
     /// New signer states a [`WriteAhead`] could not make durable (their POST went out all the
     /// same).
     pub write_ahead_failures: u64,
+    /// New signer states a [`WriteAhead`] refused ([`Persisted::Refused`]): their POST never
+    /// went out.
+    pub write_aheads_refused: u64,
+}
+
+/// What a [`WriteAhead`] made of a new signer state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persisted {
+    /// Durable: the POST carrying it goes out.
+    Durable,
+    /// The store gave up (a failing disk): the POST goes out all the same (availability over
+    /// crash safety), counted in [`FunderStats::write_ahead_failures`].
+    Failed,
+    /// This process must never post the state (another process owns the session now): the
+    /// engine is left holding its POST, which never goes out. Stop or drop the session
+    /// ([`FunderHandle::stop`]); the engine is not told, because nothing it could do with the
+    /// answer is allowed.
+    Refused,
 }
 
 /// Makes each new signer state durable before the payment carrying it is posted
@@ -180,10 +198,9 @@ pub struct FunderStats {
 /// resumed from the store ([`Engine::resume`]) never sends an older state (a signer 400, or
 /// duplicate ticket nonces), and reposts the payment whose POST the crash may have cut.
 pub trait WriteAhead: Send + Sync {
-    /// Persists `snapshot` of session `key`; the future says whether it is durable. `false`
-    /// (give up: the disk is failing) lets the POST go out anyway, counted in
-    /// [`FunderStats::write_ahead_failures`]: availability over crash safety. Keep it bounded.
-    fn persist(&self, key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, bool>;
+    /// Persists `snapshot` of session `key`; the future says what became of it ([`Persisted`]).
+    /// Keep it bounded, or resolve it [`Persisted::Refused`] when the session is given up.
+    fn persist(&self, key: SessionKey, snapshot: Snapshot) -> BoxFuture<'static, Persisted>;
 
     /// Session `key`'s orchestrator credited a payment (or answered another request with a
     /// success): `snapshot` holds no payment of unknown fate any more. Store it without
@@ -219,6 +236,7 @@ pub(crate) struct Counters {
     pub(crate) orchestrator_in_flight_peak: AtomicU64,
     pub(crate) orchestrator_queued: AtomicU64,
     pub(crate) write_ahead_failures: AtomicU64,
+    pub(crate) write_aheads_refused: AtomicU64,
 }
 
 impl Counters {
@@ -246,6 +264,7 @@ impl Counters {
             orchestrator_in_flight_peak: get(&self.orchestrator_in_flight_peak),
             orchestrator_queued: get(&self.orchestrator_queued),
             write_ahead_failures: get(&self.write_ahead_failures),
+            write_aheads_refused: get(&self.write_aheads_refused),
         }
     }
 

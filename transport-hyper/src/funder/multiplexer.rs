@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::lanes::{LaneId, Lanes};
 use super::timers::Timers;
-use super::{Counters, FunderConfig, Order, SessionKey, WriteAhead, bump, drop_one};
+use super::{Counters, FunderConfig, Order, Persisted, SessionKey, WriteAhead, bump, drop_one};
 use crate::clock::TokioClock;
 use crate::http::{HttpClient, HttpError};
 use crate::session::CredentialSource;
@@ -49,6 +49,9 @@ struct Entry {
     stats: Stats,
     /// Where to hand the engine back after a `stop`.
     stop_waiter: Option<oneshot::Sender<Engine>>,
+    /// A new state was refused ([`Persisted::Refused`]): the engine holds its POST for good, so
+    /// a `stop` hands it back at once rather than after that POST (which never goes).
+    refused: bool,
     /// Where fresh signer credentials come from, if they expire.
     credentials: Option<CredentialSource>,
 }
@@ -79,7 +82,7 @@ enum Gate {
     /// A fresh credential (or none).
     Credential(Option<Credential>),
     /// The signer state minted by this request was written ahead (`true`) or could not be.
-    Persisted(RequestId, bool),
+    Persisted(RequestId, Persisted),
 }
 type Opened = (u32, SessionKey, Gate);
 type GateFuture = Pin<Box<dyn Future<Output = Opened> + Send>>;
@@ -228,11 +231,19 @@ impl Multiplexer {
                 let Some(index) = held(self, &key) else {
                     return;
                 };
+                let mut refused = None;
                 if let Some(slot) = self.slot(index) {
                     slot.stop_waiter = Some(waiter);
                     slot.engine.stop(now);
+                    refused = slot
+                        .refused
+                        .then(|| Exit::of(slot.engine.state(), slot.engine.stats()));
                 }
-                self.service(index);
+                match refused {
+                    // Nothing of it may go out any more: handed back as it is.
+                    Some(exit) => self.retire(index, exit),
+                    None => self.service(index),
+                }
             }
             Order::PaymentDue(key) => {
                 let Some(index) = held(self, &key) else {
@@ -307,6 +318,7 @@ impl Multiplexer {
             funding: false,
             stats: Stats::default(),
             stop_waiter: None,
+            refused: false,
             credentials,
         };
         let index = match self.free.pop() {
@@ -407,12 +419,19 @@ impl Multiplexer {
         };
         match gate {
             Gate::Credential(credential) => slot.engine.handle_credential(now, credential.as_ref()),
-            Gate::Persisted(id, durable) => {
-                let _ = slot.engine.handle_persisted(id, durable);
-                if !durable {
-                    tracing::warn!(%key, "livepay: funder: a signer state could not be written ahead");
-                    bump(&self.counters.write_ahead_failures);
-                }
+            Gate::Persisted(id, Persisted::Durable) => {
+                let _ = slot.engine.handle_persisted(id, true);
+            }
+            Gate::Persisted(id, Persisted::Failed) => {
+                let _ = slot.engine.handle_persisted(id, false);
+                tracing::warn!(%key, "livepay: funder: a signer state could not be written ahead");
+                bump(&self.counters.write_ahead_failures);
+            }
+            Gate::Persisted(_, Persisted::Refused) => {
+                // The engine keeps holding the POST: it never goes out (see `Persisted`).
+                slot.refused = true;
+                tracing::warn!(%key, "livepay: funder: a signer state was refused: its payment is held for good");
+                bump(&self.counters.write_aheads_refused);
             }
         }
         self.service(index);
