@@ -296,8 +296,23 @@ async fn a_refused_state_is_never_posted() {
         log.all(),
         handle.stats()
     );
-    // Several intervals later, still nothing posted: the engine holds that POST for good.
-    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let stats = handle.stats();
+    assert_eq!((stats.write_aheads_refused, stats.write_ahead_failures), (1, 0));
+    // Handed back at once, its minted payment never posted: had the refusal let the POST go,
+    // the stop would have waited for its answer and the payment would be credited.
+    let engine = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        handle.stop(key).expect("the funder runs"),
+    )
+    .await
+    .expect("stopped in time")
+    .expect("the session is handed back, unstopped");
+    assert_eq!(engine.stats().payments_accepted, 0);
+    let held = engine.snapshot(livepay_core::Clock::now(&handle.clock())).payment;
+    assert!(
+        held.is_some_and(|p| p.minted.is_some()),
+        "the refused payment is still held"
+    );
     let seen = log.all();
     assert!(
         !seen
@@ -305,15 +320,6 @@ async fn a_refused_state_is_never_posted() {
             .any(|s| matches!(s, Seen::Request(p) if p.ends_with("/payment"))),
         "a refused state was posted: {seen:?}"
     );
-    let stats = handle.stats();
-    assert_eq!((stats.write_aheads_refused, stats.write_ahead_failures), (1, 0));
-    let engine = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        handle.stop(key).expect("the funder runs"),
-    )
-    .await
-    .expect("stopped in time");
-    assert!(engine.is_ok(), "the session is handed back, unstopped");
     assert!(
         !log.all()
             .iter()

@@ -29,6 +29,26 @@
 
 use super::{LeaseTerms, SessionRecord, Store, StoreError, Write};
 
+/// The PostgreSQL server the tests may use: `LIVEPAY_TEST_POSTGRES` (`.ci/postgres.sh start`
+/// prints one), or `None` (the PostgreSQL tests skip).
+///
+/// # Panics
+///
+/// When `LIVEPAY_REQUIRE_POSTGRES=1` (CI) and no server is named: there, a skip would hide a
+/// suite that never ran.
+pub fn test_server() -> Option<String> {
+    match std::env::var("LIVEPAY_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("LIVEPAY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "LIVEPAY_REQUIRE_POSTGRES=1 but LIVEPAY_TEST_POSTGRES is not set"
+            );
+            None
+        }
+    }
+}
+
 /// How the suite gets stores.
 pub trait Harness {
     /// A new, empty store (its database emptied or made anew).

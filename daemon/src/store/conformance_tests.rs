@@ -63,20 +63,6 @@ fn conformance_sqlite() {
     });
 }
 
-/// The test server's URL, if there is one (a missing one fails under `LIVEPAY_REQUIRE_POSTGRES`).
-fn postgres_url() -> Option<String> {
-    match std::env::var("LIVEPAY_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("LIVEPAY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "LIVEPAY_REQUIRE_POSTGRES=1 but LIVEPAY_TEST_POSTGRES is not set"
-            );
-            None
-        }
-    }
-}
-
 /// A schema name no other test run uses.
 fn unique_schema(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -158,7 +144,7 @@ impl Harness for Postgres {
 
 #[test]
 fn conformance_postgres() {
-    let Some(url) = postgres_url() else {
+    let Some(url) = conformance::test_server() else {
         return;
     };
     conformance::run_all(&mut Postgres {
@@ -170,7 +156,7 @@ fn conformance_postgres() {
 
 #[test]
 fn postgres_refuses_a_newer_schema_and_hides_the_password() {
-    let Some(url) = postgres_url() else {
+    let Some(url) = conformance::test_server() else {
         return;
     };
     let schema = unique_schema("newer");
